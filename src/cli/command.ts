@@ -1,0 +1,70 @@
+/** The shape of a meshid command, and its generated --help. */
+import { type LoadedConfig, loadConfig, renderConfig } from '../config/load.js';
+import { envName, type OptionSpecs } from '../config/options.js';
+
+export interface CommandIO {
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream;
+  readonly env: NodeJS.ProcessEnv;
+}
+
+export interface Command<S extends OptionSpecs = OptionSpecs> {
+  /** As typed: "ca", "svid verify". */
+  readonly name: string;
+  readonly summary: string;
+  /** Positional arguments for the usage line, e.g. "LEAF.pem". */
+  readonly positionals?: string;
+  readonly details?: string;
+  readonly options: S;
+  /** Long-running commands read --config and MESHID_*; one-shot tools take flags only. */
+  readonly fileAndEnv?: boolean;
+  /** Returns the process exit code. */
+  run(loaded: LoadedConfig<S>, io: CommandIO): Promise<number>;
+}
+
+export function defineCommand<S extends OptionSpecs>(command: Command<S>): Command<S> {
+  return command;
+}
+
+/** Parses argv for the command and runs it, handling --help and --print-config. */
+export async function invoke<S extends OptionSpecs>(command: Command<S>, argv: readonly string[], io: CommandIO): Promise<number> {
+  const loaded = loadConfig(command.options, { argv, env: io.env, fileAndEnv: command.fileAndEnv !== false });
+  if (loaded.help) {
+    io.stdout.write(renderHelp(command));
+    return 0;
+  }
+  if (loaded.printConfig) {
+    io.stdout.write(renderConfig(command.options, loaded));
+    return 0;
+  }
+  return command.run(loaded, io);
+}
+
+export function renderHelp(command: Command): string {
+  const lines = [`Usage: meshid ${command.name} [flags]${command.positionals ? ` ${command.positionals}` : ''}`, '', command.summary];
+  if (command.details) lines.push('', command.details.trim());
+  lines.push('', 'Flags:');
+  const rows: Array<[string, string]> = [];
+  for (const spec of Object.values(command.options)) {
+    const left = `--${spec.flag}${spec.isSwitch ? '' : ` ${spec.metavar ?? 'VALUE'}`}`;
+    const notes: string[] = [];
+    if (spec.required) notes.push('required');
+    if (spec.default !== undefined && !spec.secret) {
+      const shown = spec.format ? spec.format(spec.default) : spec.default;
+      notes.push(`default ${Array.isArray(shown) ? shown.join(',') || '(none)' : String(shown)}`);
+    }
+    if (spec.repeatable) notes.push('repeatable');
+    if (command.fileAndEnv !== false) notes.push(`env ${envName(spec.flag)}`);
+    rows.push([left, `${spec.description}${notes.length ? ` (${notes.join('; ')})` : ''}`]);
+  }
+  if (command.fileAndEnv !== false) {
+    rows.push(['--config FILE', 'YAML file of flag-name: value settings (env MESHID_CONFIG); flags override env, env overrides the file']);
+    rows.push(['--print-config', 'print the effective configuration, secrets redacted, and exit']);
+  }
+  rows.push(['-h, --help', 'show this help']);
+  const width = Math.min(34, Math.max(...rows.map(([l]) => l.length)) + 2);
+  for (const [left, right] of rows) {
+    lines.push(left.length + 2 > width ? `  ${left}\n  ${' '.repeat(width)}${right}` : `  ${left.padEnd(width)}${right}`);
+  }
+  return `${lines.join('\n')}\n`;
+}

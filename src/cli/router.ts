@@ -1,0 +1,65 @@
+/** Finds the command named on the command line, runs it, and turns every failure into a message and an exit code. */
+import { ConfigError } from '../config/load.js';
+import { errorMessage } from '../lib/errors.js';
+import { type Command, type CommandIO, invoke } from './command.js';
+
+type Loader = () => Promise<Command>;
+
+// Commands load lazily so that a one-shot tool does not pay for gRPC and proto loading.
+const COMMANDS: Record<string, { summary: string; load: Loader }> = {
+  dev: { summary: 'run the reference CA and an agent together on embedded defaults', load: async () => (await import('./dev.js')).default },
+  agent: { summary: 'the per-pod agent: SVIDs from the CA, served to Envoy over SDS, and ext_authz', load: async () => (await import('./agent.js')).default },
+  ca: { summary: 'the reference CA (istio.v1.auth.IstioCertificateService over TLS)', load: async () => (await import('./ca.js')).default },
+  'svid verify': { summary: 'verify an X.509-SVID chain against a trust bundle', load: async () => (await import('./svid-verify.js')).default },
+  'authz check': { summary: 'decide one Envoy CheckRequest (JSON) against a policy directory', load: async () => (await import('./authz-check.js')).default },
+  'policy lint': { summary: 'validate a directory of AuthorizationPolicy YAML files', load: async () => (await import('./policy-lint.js')).default },
+};
+
+export function topLevelHelp(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length)) + 2;
+  const rows = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}${c.summary}`);
+  return [
+    'meshid: SPIFFE workload identity and authorization for Envoy',
+    '',
+    'Usage: meshid <command> [flags]',
+    '',
+    'Commands:',
+    ...rows,
+    '',
+    'Run "meshid <command> --help" for the flags of a command.',
+    '',
+  ].join('\n');
+}
+
+export async function main(argv: readonly string[], io: CommandIO): Promise<number> {
+  const [first, second] = argv;
+  if (first === undefined || first === '-h' || first === '--help' || first === 'help') {
+    io.stdout.write(topLevelHelp());
+    return first === undefined ? 2 : 0;
+  }
+  const twoWord = second !== undefined ? `${first} ${second}` : '';
+  const name = COMMANDS[twoWord] ? twoWord : COMMANDS[first] ? first : undefined;
+  if (!name) {
+    const group = Object.keys(COMMANDS).filter((n) => n.startsWith(`${first} `));
+    io.stderr.write(
+      group.length > 0
+        ? `meshid ${first}: expected one of: ${group.map((g) => g.split(' ')[1]).join(', ')}\n`
+        : `meshid: unknown command "${first}"\n\n${topLevelHelp()}`,
+    );
+    return 2;
+  }
+  const rest = argv.slice(name.split(' ').length);
+  try {
+    const command = await COMMANDS[name]!.load();
+    return await invoke(command, rest, io);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      io.stderr.write(`meshid ${name}: ${e.message}\nRun "meshid ${name} --help" for usage.\n`);
+      return 2;
+    }
+    io.stderr.write(`meshid ${name}: ${errorMessage(e)}\n`);
+    if (io.env.MESHID_DEBUG) io.stderr.write(`${(e as Error)?.stack ?? ''}\n`);
+    return 1;
+  }
+}
+

@@ -1,0 +1,250 @@
+/**
+ * Builds one frozen, validated config from, in rising precedence: defaults, a YAML file
+ * (--config / MESHID_CONFIG), MESHID_* environment variables and command-line flags. Every problem
+ * names the key and where the bad value came from; all problems are reported at once.
+ */
+import fs from 'node:fs';
+import YAML from 'yaml';
+import { type ConfigOf, ConfigValueError, envName, type OptionSpec, type OptionSpecs } from './options.js';
+
+export type ValueSource =
+  | { readonly kind: 'default' }
+  | { readonly kind: 'file'; readonly path: string }
+  | { readonly kind: 'env'; readonly name: string }
+  | { readonly kind: 'flag'; readonly name: string };
+
+export function sourceText(s: ValueSource): string {
+  switch (s.kind) {
+    case 'default':
+      return 'default';
+    case 'file':
+      return `file ${s.path}`;
+    case 'env':
+      return `env ${s.name}`;
+    case 'flag':
+      return `flag --${s.name}`;
+  }
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(problems.length === 1 ? problems[0] : `${problems.length} configuration problems:\n  ${problems.join('\n  ')}`);
+  }
+}
+
+export interface LoadedConfig<S extends OptionSpecs> {
+  readonly config: ConfigOf<S>;
+  readonly sources: Readonly<Record<keyof S, ValueSource | undefined>>;
+  readonly positionals: readonly string[];
+  readonly help: boolean;
+  readonly printConfig: boolean;
+}
+
+export interface LoadOptions {
+  readonly argv: readonly string[];
+  readonly env?: NodeJS.ProcessEnv;
+  readonly readFile?: (path: string) => string;
+  /** Whether this command reads --config / MESHID_* (long-running commands do; one-shot tools need not). */
+  readonly fileAndEnv?: boolean;
+}
+
+const CONFIG_FLAG = 'config';
+const PRINT_FLAG = 'print-config';
+
+export function loadConfig<S extends OptionSpecs>(specs: S, options: LoadOptions): LoadedConfig<S> {
+  const env = options.env ?? process.env;
+  const readFile = options.readFile ?? ((p: string) => fs.readFileSync(p, 'utf8'));
+  const byFlag = new Map<string, [keyof S & string, OptionSpec<unknown>]>();
+  for (const [key, spec] of Object.entries(specs)) byFlag.set(spec.flag, [key, spec]);
+
+  const problems: string[] = [];
+  const values: Record<string, unknown> = {};
+  const sources: Record<string, ValueSource | undefined> = {};
+  const set = (key: string, spec: OptionSpec<unknown>, raw: unknown, source: ValueSource) => {
+    try {
+      const parsed = spec.repeatable && Array.isArray(values[key]) && source.kind === 'flag' && sources[key]?.kind === 'flag'
+        ? Object.freeze([...(values[key] as unknown[]), ...(spec.parse(raw) as unknown[])])
+        : spec.parse(raw);
+      values[key] = parsed;
+      sources[key] = source;
+    } catch (e) {
+      if (!(e instanceof ConfigValueError)) throw e;
+      problems.push(`${spec.flag} (${sourceText(source)}): ${e.message}`);
+    }
+  };
+
+  // 1. flags are parsed first (to find --config and --help) but applied last.
+  const flags = parseArgv(options.argv, byFlag, problems);
+
+  // 2. defaults
+  for (const [key, spec] of Object.entries(specs)) {
+    if (spec.default !== undefined) {
+      values[key] = spec.default;
+      sources[key] = { kind: 'default' };
+    }
+  }
+
+  if (options.fileAndEnv !== false) {
+    // 3. YAML file
+    const configPath = flags.config ?? env.MESHID_CONFIG;
+    if (configPath) {
+      for (const [k, raw] of readYamlFile(configPath, readFile, problems)) {
+        const entry = byFlag.get(k);
+        if (!entry) {
+          problems.push(`${k} (file ${configPath}): unknown setting${suggest(k, byFlag)}`);
+          continue;
+        }
+        set(entry[0], entry[1], raw, { kind: 'file', path: configPath });
+      }
+    }
+    // 4. environment
+    for (const [key, spec] of Object.entries(specs)) {
+      const name = envName(spec.flag);
+      const raw = env[name];
+      if (raw !== undefined) set(key, spec, raw, { kind: 'env', name });
+    }
+  }
+
+  // 5. flags
+  for (const [flag, raw] of flags.values) {
+    const [key, spec] = byFlag.get(flag)!;
+    set(key, spec, raw, { kind: 'flag', name: flag });
+  }
+
+  if (!flags.help) {
+    for (const [key, spec] of Object.entries(specs)) {
+      if (spec.required && values[key] === undefined) {
+        problems.push(`${spec.flag}: required (flag --${spec.flag}${options.fileAndEnv === false ? '' : `, env ${envName(spec.flag)} or the config file`})`);
+      }
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return {
+    config: Object.freeze(values) as ConfigOf<S>,
+    sources: Object.freeze(sources) as Record<keyof S, ValueSource | undefined>,
+    positionals: Object.freeze(flags.positionals),
+    help: flags.help,
+    printConfig: flags.printConfig,
+  };
+}
+
+interface ParsedArgv {
+  values: Array<[string, string | boolean]>;
+  positionals: string[];
+  help: boolean;
+  printConfig: boolean;
+  config?: string;
+}
+
+function parseArgv(argv: readonly string[], byFlag: Map<string, [string, OptionSpec<unknown>]>, problems: string[]): ParsedArgv {
+  const out: ParsedArgv = { values: [], positionals: [], help: false, printConfig: false };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      out.positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (arg === '-h' || arg === '--help') {
+      out.help = true;
+      continue;
+    }
+    if (!arg.startsWith('--') || arg === '-') {
+      if (arg.startsWith('-') && arg !== '-') problems.push(`${arg}: unknown flag (flags are written --name)`);
+      else out.positionals.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq === -1 ? undefined : eq);
+    const inline = eq === -1 ? undefined : arg.slice(eq + 1);
+    if (name === PRINT_FLAG) {
+      out.printConfig = true;
+      continue;
+    }
+    const takeValue = (): string | undefined => {
+      if (inline !== undefined) return inline;
+      const next = argv[i + 1];
+      if (next === undefined || (next.startsWith('--') && next.length > 2)) {
+        problems.push(`--${name}: needs a value`);
+        return undefined;
+      }
+      i++;
+      return next;
+    };
+    if (name === CONFIG_FLAG) {
+      const v = takeValue();
+      if (v !== undefined) out.config = v;
+      continue;
+    }
+    const entry = byFlag.get(name);
+    if (!entry) {
+      problems.push(`--${name}: unknown flag${suggest(name, byFlag, '--')}`);
+      continue;
+    }
+    if (entry[1].isSwitch) {
+      out.values.push([name, inline ?? true]);
+      continue;
+    }
+    const v = takeValue();
+    if (v !== undefined) out.values.push([name, v]);
+  }
+  return out;
+}
+
+function readYamlFile(path: string, readFile: (p: string) => string, problems: string[]): Array<[string, unknown]> {
+  let text: string;
+  try {
+    text = readFile(path);
+  } catch (e) {
+    problems.push(`config (file ${path}): cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    return [];
+  }
+  let doc: unknown;
+  try {
+    doc = YAML.parse(text);
+  } catch (e) {
+    problems.push(`config (file ${path}): not valid YAML: ${(e as Error).message.split('\n')[0]}`);
+    return [];
+  }
+  if (doc === null || doc === undefined) return [];
+  if (typeof doc !== 'object' || Array.isArray(doc)) {
+    problems.push(`config (file ${path}): expected a mapping of setting: value`);
+    return [];
+  }
+  return Object.entries(doc as Record<string, unknown>);
+}
+
+function suggest(name: string, byFlag: Map<string, unknown>, prefix = ''): string {
+  let best: string | undefined;
+  let bestScore = Infinity;
+  for (const flag of byFlag.keys()) {
+    const d = editDistance(name, flag);
+    if (d < bestScore) [best, bestScore] = [flag, d];
+  }
+  return best !== undefined && bestScore <= Math.max(2, Math.floor(name.length / 3)) ? ` (did you mean ${prefix}${best}?)` : '';
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}
+
+/** The effective configuration with secrets redacted, one "key: value  # source" per line. */
+export function renderConfig<S extends OptionSpecs>(specs: S, loaded: LoadedConfig<S>): string {
+  const lines: string[] = [];
+  for (const [key, spec] of Object.entries(specs)) {
+    const value = (loaded.config as Record<string, unknown>)[key];
+    const source = loaded.sources[key as keyof S];
+    const shown = value === undefined ? null : spec.secret ? '[redacted]' : spec.format ? spec.format(value) : value;
+    lines.push(`${YAML.stringify({ [spec.flag]: shown }).trimEnd()}  # ${source ? sourceText(source) : 'unset'}`);
+  }
+  return `${lines.join('\n')}\n`;
+}

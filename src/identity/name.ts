@@ -1,0 +1,47 @@
+/** X.501 Names: built one attribute per RDN, compared as DER (exact-match chaining). */
+import forge from 'node-forge';
+import { type Asn1, childrenOf, der, encodeDer, readOid, Tag } from './der.js';
+import { OID } from './oids.js';
+
+export interface NameAttribute {
+  readonly oid: string;
+  readonly value: string;
+}
+
+export function nameNode(attrs: readonly NameAttribute[]): Asn1 {
+  return der.seq(attrs.map((a) => der.set([der.seq([der.oid(a.oid), der.utf8(a.value)])])));
+}
+
+export const EMPTY_NAME: readonly NameAttribute[] = [];
+
+export function commonNameAndOrg(commonName: string, organization?: string): NameAttribute[] {
+  const attrs: NameAttribute[] = [];
+  if (organization) attrs.push({ oid: OID.organization, value: organization });
+  attrs.push({ oid: OID.commonName, value: commonName });
+  return attrs;
+}
+
+const SHORT: Record<string, string> = { [OID.commonName]: 'CN', [OID.organization]: 'O', '2.5.4.6': 'C', '2.5.4.11': 'OU' };
+
+/** A one-line rendering for messages, e.g. "O=meshid,CN=root"; never used for decisions. */
+export function nameText(name: Asn1): string {
+  const parts: string[] = [];
+  for (const rdn of childrenOf(name, Tag.SEQUENCE, 'Name')) {
+    for (const atv of childrenOf(rdn, Tag.SET, 'RDN')) {
+      const [type, value] = childrenOf(atv, Tag.SEQUENCE, 'AttributeTypeAndValue');
+      const oid = readOid(type, 'attribute type');
+      const raw = typeof value?.value === 'string' ? value.value : '';
+      const text = value?.type === Tag.UTF8 ? forge.util.decodeUtf8(raw) : raw;
+      parts.push(`${SHORT[oid] ?? oid}=${text}`);
+    }
+  }
+  return parts.join(',');
+}
+
+export function nameDer(name: Asn1): Buffer {
+  return encodeDer(name);
+}
+
+export function isEmptyName(name: Asn1): boolean {
+  return Array.isArray(name.value) && name.value.length === 0;
+}

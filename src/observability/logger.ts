@@ -1,0 +1,41 @@
+/**
+ * pino logging: JSON lines, or human-readable output when stdout is a terminal. Subsystems take a
+ * child logger (`logger.child({ component: 'sds' })`). Secrets never go into log fields: the
+ * redact paths below are a last line of defence, not the mechanism.
+ */
+import { pino, type Logger, type LoggerOptions } from 'pino';
+
+export type { Logger };
+
+export interface LoggerConfig {
+  level?: string;
+  /** true: pretty; false: JSON; undefined: pretty only when stdout is a TTY. */
+  pretty?: boolean;
+  /** Where JSON lines go (default stdout); tests pass a stream to read them back. */
+  destination?: NodeJS.WritableStream;
+}
+
+const REDACT = ['token', 'authorization', 'privateKey', 'private_key', 'key', '*.token', '*.authorization', '*.privateKey'];
+
+export function createLogger(config: LoggerConfig = {}): Logger {
+  const options: LoggerOptions = {
+    level: config.level ?? 'info',
+    base: undefined,
+    redact: { paths: REDACT, censor: '[redacted]' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+  };
+  const pretty = config.pretty ?? (!config.destination && process.stdout.isTTY === true);
+  if (pretty) {
+    return pino({
+      ...options,
+      transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } },
+    });
+  }
+  return config.destination ? pino(options, config.destination) : pino(options);
+}
+
+/** A logger that drops everything, for benchmarks and tests that do not read logs. */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}
