@@ -1,0 +1,97 @@
+import fs from 'node:fs';
+import test from 'ava';
+import protobuf from 'protobufjs';
+import YAML from 'yaml';
+import { DEFAULT_AUTHZ_SOCKET, DEFAULT_SDS_SOCKET, DEFAULT_TRUST_DOMAIN, SDS_ROOT_SECRET, SDS_WORKLOAD_SECRET } from '../../src/config/defaults.js';
+import { AUTHZ_SERVICE, SDS_SERVICE } from '../../src/envoy/protos.js';
+import { checkMessage, loadEnvoyRoot } from '../helpers/proto-shape.js';
+
+const BOOTSTRAP = 'deploy/envoy/envoy.yaml';
+const doc = YAML.parse(fs.readFileSync(BOOTSTRAP, 'utf8'), { merge: true }) as Record<string, any>;
+
+const root = loadEnvoyRoot([
+  'envoy/config/bootstrap/v3/bootstrap.proto',
+  'envoy/extensions/transport_sockets/tls/v3/tls.proto',
+  'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
+  'envoy/extensions/filters/http/ext_authz/v3/ext_authz.proto',
+  'envoy/extensions/filters/http/router/v3/router.proto',
+  'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
+]);
+
+test('the bootstrap is a well-formed envoy.config.bootstrap.v3.Bootstrap (every field and @type known)', (t) => {
+  const errors: string[] = [];
+  checkMessage(root, root.lookupType('envoy.config.bootstrap.v3.Bootstrap'), doc, 'bootstrap', errors);
+  t.deepEqual(errors, []);
+});
+
+test('the shape check catches typos (it can fail)', (t) => {
+  const errors: string[] = [];
+  const broken = structuredClone(doc);
+  broken.static_resources.clusters[0].conect_timeout = '1s';
+  broken.static_resources.listeners[0].filter_chains[0].transport_socket.typed_config['@type'] = 'type.googleapis.com/envoy.Nope';
+  checkMessage(root, root.lookupType('envoy.config.bootstrap.v3.Bootstrap'), broken, 'bootstrap', errors);
+  t.is(errors.length, 2, errors.join('\n'));
+});
+
+function clusterPipe(name: string): string {
+  const c = doc.static_resources.clusters.find((x: any) => x.name === name);
+  return c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.pipe.path;
+}
+
+function findAll(node: unknown, key: string, out: unknown[] = []): unknown[] {
+  if (Array.isArray(node)) node.forEach((n) => findAll(n, key, out));
+  else if (node && typeof node === 'object') {
+    for (const [k, v] of Object.entries(node)) {
+      if (k === key) out.push(v);
+      findAll(v, key, out);
+    }
+  }
+  return out;
+}
+
+test('SDS and ext_authz clusters point at the agent default sockets over HTTP/2', (t) => {
+  t.is(clusterPipe('meshid_sds'), DEFAULT_SDS_SOCKET);
+  t.is(clusterPipe('meshid_authz'), DEFAULT_AUTHZ_SOCKET);
+  for (const name of ['meshid_sds', 'meshid_authz']) {
+    const c = doc.static_resources.clusters.find((x: any) => x.name === name);
+    const opts = c.typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'];
+    t.truthy(opts.explicit_http_config.http2_protocol_options, `${name} must speak HTTP/2`);
+  }
+});
+
+test('secrets requested are the ones meshid serves, from the meshid SDS cluster, waiting for the first fetch', (t) => {
+  const certNames = findAll(doc, 'tls_certificate_sds_secret_configs').flatMap((l: any) => l.map((c: any) => c.name));
+  const rootNames = findAll(doc, 'validation_context_sds_secret_config').map((c: any) => c.name);
+  t.true(certNames.length >= 2);
+  t.true(certNames.every((n) => n === SDS_WORKLOAD_SECRET));
+  t.true(rootNames.every((n) => n === SDS_ROOT_SECRET));
+  for (const cfg of findAll(doc, 'sds_config') as any[]) {
+    t.is(cfg.api_config_source.grpc_services[0].envoy_grpc.cluster_name, 'meshid_sds');
+    t.is(cfg.initial_fetch_timeout, '0s');
+    t.is(cfg.resource_api_version, 'V3');
+  }
+});
+
+test('inbound requires mTLS from the trust domain and asks meshid ext_authz, fail-closed, with the peer certificate', (t) => {
+  const inbound = doc.static_resources.listeners.find((l: any) => l.name === 'inbound_mtls');
+  const tls = inbound.filter_chains[0].transport_socket.typed_config;
+  t.true(tls.require_client_certificate);
+  const san = tls.common_tls_context.combined_validation_context.default_validation_context.match_typed_subject_alt_names[0];
+  t.is(san.san_type, 'URI');
+  t.is(san.matcher.prefix, `spiffe://${DEFAULT_TRUST_DOMAIN}/`);
+  const hcm = inbound.filter_chains[0].filters[0].typed_config;
+  const authz = hcm.http_filters.find((f: any) => f.name === 'envoy.filters.http.ext_authz').typed_config;
+  t.false(authz.failure_mode_allow);
+  t.true(authz.include_peer_certificate);
+  t.is(authz.grpc_service.envoy_grpc.cluster_name, 'meshid_authz');
+  t.regex(authz.grpc_service.timeout, /^\d+(\.\d+)?s$/);
+  t.is(hcm.http_filters.at(-1).name, 'envoy.filters.http.router');
+});
+
+test('the services Envoy will call exist in the protos meshid serves', (t) => {
+  const services = loadEnvoyRoot(['envoy/service/secret/v3/sds.proto', 'envoy/service/auth/v3/external_auth.proto']);
+  t.true(services.lookup(SDS_SERVICE) instanceof protobuf.Service);
+  t.true(services.lookup(AUTHZ_SERVICE) instanceof protobuf.Service);
+  const typeUrls = findAll(doc, '@type') as string[];
+  t.true(typeUrls.includes('type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext'));
+});
