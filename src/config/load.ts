@@ -58,6 +58,7 @@ export function loadConfig<S extends OptionSpecs>(specs: S, options: LoadOptions
   for (const [key, spec] of Object.entries(specs)) byFlag.set(spec.flag, [key, spec]);
 
   const problems: string[] = [];
+  const invalid = new Set<string>();
   const values: Record<string, unknown> = {};
   const sources: Record<string, ValueSource | undefined> = {};
   const set = (key: string, spec: OptionSpec<unknown>, raw: unknown, source: ValueSource) => {
@@ -70,6 +71,7 @@ export function loadConfig<S extends OptionSpecs>(specs: S, options: LoadOptions
     } catch (e) {
       if (!(e instanceof ConfigValueError)) throw e;
       problems.push(`${spec.flag} (${sourceText(source)}): ${e.message}`);
+      invalid.add(key);
     }
   };
 
@@ -113,7 +115,7 @@ export function loadConfig<S extends OptionSpecs>(specs: S, options: LoadOptions
 
   if (!flags.help) {
     for (const [key, spec] of Object.entries(specs)) {
-      if (spec.required && values[key] === undefined) {
+      if (spec.required && values[key] === undefined && !invalid.has(key)) {
         problems.push(`${spec.flag}: required (flag --${spec.flag}${options.fileAndEnv === false ? '' : `, env ${envName(spec.flag)} or the config file`})`);
       }
     }

@@ -1,0 +1,101 @@
+import test from 'ava';
+import { ConfigError, loadConfig, renderConfig } from '../../src/config/load.js';
+import { opt, parseDuration } from '../../src/config/options.js';
+
+const specs = {
+  caAddress: opt.hostPort('ca-address', { description: 'CA', required: true }),
+  ttl: opt.duration('ttl', { description: 'lifetime', default: 3_600_000, min: 60_000 }),
+  token: opt.string('token', { description: 'secret', secret: true }),
+  verbose: opt.bool('verbose', { description: 'talk', default: false }),
+  sans: opt.list('san', { description: 'names', default: [] }),
+  fraction: opt.number('fraction', { description: 'f', default: 0.5, min: 0, max: 1 }),
+  mode: opt.oneOf('mode', ['a', 'b'], { description: 'm', default: 'a' }),
+};
+
+const files = (content: Record<string, string>) => (p: string) => {
+  const c = content[p];
+  if (c === undefined) throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
+  return c;
+};
+
+test('precedence: defaults < file < env < flags, and sources are recorded', (t) => {
+  const loaded = loadConfig(specs, {
+    argv: ['--config', 'm.yaml', '--ttl', '2h'],
+    env: { MESHID_TTL: '30m', MESHID_VERBOSE: 'true', MESHID_CA_ADDRESS: '10.0.0.1:15012' },
+    readFile: files({ 'm.yaml': 'ca-address: ca.svc:15012\nttl: 10m\nsan: [a, b]\n' }),
+  });
+  t.deepEqual(loaded.config.caAddress, { host: '10.0.0.1', port: 15012 });
+  t.is(loaded.config.ttl, 7_200_000);
+  t.true(loaded.config.verbose);
+  t.deepEqual(loaded.config.sans, ['a', 'b']);
+  t.is(loaded.config.fraction, 0.5);
+  t.deepEqual(loaded.sources.ttl, { kind: 'flag', name: 'ttl' });
+  t.deepEqual(loaded.sources.caAddress, { kind: 'env', name: 'MESHID_CA_ADDRESS' });
+  t.deepEqual(loaded.sources.sans, { kind: 'file', path: 'm.yaml' });
+  t.deepEqual(loaded.sources.fraction, { kind: 'default' });
+  t.true(Object.isFrozen(loaded.config));
+});
+
+test('errors name the key and the source, all at once', (t) => {
+  const e = t.throws(
+    () =>
+      loadConfig(specs, {
+        argv: ['--config', 'm.yaml', '--ttl', '5 minutes', '--fraction=2'],
+        env: { MESHID_CA_ADDRESS: 'no-port' },
+        readFile: files({ 'm.yaml': 'mode: c\nttll: 1h\n' }),
+      }),
+    { instanceOf: ConfigError },
+  );
+  const text = e!.problems.join('\n');
+  t.regex(text, /^ttl \(flag --ttl\): expected a duration/m);
+  t.regex(text, /^fraction \(flag --fraction\): must be at most 1, got 2/m);
+  t.regex(text, /^ca-address \(env MESHID_CA_ADDRESS\): expected HOST:PORT/m);
+  t.regex(text, /^mode \(file m\.yaml\): expected one of a, b/m);
+  t.regex(text, /^ttll \(file m\.yaml\): unknown setting \(did you mean ttl\?\)/m);
+  t.is(e!.problems.length, 5);
+});
+
+test('unknown flags are suggested, missing values and required keys reported', (t) => {
+  const e = t.throws(() => loadConfig(specs, { argv: ['--ca-adress', 'x:1', '--token'], env: {} }), { instanceOf: ConfigError });
+  const text = e!.problems.join('\n');
+  t.regex(text, /--ca-adress: unknown flag \(did you mean --ca-address\?\)/);
+  t.regex(text, /--token: needs a value/);
+  t.regex(text, /ca-address: required/);
+});
+
+test('a missing or malformed config file is an error naming the file', (t) => {
+  const missing = t.throws(() => loadConfig(specs, { argv: ['--config', 'nope.yaml', '--ca-address', 'a:1'], env: {}, readFile: files({}) }), {
+    instanceOf: ConfigError,
+  });
+  t.regex(missing!.message, /config \(file nope\.yaml\): cannot read: ENOENT/);
+  const bad = t.throws(() => loadConfig(specs, { argv: ['--ca-address', 'a:1'], env: { MESHID_CONFIG: 'b.yaml' }, readFile: files({ 'b.yaml': '- a\n- b\n' }) }), {
+    instanceOf: ConfigError,
+  });
+  t.regex(bad!.message, /expected a mapping/);
+});
+
+test('repeatable flags accumulate; switches take no value; IPv6 host:port', (t) => {
+  const { config } = loadConfig(specs, { argv: ['--san', 'a', '--san=b,c', '--verbose', '--ca-address', '[::1]:9'], env: {} });
+  t.deepEqual(config.sans, ['a', 'b', 'c']);
+  t.true(config.verbose);
+  t.deepEqual(config.caAddress, { host: '::1', port: 9 });
+});
+
+test('--print-config redacts secrets and shows sources', (t) => {
+  const loaded = loadConfig(specs, { argv: ['--ca-address', 'ca:1', '--token', 's3cr3t', '--print-config'], env: {} });
+  t.true(loaded.printConfig);
+  const text = renderConfig(specs, loaded);
+  t.notRegex(text, /s3cr3t/);
+  t.regex(text, /token: "\[redacted\]"\s+# flag --token/);
+  t.regex(text, /ttl: 1h\s+# default/);
+  t.regex(text, /ca-address: ca:1\s+# flag --ca-address/);
+});
+
+test('durations', (t) => {
+  t.is(parseDuration('500ms'), 500);
+  t.is(parseDuration('1h30m'), 5_400_000);
+  t.is(parseDuration('7d'), 604_800_000);
+  t.throws(() => parseDuration('10'));
+  t.throws(() => parseDuration('1 h'));
+  t.throws(() => parseDuration('-1s'));
+});
