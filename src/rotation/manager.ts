@@ -72,7 +72,15 @@ type Phase =
 
 type Outcome =
   | { readonly ok: true; readonly auth: CaAuth['kind']; readonly accepted: AcceptedSvid }
-  | { readonly ok: false; readonly auth: CaAuth['kind']; readonly kind: RotationFailureKind; readonly grpcCode?: number; readonly message: string };
+  | {
+      readonly ok: false;
+      readonly auth: CaAuth['kind'];
+      readonly kind: RotationFailureKind;
+      readonly grpcCode?: number;
+      /** Our stable error code, when the refusal is ours. */
+      readonly code?: string;
+      readonly message: string;
+    };
 
 export class SvidManager {
   readonly spiffeId: SpiffeId;
@@ -269,20 +277,22 @@ export class SvidManager {
         const accepted = acceptIssuedChain(result.chainPem, { spiffeId: this.spiffeId, key }, this.bundle.roots(), this.clock.now());
         return { ok: true, auth: authKind, accepted };
       } catch (e) {
-        return { ok: false, auth: authKind, kind: 'invalid_response', message: `refused the CA's answer: ${errorMessage(e)}` };
+        const code = isMeshidError(e) ? e.code : 'ca_response_invalid';
+        return { ok: false, auth: authKind, kind: 'invalid_response', code, message: `refused the CA's answer: ${errorMessage(e)}` };
       }
     } catch (e) {
-      return { ok: false, auth: authKind, kind: isMeshidError(e) ? e.kind : 'internal', message: errorMessage(e) };
+      const meshid = isMeshidError(e) ? { kind: e.kind, code: e.code } : { kind: 'internal' as const };
+      return { ok: false, auth: authKind, ...meshid, message: errorMessage(e) };
     }
   }
 
-  private async readToken(): Promise<string | { kind: RotationFailureKind; message: string }> {
+  private async readToken(): Promise<string | { kind: RotationFailureKind; code: string; message: string }> {
     try {
       const token = (await this.options.token()).trim();
-      if (token === '') return { kind: 'token_unreadable', message: 'the bearer token is empty' };
+      if (token === '') return { kind: 'token_unreadable', code: 'token_empty', message: 'the bearer token is empty' };
       return token;
     } catch (e) {
-      return { kind: 'token_unreadable', message: `cannot read the bearer token: ${errorMessage(e)}` };
+      return { kind: 'token_unreadable', code: 'token_unreadable', message: `cannot read the bearer token: ${errorMessage(e)}` };
     }
   }
 
@@ -348,6 +358,7 @@ export class SvidManager {
       {
         kind: f.kind,
         ...(f.grpcCode !== undefined ? { grpcCode: f.grpcCode } : {}),
+        ...(f.code !== undefined ? { code: f.code } : {}),
         error: f.message,
         auth: f.auth,
         consecutiveFailures: this.consecutiveFailures,

@@ -7,7 +7,8 @@ import { SvidManager, type SvidManagerOptions } from '../../src/rotation/manager
 import { InProcessSigner, type InProcessSignerOptions } from './in-process-signer.js';
 
 export const ID = 'spiffe://example.org/ns/shop/sa/frontend';
-export const TOKEN = 'token-1';
+export const TOKEN = 's3cr3t-token-1';
+export const TOKEN_2 = 's3cr3t-token-2';
 export const MINUTE = 60_000;
 export const HOUR = 60 * MINUTE;
 
@@ -62,7 +63,7 @@ export function harness(
   o: { signer?: Partial<InProcessSignerOptions>; manager?: Partial<SvidManagerOptions>; clock?: FakeClock; signerInstance?: InProcessSigner } = {},
 ): Harness {
   const clock = o.clock ?? new FakeClock();
-  const signer = o.signerInstance ?? new InProcessSigner(clock, { tokens: { [TOKEN]: ID, 'token-2': ID }, ...o.signer });
+  const signer = o.signerInstance ?? new InProcessSigner(clock, { tokens: { [TOKEN]: ID, [TOKEN_2]: ID }, ...o.signer });
   const { logger, lines, raw } = capturedLogger();
   let reads = 0;
   let token: string | Error = TOKEN;
