@@ -18,7 +18,7 @@ import { parseSpiffeId, type SpiffeId } from '../identity/spiffe-id.js';
 import type { Logger } from '../observability/logger.js';
 import type { CaAuth, CaResult, CertificateSigner } from './ca-signer.js';
 import { type AcceptedSvid, acceptIssuedChain } from './issued-svid.js';
-import { noopSvidMetrics, type RotationFailureKind, type SvidMetrics } from './metrics.js';
+import type { RotationFailureKind, SvidMetrics } from './metrics.js';
 import { authKindFor, renewalTime, resolveRotationPolicy, retryDelay, type RotationPolicy, type RotationPolicyInput } from './policy.js';
 import type { TrustBundleView, WorkloadSvid } from './svid.js';
 import { parseRootsPem, TrustBundleState } from './trust-bundle.js';
@@ -58,6 +58,8 @@ export interface SvidManagerStatus {
 }
 
 export const DEFAULT_WATCHDOG_MS = 10_000;
+
+const CONFIGURED = 'configured trust bundle';
 
 // gRPC status numbers for failures the manager detects itself (rotation does not import grpc).
 const CANCELLED = 1;
@@ -110,7 +112,7 @@ export class SvidManager {
     this.clock = options.clock;
     this.log = options.logger.child({ component: 'svid', spiffeId: this.spiffeId.uri });
     this.policy = resolveRotationPolicy(options.policy);
-    this.metrics = { ...noopSvidMetrics, ...options.metrics };
+    this.metrics = guardedMetrics(options.metrics, this.log);
     this.random = options.random ?? Math.random;
     this.watchdogMs = options.watchdogMs ?? DEFAULT_WATCHDOG_MS;
     if (!(this.watchdogMs > 0)) throw new MeshidError('invalid_argument', 'rotation_option_invalid', `watchdogMs must be > 0, got ${this.watchdogMs}`);
@@ -118,7 +120,7 @@ export class SvidManager {
     this.backoff = new Backoff({ initialMs, maxMs, multiplier, random: this.random });
     this.bundle = new TrustBundleState(this.spiffeId.trustDomain);
     this.first = deferred();
-    if (options.configuredRootsPem !== undefined) this.bundle.setConfigured(parseRootsPem(options.configuredRootsPem));
+    if (options.configuredRootsPem !== undefined) this.bundle.setConfigured(parseRootsPem(options.configuredRootsPem, CONFIGURED));
   }
 
   // ---- the IdentitySource shape ---------------------------------------------------------------
@@ -188,12 +190,11 @@ export class SvidManager {
    * names the problem and leaves the bundle as it was.
    */
   setConfiguredRoots(pem: string | undefined): void {
-    const certs = pem === undefined ? undefined : parseRootsPem(pem, 'configured trust bundle');
+    const certs = pem === undefined ? undefined : parseRootsPem(pem, CONFIGURED);
     if (this.bundle.setConfigured(certs)) {
       this.logBundle('configured bundle changed');
       this.notify();
     }
-    if (this.phase.kind !== 'stopped' && this.phase.kind !== 'created') this.schedule();
   }
 
   // ---- scheduling -----------------------------------------------------------------------------
@@ -258,6 +259,7 @@ export class SvidManager {
     const now = this.clock.now();
     const valid = this.currentSvid();
     const authKind = authKindFor(now, valid?.expiresAt, this.policy.mtlsMarginMs, this.mtlsRefused);
+    this.log.debug({ auth: authKind }, 'requesting an SVID');
     try {
       const key = await generateKeyPair(this.options.keyAlgorithm ?? 'ec-p256');
       const csr = createCsr(this.spiffeId, key);
@@ -300,15 +302,20 @@ export class SvidManager {
   private callCa(csrPem: string, auth: CaAuth): Promise<CaResult> {
     const ms = this.policy.retry.attemptTimeoutMs;
     return new Promise<CaResult>((resolve) => {
+      let settled = false;
       const finish = (r: CaResult) => {
+        // A late answer after our deadline must not touch the state of a newer attempt.
+        if (settled) return;
+        settled = true;
         timer.cancel();
-        this.cancelAttempt = undefined;
+        if (this.cancelAttempt === cancel) this.cancelAttempt = undefined;
         resolve(r);
       };
       const timer = this.clock.setTimer(ms, () =>
         finish({ ok: false, kind: 'deadline_exceeded', grpcCode: DEADLINE_EXCEEDED, message: `no answer from the CA within ${ms} ms` }),
       );
-      this.cancelAttempt = () => finish({ ok: false, kind: 'unavailable', grpcCode: CANCELLED, message: 'cancelled: the manager stopped' });
+      const cancel = () => finish({ ok: false, kind: 'unavailable', grpcCode: CANCELLED, message: 'cancelled: the manager stopped' });
+      this.cancelAttempt = cancel;
       let pending: Promise<CaResult>;
       try {
         pending = this.options.signer.createCertificate(csrPem, auth, this.options.ttlSeconds);
@@ -385,6 +392,28 @@ export class SvidManager {
     const view = this.bundle.view();
     this.log.info({ bundleVersion: view?.version ?? null, roots: this.bundle.roots().length }, `trust bundle changed: ${why}`);
   }
+}
+
+/**
+ * Calls the hooks given (as methods of their object, so class instances work), skips the missing
+ * ones, and contains a hook that throws: metrics must never break rotation.
+ */
+function guardedMetrics(hooks: Partial<SvidMetrics> | undefined, log: Logger): SvidMetrics {
+  const call = <K extends keyof SvidMetrics>(name: K, ...args: Parameters<SvidMetrics[K]>): void => {
+    const fn = hooks?.[name] as ((...a: Parameters<SvidMetrics[K]>) => void) | undefined;
+    if (!fn) return;
+    try {
+      fn.apply(hooks, args);
+    } catch (e) {
+      log.error({ hook: name, error: errorMessage(e) }, 'a metrics hook threw');
+    }
+  };
+  return {
+    rotated: (...a) => call('rotated', ...a),
+    rotationFailed: (...a) => call('rotationFailed', ...a),
+    caRequestLatency: (...a) => call('caRequestLatency', ...a),
+    expiry: (...a) => call('expiry', ...a),
+  };
 }
 
 function iso(ms: number): string {

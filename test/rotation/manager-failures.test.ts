@@ -1,4 +1,5 @@
 import test from 'ava';
+import type { CaResult } from '../../src/rotation/ca-signer.js';
 import { advanceUntil, harness, HOUR, ID, MINUTE, started } from './harness.js';
 import type { SignerMode } from './in-process-signer.js';
 
@@ -188,4 +189,43 @@ test('the next wake-up is never further away than the watchdog period, whatever 
   h.clock.jump(50 * MINUTE);
   await h.clock.advance(2_000);
   t.is(h.signer.requests.length, 2, 'renewed on the first wake-up after the jump');
+});
+
+test('an answer arriving after our deadline is ignored and does not disturb the next attempt', async (t) => {
+  const h = harness(t, { manager: { policy: { retry: { attemptTimeoutMs: 5_000 } } } });
+  let answerLate: ((r: CaResult) => void) | undefined;
+  const real = h.signer.createCertificate.bind(h.signer);
+  let calls = 0;
+  h.signer.createCertificate = (csr, auth, ttl) => {
+    calls++;
+    if (calls === 1) return new Promise((resolve) => (answerLate = resolve));
+    if (calls === 2) return new Promise(() => {}); // the retry hangs too
+    return real(csr, auth, ttl);
+  };
+  h.manager.start();
+  await advanceUntil(h.clock, () => calls === 2, 10_000);
+  t.like(failureLogs(h)[0], { kind: 'deadline_exceeded' });
+  answerLate!({ ok: false, kind: 'unavailable', grpcCode: 14, message: 'late' });
+  await h.clock.advance(0);
+  t.is(failureLogs(h).length, 1, 'the late answer is not counted as a second outcome');
+  t.true(h.manager.status().requestInFlight);
+  h.manager.stop();
+  t.is(h.clock.pendingCount(), 0, 'stop() still cancels the deadline of the attempt in flight');
+});
+
+test('metrics hooks may be class methods, and one that throws does not break rotation', async (t) => {
+  class Counting {
+    rotations = 0;
+    rotated(): void {
+      this.rotations++;
+      throw new Error('registry closed');
+    }
+  }
+  const m = new Counting();
+  const h = harness(t, { manager: { metrics: m } });
+  await started(h);
+  await advanceUntil(h.clock, () => h.signer.requests.length === 2, HOUR);
+  t.is(m.rotations, 2);
+  t.true(h.manager.ready());
+  t.truthy(h.logs.find((l) => l.msg === 'a metrics hook threw' && l['hook'] === 'rotated'));
 });
