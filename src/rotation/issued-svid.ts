@@ -3,12 +3,13 @@
  * wrong (another identity, another key, a chain that does not verify, garbage) must never get
  * its answer to Envoy: every check here runs before the manager swaps anything in.
  */
+import { trustBundleFromCertificates } from '../identity/bundle.js';
 import { type Certificate, certificatesToPem, parseCertificatesPem } from '../identity/certificate.js';
 import { encodeDer } from '../identity/der.js';
 import { type KeyPair, privateKeyPkcs8Pem } from '../identity/keys.js';
 import type { SpiffeId } from '../identity/spiffe-id.js';
+import { verifyX509Svid } from '../identity/svid-verify.js';
 import { errorMessage, MeshidError } from '../lib/errors.js';
-import { verifyIssuedChain } from './chain-check.js';
 import type { WorkloadSvid } from './svid.js';
 
 export interface AcceptedSvid {
@@ -38,7 +39,9 @@ function parseElement(pem: unknown, index: number): Certificate {
 /**
  * Checks, in order: the chain has a leaf and a root and every element is one certificate; the
  * leaf names exactly the SPIFFE ID we asked for and carries our public key; the last element is a
- * self-signed root; the chain verifies to that root or to one of trustedRoots at time now.
+ * self-signed root that can stand in the trust domain's bundle; the chain is a valid X.509-SVID
+ * (verifyX509Svid: path to that root or to one of trustedRoots at time now, SPIFFE leaf rules,
+ * trust domain).
  */
 export function acceptIssuedChain(
   chainPem: readonly string[],
@@ -64,9 +67,18 @@ export function acceptIssuedChain(
   if (!root.issuer.equals(root.subject) || !root.verifySignedBy(root.publicKey())) {
     throw refused('ca_root_not_self_signed', `the last certificate of the CA's chain (${root.subjectText || 'empty subject'}) is not a self-signed root`);
   }
+  try {
+    trustBundleFromCertificates(expected.spiffeId.trustDomain, [root], "the CA's root");
+  } catch (e) {
+    throw refused('ca_root_unusable', errorMessage(e));
+  }
   const served = certs.slice(0, -1);
-  verifyIssuedChain(served, [root, ...trustedRoots], now);
-  const expiresAt = Math.min(...certs.map((c) => c.notAfter.getTime()));
+  let expiresAt: number;
+  try {
+    expiresAt = verifyX509Svid(served, [root, ...trustedRoots], { trustDomain: expected.spiffeId.trustDomain, now }).expiresAt.getTime();
+  } catch (e) {
+    throw refused('ca_chain_untrusted', `the issued chain is not a valid X.509-SVID: ${errorMessage(e)}`);
+  }
   return {
     svid: Object.freeze({
       spiffeId: expected.spiffeId.uri,

@@ -12,6 +12,7 @@
 import { Backoff } from '../lib/backoff.js';
 import type { Clock, Timer } from '../lib/clock.js';
 import { errorMessage, isMeshidError, MeshidError } from '../lib/errors.js';
+import { parseTrustBundle } from '../identity/bundle.js';
 import { createCsr } from '../identity/csr.js';
 import { generateKeyPair, type KeyAlgorithm } from '../identity/keys.js';
 import { parseSpiffeId, type SpiffeId } from '../identity/spiffe-id.js';
@@ -21,7 +22,7 @@ import { type AcceptedSvid, acceptIssuedChain } from './issued-svid.js';
 import type { RotationFailureKind, SvidMetrics } from './metrics.js';
 import { authKindFor, renewalTime, resolveRotationPolicy, retryDelay, type RotationPolicy, type RotationPolicyInput } from './policy.js';
 import type { TrustBundleView, WorkloadSvid } from './svid.js';
-import { parseRootsPem, TrustBundleState } from './trust-bundle.js';
+import { TrustBundleState } from './trust-bundle.js';
 
 export interface SvidManagerOptions {
   /** The workload's identity; the CA must issue exactly this. */
@@ -120,7 +121,7 @@ export class SvidManager {
     this.backoff = new Backoff({ initialMs, maxMs, multiplier, random: this.random });
     this.bundle = new TrustBundleState(this.spiffeId.trustDomain);
     this.first = deferred();
-    if (options.configuredRootsPem !== undefined) this.bundle.setConfigured(parseRootsPem(options.configuredRootsPem, CONFIGURED));
+    if (options.configuredRootsPem !== undefined) this.bundle.setConfigured(parseTrustBundle(this.spiffeId.trustDomain, options.configuredRootsPem, CONFIGURED));
   }
 
   // ---- the IdentitySource shape ---------------------------------------------------------------
@@ -190,8 +191,8 @@ export class SvidManager {
    * names the problem and leaves the bundle as it was.
    */
   setConfiguredRoots(pem: string | undefined): void {
-    const certs = pem === undefined ? undefined : parseRootsPem(pem, CONFIGURED);
-    if (this.bundle.setConfigured(certs)) {
+    const configured = pem === undefined ? undefined : parseTrustBundle(this.spiffeId.trustDomain, pem, CONFIGURED);
+    if (this.bundle.setConfigured(configured)) {
       this.logBundle('configured bundle changed');
       this.notify();
     }

@@ -9,60 +9,44 @@
  *    we received under it expires, so peers not yet renewed onto a new root keep working during a
  *    root rotation; with a configured bundle, the configuration alone decides about those roots,
  *    so removing a root from the file removes it.
- * Pure: time comes in as an argument.
+ * Pure: time comes in as an argument. Parsing, fingerprints and versions are src/identity/bundle's.
  */
-import crypto from 'node:crypto';
-import { MeshidError } from '../lib/errors.js';
-import { type Certificate, certificatesToPem, parseCertificatesPem } from '../identity/certificate.js';
+import { certificateFingerprint, type TrustBundle, trustBundleFromCertificates } from '../identity/bundle.js';
+import type { Certificate } from '../identity/certificate.js';
 import type { TrustBundleView } from './svid.js';
 
-interface Root {
-  readonly cert: Certificate;
-  readonly fingerprint: string;
-}
-
-function rootOf(cert: Certificate): Root {
-  return { cert, fingerprint: crypto.createHash('sha256').update(cert.der).digest('hex') };
-}
-
-/** Parses a configured bundle: one or more CA certificates; anything else is refused by name. */
-export function parseRootsPem(pem: string, what = 'trust bundle'): Certificate[] {
-  const certs = parseCertificatesPem(pem, what);
-  certs.forEach((c, i) => {
-    if (c.basicConstraints?.ca !== true) {
-      throw new MeshidError('invalid_argument', 'bundle_not_ca', `${what}, certificate ${i + 1} (${c.subjectText || 'empty subject'}): not a CA certificate`);
-    }
-  });
-  return certs;
-}
-
 export class TrustBundleState {
-  private configured: Map<string, Root> | undefined;
+  private configured: TrustBundle | undefined;
   /** Roots learned from CA responses, with the expiry of the last SVID received under each. */
-  private readonly learned = new Map<string, { root: Root; retainUntil: number }>();
+  private readonly learned = new Map<string, { readonly root: Certificate; retainUntil: number }>();
   private current: string | undefined;
+  private bundle: TrustBundle | undefined;
   private cachedView: TrustBundleView | undefined;
 
   constructor(readonly trustDomain: string) {}
 
-  /** Replaces the configured roots (undefined: none configured). Returns whether the bundle changed. */
-  setConfigured(certs: readonly Certificate[] | undefined): boolean {
+  /** Replaces the configured bundle (undefined: none configured). Returns whether the roots changed. */
+  setConfigured(bundle: TrustBundle | undefined): boolean {
     return this.mutate(() => {
-      this.configured = certs && new Map(certs.map((c) => rootOf(c)).map((r) => [r.fingerprint, r]));
+      this.configured = bundle;
     });
   }
 
-  /** Records the root that ends an accepted chain, whose leaf expires at leafNotAfter. */
+  /**
+   * Records the root that ends an accepted chain, whose leaf expires at leafNotAfter. The root
+   * must already have passed the bundle checks (trustBundleFromCertificates), as accepted chains'
+   * roots have.
+   */
   learnFromCa(root: Certificate, leafNotAfter: number): boolean {
     return this.mutate(() => {
-      const r = rootOf(root);
-      const prior = this.learned.get(r.fingerprint);
-      this.learned.set(r.fingerprint, { root: r, retainUntil: Math.max(prior?.retainUntil ?? 0, leafNotAfter) });
-      this.current = r.fingerprint;
+      const fp = certificateFingerprint(root);
+      const prior = this.learned.get(fp);
+      this.learned.set(fp, { root, retainUntil: Math.max(prior?.retainUntil ?? 0, leafNotAfter) });
+      this.current = fp;
     });
   }
 
-  /** Forgets earlier CA roots whose last SVID has expired. Returns whether the bundle changed. */
+  /** Forgets earlier CA roots whose last SVID has expired. Returns whether the roots changed. */
   prune(now: number): boolean {
     return this.mutate(() => {
       for (const [fp, entry] of this.learned) {
@@ -81,34 +65,32 @@ export class TrustBundleState {
   }
 
   /** The roots in the bundle, for verifying chains against it. */
-  roots(): Certificate[] {
-    return this.members().map((r) => r.cert);
+  roots(): readonly Certificate[] {
+    return this.bundle?.roots ?? [];
   }
 
   view(): TrustBundleView | undefined {
     return this.cachedView;
   }
 
-  private members(): Root[] {
-    const out = new Map<string, Root>(this.configured ?? []);
+  /** Configured roots, then learned ones, sorted by fingerprint so the PEM does not depend on arrival order. */
+  private members(): Certificate[] {
+    const out = new Map<string, Certificate>();
+    this.configured?.roots.forEach((r, i) => out.set(this.configured!.fingerprints[i]!, r));
     for (const [fp, { root }] of this.learned) {
       if (fp === this.current || !this.configured) out.set(fp, root);
     }
-    return [...out.values()].sort((a, b) => (a.fingerprint < b.fingerprint ? -1 : 1));
+    return [...out.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, r]) => r);
   }
 
   private mutate(change: () => void): boolean {
-    const before = this.cachedView?.version;
+    const before = this.bundle?.version;
     change();
     const members = this.members();
-    if (members.length === 0) {
-      this.cachedView = undefined;
-    } else {
-      const version = crypto.createHash('sha256').update(members.map((r) => r.fingerprint).join(',')).digest('hex').slice(0, 16);
-      if (version !== before) {
-        this.cachedView = Object.freeze({ trustDomain: this.trustDomain, rootsPem: certificatesToPem(members.map((r) => r.cert)), version });
-      }
-    }
-    return this.cachedView?.version !== before;
+    this.bundle = members.length === 0 ? undefined : trustBundleFromCertificates(this.trustDomain, members, 'merged trust bundle');
+    const after = this.bundle?.version;
+    if (after === before) return false;
+    this.cachedView = this.bundle && Object.freeze({ trustDomain: this.trustDomain, rootsPem: this.bundle.pem, version: this.bundle.version });
+    return true;
   }
 }

@@ -95,7 +95,7 @@ const untrusted: Array<[string, () => { pems: string[]; key: KeyPair }, RegExp]>
       const { root, key, leaf } = setup({ signWith: generateKeyPairSync().privateKey });
       return { pems: [leaf.pem, root.pem], key };
     },
-    /not signed by|no trusted root/,
+    /signature of leaf .* does not verify/,
   ],
   ['an expired leaf', () => withLeaf({ notBefore: new Date(NOW - 2 * HOUR), notAfter: new Date(NOW - 1) }), /expired/],
   ['a leaf not valid yet', () => withLeaf({ notBefore: new Date(NOW + 60_000) }), /not valid before/],
@@ -120,7 +120,7 @@ const untrusted: Array<[string, () => { pems: string[]; key: KeyPair }, RegExp]>
       const key = generateKeyPairSync();
       return { pems: [makeLeaf(inter, ID.uri, { key }).pem, inter.pem, root.pem], key };
     },
-    /allows 0 CAs/,
+    /allows 0 intermediate CAs/,
   ],
   [
     'an expired root',
@@ -144,3 +144,20 @@ for (const [name, make, re] of untrusted) {
     refusal(t, () => acceptIssuedChain(pems, { spiffeId: ID, key }, [], NOW), 'ca_chain_untrusted', re);
   });
 }
+
+test('refuses a root that cannot stand in our trust domain bundle (another trust domain, or no keyCertSign)', (t) => {
+  const foreign = makeRoot('other.org');
+  const key = generateKeyPairSync();
+  const leaf = makeLeaf(foreign, ID.uri, { key });
+  refusal(t, () => acceptIssuedChain([leaf.pem, foreign.pem], { spiffeId: ID, key }, [], NOW), 'ca_root_unusable', /trust domain "other.org"/);
+  const weak = makeRoot('example.org', { keyUsage: ['digitalSignature'] });
+  const leaf2 = makeLeaf(weak, ID.uri, { key });
+  refusal(t, () => acceptIssuedChain([leaf2.pem, weak.pem], { spiffeId: ID, key }, [], NOW), 'ca_root_unusable', /keyCertSign/);
+});
+
+test('other roots in the bundle do not disturb verification of a chain to the CA root', (t) => {
+  const { root, key, leaf } = setup();
+  const unrelated = makeRoot('example.org', { commonName: 'unrelated' });
+  const { svid } = acceptIssuedChain([leaf.pem, root.pem], { spiffeId: ID, key }, [unrelated.cert], NOW);
+  t.is(svid.version, leaf.cert.serial);
+});

@@ -91,7 +91,10 @@ test('bad configured bundles are refused with a clear error and change nothing',
   t.regex(garbage?.message ?? '', /configured trust bundle: no PEM block/);
   const leaf = makeLeaf(h.signer.root, ID);
   const notCa = t.throws(() => h.manager.setConfiguredRoots(chainPem(h.signer.root, leaf)), { instanceOf: MeshidError });
-  t.is(notCa?.code, 'bundle_not_ca');
+  t.is(notCa?.code, 'bundle_root_not_ca');
+  const foreign = makeRoot('other.org');
+  const wrongDomain = t.throws(() => h.manager.setConfiguredRoots(foreign.pem), { instanceOf: MeshidError });
+  t.is(wrongDomain?.code, 'bundle_root_trust_domain_mismatch');
   t.is(h.manager.currentBundle(), before);
   t.is(h.notifications.length, notifications);
 
