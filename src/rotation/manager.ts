@@ -247,7 +247,7 @@ export class SvidManager {
     const seq = ++this.attemptSeq;
     this.phase = { kind: 'requesting' };
     this.schedule();
-    const outcome = await this.request();
+    const outcome = await this.request(seq);
     if (seq !== this.attemptSeq) return; // stop() came first
 
     if (outcome.ok) this.onIssued(outcome.accepted, outcome.auth);
@@ -256,7 +256,7 @@ export class SvidManager {
   }
 
   /** One CA round trip; every failure comes back as an Outcome, never as a throw. */
-  private async request(): Promise<Outcome> {
+  private async request(seq: number): Promise<Outcome> {
     const now = this.clock.now();
     const valid = this.currentSvid();
     const authKind = authKindFor(now, valid?.expiresAt, this.policy.mtlsMarginMs, this.mtlsRefused);
@@ -272,6 +272,8 @@ export class SvidManager {
         if (typeof token !== 'string') return { ok: false, auth: authKind, ...token };
         auth = { kind: 'token', token };
       }
+      // Key generation and the token read are asynchronous: stop() may have come meanwhile.
+      if (seq !== this.attemptSeq) return { ok: false, auth: authKind, kind: 'unavailable', message: 'cancelled: the manager stopped' };
       const started = this.clock.now();
       const result = await this.callCa(csr.pem, auth);
       this.metrics.caRequestLatency(Math.max(0, this.clock.now() - started), result.ok);

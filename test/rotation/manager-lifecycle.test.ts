@@ -255,3 +255,16 @@ test('subscribers: one that throws does not stop the others; unsubscribe works',
   t.is(h.notifications.length, 2);
   t.truthy(h.logs.find((l) => l.msg === 'an SVID subscriber threw' && l['error'] === 'boom'));
 });
+
+test('stop() while the token is being read: no request goes out afterwards and no timer is left', async (t) => {
+  let release: ((token: string) => void) | undefined;
+  const h = harness(t, { manager: { token: () => new Promise<string>((resolve) => (release = resolve)) } });
+  h.manager.start();
+  await h.clock.advance(0);
+  t.truthy(release, 'the token read is pending');
+  h.manager.stop();
+  release!(TOKEN);
+  await h.clock.advance(0);
+  t.is(h.signer.requests.length, 0);
+  t.is(h.clock.pendingCount(), 0);
+});
