@@ -1,6 +1,6 @@
 /**
  * What the SVID manager counts, as hooks it declares; Prometheus is wired to them later without
- * touching the manager. Every hook is optional to implement; the default does nothing.
+ * touching the manager. The manager takes a Partial<SvidMetrics>: a hook not given does nothing.
  */
 import type { ErrorKind } from '../lib/errors.js';
 import type { CaAuth } from './ca-signer.js';
@@ -18,10 +18,3 @@ export interface SvidMetrics {
   /** Expiry (epoch ms) of the SVID being served; undefined when none is. */
   expiry(expiresAt: number | undefined): void;
 }
-
-export const noopSvidMetrics: SvidMetrics = {
-  rotated() {},
-  rotationFailed() {},
-  caRequestLatency() {},
-  expiry() {},
-};
