@@ -55,6 +55,10 @@ export class FakeClock implements Clock {
    * timers, which fire too if they fall inside the window.
    */
   async advance(ms: number): Promise<void> {
+    if (!(ms >= 0)) throw new RangeError(`advance needs ms >= 0, got ${ms}; use jump() to step the clock back`);
+    // Let work already under way (pending promise callbacks) arm its timers before time moves;
+    // otherwise they would be armed after the jump and fall due later than the test intended.
+    await settle();
     const target = this.current + ms;
     for (;;) {
       const next = this.earliest();
@@ -75,11 +79,14 @@ export class FakeClock implements Clock {
   }
 
   /**
-   * Changes the wall clock without firing timers: what a suspended VM or an NTP step looks like
-   * to a process. Timers stay armed for their original due times.
+   * Steps the wall clock without monotonic time passing: what a suspended VM or an NTP step looks
+   * like to a process. Node's timers run on the monotonic clock, so armed timers keep their
+   * remaining time (their due times move by ms) and none fires because of the jump; only code
+   * that re-reads now() notices.
    */
   jump(ms: number): void {
     this.current += ms;
+    for (const t of this.timers.values()) t.due += ms;
   }
 
   private earliest(): PendingTimer | undefined {

@@ -1,0 +1,117 @@
+/** A FakeClock, an in-process CA and an SVID manager wired together, with logs captured. */
+import { Writable } from 'node:stream';
+import type { ExecutionContext } from 'ava';
+import { FakeClock } from '../../src/lib/fake-clock.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { SvidManager, type SvidManagerOptions } from '../../src/rotation/manager.js';
+import { InProcessSigner, type InProcessSignerOptions } from './in-process-signer.js';
+
+export const ID = 'spiffe://example.org/ns/shop/sa/frontend';
+export const TOKEN = 's3cr3t-token-1';
+export const TOKEN_2 = 's3cr3t-token-2';
+export const MINUTE = 60_000;
+export const HOUR = 60 * MINUTE;
+
+/** mulberry32: a small seeded PRNG, so jitter is exercised with real spread yet reproducible. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface LogLine {
+  level: string;
+  msg: string;
+  [field: string]: unknown;
+}
+
+export function capturedLogger(): { logger: ReturnType<typeof createLogger>; lines: LogLine[]; raw: string[] } {
+  const raw: string[] = [];
+  const lines: LogLine[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      const text = chunk.toString();
+      raw.push(text);
+      for (const l of text.split('\n')) if (l.trim()) lines.push(JSON.parse(l) as LogLine);
+      done();
+    },
+  });
+  return { logger: createLogger({ level: 'debug', pretty: false, destination }), lines, raw };
+}
+
+export interface Harness {
+  clock: FakeClock;
+  signer: InProcessSigner;
+  manager: SvidManager;
+  logs: LogLine[];
+  rawLogs: string[];
+  /** How many times the manager read the token. */
+  tokenReads(): number;
+  /** What the next token read returns (a string, or an Error to throw). */
+  setToken(value: string | Error): void;
+  /** Number of subscriber notifications so far, and the clock time of each. */
+  notifications: number[];
+}
+
+export function harness(
+  t: ExecutionContext,
+  o: { signer?: Partial<InProcessSignerOptions>; manager?: Partial<SvidManagerOptions>; clock?: FakeClock; signerInstance?: InProcessSigner } = {},
+): Harness {
+  const clock = o.clock ?? new FakeClock();
+  const signer = o.signerInstance ?? new InProcessSigner(clock, { tokens: { [TOKEN]: ID, [TOKEN_2]: ID }, ...o.signer });
+  const { logger, lines, raw } = capturedLogger();
+  let reads = 0;
+  let token: string | Error = TOKEN;
+  const manager = new SvidManager({
+    spiffeId: ID,
+    signer,
+    token: async () => {
+      reads++;
+      if (token instanceof Error) throw token;
+      return token;
+    },
+    clock,
+    logger,
+    random: seededRandom(42),
+    ...o.manager,
+  });
+  const notifications: number[] = [];
+  manager.subscribe(() => notifications.push(clock.now()));
+  t.teardown(() => manager.stop());
+  return {
+    clock,
+    signer,
+    manager,
+    logs: lines,
+    rawLogs: raw,
+    tokenReads: () => reads,
+    setToken: (v) => void (token = v),
+    notifications,
+  };
+}
+
+/** Starts the manager and waits for its first SVID (the in-process CA answers without timers). */
+export async function started(h: Harness) {
+  h.manager.start();
+  const svid = await h.manager.firstSvid();
+  return svid;
+}
+
+/** Advances the clock in steps until cond holds or maxMs passes; returns whether it held. */
+export async function advanceUntil(clock: FakeClock, cond: () => boolean, maxMs: number): Promise<boolean> {
+  const end = clock.now() + maxMs;
+  while (!cond()) {
+    const next = clock.nextDue();
+    if (next === undefined || next > end) {
+      await clock.advance(end - clock.now());
+      return cond();
+    }
+    await clock.advance(Math.max(0, next - clock.now()));
+  }
+  return true;
+}
