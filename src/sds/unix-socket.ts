@@ -41,14 +41,17 @@ type Probe = { state: 'live' } | { state: 'stale' } | { state: 'unknown'; code: 
 function probe(socketPath: string, clock: Clock, boundMs = 1000): Promise<Probe> {
   return new Promise((resolve) => {
     const sock = net.connect(socketPath);
+    let settled = false;
     const done = (p: Probe) => {
+      if (settled) return;
+      settled = true;
       timer.cancel();
       sock.destroy();
       resolve(p);
     };
     const timer = clock.setTimer(boundMs, () => done({ state: 'live' }));
     sock.once('connect', () => done({ state: 'live' }));
-    sock.once('error', (e: NodeJS.ErrnoException) => done(e.code === 'ECONNREFUSED' ? { state: 'stale' } : { state: 'unknown', code: e.code ?? e.message }));
+    sock.on('error', (e: NodeJS.ErrnoException) => done(e.code === 'ECONNREFUSED' ? { state: 'stale' } : { state: 'unknown', code: e.code ?? e.message }));
   });
 }
 
