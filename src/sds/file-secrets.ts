@@ -30,6 +30,16 @@ function invalid(message: string): MeshidError {
   return new MeshidError('failed_precondition', 'sds_file_invalid', message);
 }
 
+/** Certificates from a file, with errors that always name the file. */
+function parseCertificateFile(text: string, what: string) {
+  try {
+    return parseCertificatesPem(text, what);
+  } catch (e) {
+    const message = errorMessage(e);
+    throw invalid(message.startsWith(what) ? message : `${what}: ${message}`);
+  }
+}
+
 function digest(text: string): string {
   return crypto.createHash('sha256').update(text).digest('hex').slice(0, 16);
 }
@@ -38,12 +48,7 @@ function digest(text: string): string {
 export function loadCertAndKey(certPath: string, keyPath: string, now: number): LoadedFileSecret {
   const certText = readText(certPath, 'certificate file');
   const keyText = readText(keyPath, 'key file');
-  let certs;
-  try {
-    certs = parseCertificatesPem(certText, `certificate file ${certPath}`);
-  } catch (e) {
-    throw invalid(errorMessage(e));
-  }
+  const certs = parseCertificateFile(certText, `certificate file ${certPath}`);
   let key: crypto.KeyObject;
   try {
     key = crypto.createPrivateKey(keyText);
@@ -65,12 +70,7 @@ export function loadCertAndKey(certPath: string, keyPath: string, now: number): 
 /** One or more trusted certificates, served as a validation context. */
 export function loadRoots(file: string): LoadedFileSecret {
   const text = readText(file, 'root file');
-  let certs;
-  try {
-    certs = parseCertificatesPem(text, `root file ${file}`);
-  } catch (e) {
-    throw invalid(errorMessage(e));
-  }
+  const certs = parseCertificateFile(text, `root file ${file}`);
   const pem = certificatesToPem(certs);
   return { version: digest(pem), content: { type: 'validation_context', trustedCaPem: pem } };
 }
