@@ -186,6 +186,7 @@ export class SecretWatch {
   private call: grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse> | undefined;
   private current: ReceivedSecret | undefined;
   private waiters: Waiter[] = [];
+  private readonly updateListeners = new Set<(s: ReceivedSecret) => void>();
   private statusWaiters: Array<(s: grpc.StatusObject) => void> = [];
   private closed = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
@@ -207,6 +208,12 @@ export class SecretWatch {
 
   latest(): ReceivedSecret | undefined {
     return this.current;
+  }
+
+  /** Runs listener on every accepted secret (after it is ACKed); returns an unsubscribe function. */
+  onUpdate(listener: (s: ReceivedSecret) => void): () => void {
+    this.updateListeners.add(listener);
+    return () => void this.updateListeners.delete(listener);
   }
 
   /** The next secret accepted after this call. */
@@ -315,6 +322,7 @@ export class SecretWatch {
     this.current = received;
     this.accepted++;
     call.write({ version_info: checked.version, response_nonce: nonce, resource_names: [this.name], type_url: SECRET_TYPE_URL });
+    for (const l of this.updateListeners) l(received);
     const ready = this.waiters.filter((w) => w.pred(received));
     this.waiters = this.waiters.filter((w) => !ready.includes(w));
     for (const w of ready) w.resolve(received);

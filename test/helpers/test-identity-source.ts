@@ -16,6 +16,8 @@ export interface TestIdentityOptions {
   readonly spiffeId?: string;
   /** Lifetime of each leaf (default 1 h). */
   readonly ttlMs?: number;
+  /** The first root (and issuer); a new one by default. Two sources given the same root share a trust domain. */
+  readonly root?: Issued;
   /** Publish a bundle and a first SVID at once (default true). */
   readonly ready?: boolean;
 }
@@ -40,7 +42,7 @@ export class TestIdentitySource implements IdentitySource {
     this.trustDomain = options.trustDomain ?? 'example.org';
     this.spiffeId = options.spiffeId ?? `spiffe://${this.trustDomain}/ns/default/sa/app`;
     this.ttlMs = options.ttlMs ?? 3_600_000;
-    this.issuer = makeRoot(this.trustDomain);
+    this.issuer = options.root ?? makeRoot(this.trustDomain);
     this.roots = [this.issuer];
     if (options.ready ?? true) {
       this.bundle = this.bundleOf(this.roots);
@@ -90,9 +92,9 @@ export class TestIdentitySource implements IdentitySource {
     return this.bundle;
   }
 
-  /** Adds a new root to the bundle; notifies. Leaves keep coming from the old issuer until issueFrom. */
-  addRoot(): Issued {
-    const root = makeRoot(this.trustDomain, { commonName: `test root ${this.trustDomain} ${this.roots.length + 1}` });
+  /** Adds a new root (or the given one) to the bundle; notifies. Leaves keep coming from the old issuer until issueFrom. */
+  addRoot(existing?: Issued): Issued {
+    const root = existing ?? makeRoot(this.trustDomain, { commonName: `test root ${this.trustDomain} ${this.roots.length + 1}` });
     this.roots = [...this.roots, root];
     this.publishBundle();
     return root;
