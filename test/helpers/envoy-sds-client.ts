@@ -98,6 +98,8 @@ export class EnvoySdsClient {
     this.client = new grpc.Client(`unix:${options.socketPath}`, grpc.credentials.createInsecure(), {
       // Each EnvoySdsClient is its own Envoy: its own connection.
       'grpc.use_local_subchannel_pool': 1,
+      // Envoy does not retry SDS calls at the gRPC layer (it reopens the stream); nor do we.
+      'grpc.enable_retries': 0,
       'grpc.initial_reconnect_backoff_ms': 50,
       'grpc.max_reconnect_backoff_ms': 200,
     });

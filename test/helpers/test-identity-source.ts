@@ -80,9 +80,28 @@ export class TestIdentitySource implements IdentitySource {
 
   /** A new key and a new leaf from the current issuer; notifies. */
   rotate(): TestSvid {
-    this.svid = this.issue();
+    return this.install(this.issue());
+  }
+
+  /** A new SVID from the current issuer, not yet installed (benchmarks time install alone). */
+  issue(): TestSvid {
+    const now = this.clock.now();
+    const leaf = makeLeaf(this.issuer, this.spiffeId, { notBefore: new Date(now - 60_000), notAfter: new Date(now + this.ttlMs) });
+    return {
+      spiffeId: this.spiffeId,
+      certChainPem: leaf.pem,
+      privateKeyPem: privateKeyPkcs8Pem(leaf.key.privateKey),
+      expiresAt: leaf.cert.notAfter.getTime(),
+      version: leaf.cert.serial,
+      leaf,
+    };
+  }
+
+  /** Makes svid the current one; notifies. */
+  install(svid: TestSvid): TestSvid {
+    this.svid = svid;
     this.notify();
-    return this.svid;
+    return svid;
   }
 
   /** Publishes the bundle (the roots so far) if it was not published yet; notifies. */
@@ -115,19 +134,6 @@ export class TestIdentitySource implements IdentitySource {
   /** Tells subscribers to look again (e.g. after the clock moved past the SVID's expiry). */
   notify(): void {
     for (const l of [...this.listeners]) l();
-  }
-
-  private issue(): TestSvid {
-    const now = this.clock.now();
-    const leaf = makeLeaf(this.issuer, this.spiffeId, { notBefore: new Date(now - 60_000), notAfter: new Date(now + this.ttlMs) });
-    return {
-      spiffeId: this.spiffeId,
-      certChainPem: leaf.pem,
-      privateKeyPem: privateKeyPkcs8Pem(leaf.key.privateKey),
-      expiresAt: leaf.cert.notAfter.getTime(),
-      version: leaf.cert.serial,
-      leaf,
-    };
   }
 
   private bundleOf(roots: readonly Issued[]): TrustBundleView {
