@@ -44,12 +44,17 @@ export interface CatalogUsage {
 
 abstract class Feed {
   readonly subscribers = new Set<SecretSubscriber>();
-  latest: EncodedSecret | undefined;
+  protected latest: EncodedSecret | undefined;
 
   constructor(
     readonly ref: SecretRef,
     protected readonly deps: CatalogDeps,
   ) {}
+
+  /** What a new subscriber gets now. */
+  current(): EncodedSecret | undefined {
+    return this.latest;
+  }
 
   protected publish(secret: EncodedSecret): void {
     this.latest = secret;
@@ -70,6 +75,14 @@ abstract class Feed {
 
 /** default, ROOTCA and spiffe://<td>: content comes from the identity source. */
 class SourceFeed extends Feed {
+  private expiresAt = Infinity;
+
+  // Streams that already hold an SVID keep it (Envoy cannot be told to drop a secret), but a
+  // stream that subscribes after it expired waits for the next one instead of receiving it.
+  override current(): EncodedSecret | undefined {
+    return this.expiresAt > this.deps.clock.now() ? this.latest : undefined;
+  }
+
   /** Re-reads the source; publishes if the content changed. Returns an error if the feed cannot be served. */
   refresh(initial: boolean): MeshidError | undefined {
     const { source, clock } = this.deps;
@@ -77,7 +90,12 @@ class SourceFeed extends Feed {
     if (ref.kind === 'workload') {
       const svid = source.currentSvid();
       // The source promises never to hand out an expired SVID; checking costs nothing.
-      if (!svid || svid.expiresAt <= clock.now() || svid.version === this.latest?.version) return undefined;
+      if (!svid || svid.expiresAt <= clock.now()) {
+        this.latest = undefined;
+        return undefined;
+      }
+      if (svid.version === this.latest?.version) return undefined;
+      this.expiresAt = svid.expiresAt;
       this.update(initial, encodeSecret(ref.name, svid.version, { type: 'tls_certificate', certificateChainPem: svid.certChainPem, privateKeyPem: svid.privateKeyPem }));
       return undefined;
     }
@@ -170,7 +188,7 @@ export class SecretCatalog {
     let released = false;
     return {
       kind: f.ref.kind,
-      current: () => f.latest,
+      current: () => f.current(),
       release: () => {
         if (released) return;
         released = true;

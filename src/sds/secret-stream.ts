@@ -157,8 +157,8 @@ export class SecretStream implements SecretSubscriber {
     this.sentNonce = this.sentVersion = this.rejectedVersion = undefined;
     this.subscription = this.ctx.catalog.subscribe(name, this);
     const current = this.subscription.current();
+    this.ctx.logger.debug({ node: this.nodeId, resource: name, waiting: !current }, 'SDS stream subscribed');
     if (current) this.send(current);
-    else this.ctx.logger.debug({ node: this.nodeId, resource: name }, 'SDS request waits for the secret to exist');
   }
 
   private send(secret: EncodedSecret): void {

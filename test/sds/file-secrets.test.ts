@@ -44,6 +44,7 @@ test('file-cert serves the chain and the key (as PKCS#8) from files; file-root s
   t.is(roots.secret.name, rootName);
   t.is(roots.secret.validationContext?.trustedCa, root.pem);
   t.is(s.server.usage().fileWatches, 2);
+  t.false(JSON.stringify(s.logs()).includes('PRIVATE KEY'), 'a private key reached the logs');
 });
 
 test('a Kubernetes ..data swap of a mounted Secret reaches every stream on the file secrets', async (t) => {

@@ -88,6 +88,7 @@ test('a NACK is logged with the node and Envoy\'s message, counted, and the same
   t.is((await next).version, rotated.version);
   rejectVersion = rotated.version;
   t.is(w.nacks.length, 1);
+  t.false(JSON.stringify(s.logs()).includes('PRIVATE KEY'), 'a private key reached the logs');
 });
 
 test('stale nonces are ignored: an old ACK or NACK does not count, the current one does', async (t) => {
@@ -179,6 +180,22 @@ test('an expired SVID is never served: a new stream waits for the next one', asy
   const next = w.nextUpdate();
   const fresh = s.source.rotate();
   t.is((await next).version, fresh.version);
+});
+
+test('an SVID that expired while streams hold it is not handed to a stream that subscribes later', async (t) => {
+  const s = await startTestServer(t, { identity: { ttlMs: 60_000 } });
+  const early = s.client().subscribe('default');
+  const first = await early.nextUpdate();
+  await s.clock.advance(61_000); // the source does not notify: the server must not rely on it
+  const late = s.client().subscribe('default');
+  await eventually(() => s.server.streams() === 2, 3000, 'the late stream');
+  await settle(150);
+  t.is(late.latest(), undefined, 'the expired SVID was served to a new stream');
+  t.is(early.accepted, 1);
+  const both = Promise.all([early.nextUpdate(), late.nextUpdate()]);
+  const fresh = s.source.rotate();
+  t.deepEqual((await both).map((r) => r.version), [fresh.version, fresh.version]);
+  t.not(first.version, fresh.version);
 });
 
 test('unknown and malformed names get a clear gRPC error', async (t) => {
