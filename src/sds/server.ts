@@ -11,6 +11,7 @@ import { grpcStatusOf } from '../lib/grpc-status.js';
 import type { Logger } from '../observability/logger.js';
 import type { IdentitySource } from './identity-source.js';
 import { noopSdsMetrics, type SdsMetrics } from './metrics.js';
+import type { SecretKind } from './resource-names.js';
 import { type CatalogUsage, SecretCatalog } from './secret-catalog.js';
 import { type EncodedSecret, responseWithNonce } from './secret-encoding.js';
 import { type DiscoveryRequestMessage, requestedName, SecretStream, type StreamContext } from './secret-stream.js';
@@ -129,7 +130,7 @@ export async function startSdsServer(config: SdsServerConfig, deps: SdsServerDep
       fetches.delete(abort);
       release();
     };
-    const answer = (secret: EncodedSecret, kind: Parameters<SdsMetrics['responseSent']>[0]) => {
+    const answer = (secret: EncodedSecret, kind: SecretKind) => {
       if (settled) return;
       settle();
       metrics.responseSent(kind);
