@@ -1,0 +1,155 @@
+/**
+ * Child process for `npm run bench:sds`: an SDS server on a Unix socket, fed by a test identity
+ * source that really rotates (new key, new leaf signed by the test root), driven over IPC.
+ *
+ *   node dist/bench/sds-harness.js --socket PATH [--mode sds|bare]
+ *
+ * Modes: "sds" runs meshid's SDS server; "bare" runs the transport floor used as the baseline: a
+ * grpc-js server that writes one pre-encoded response per stream on each rotation, with no SDS
+ * logic (no catalog, no per-stream protocol state).
+ *
+ * IPC (messages from the parent -> replies):
+ *   { type: 'rotate' } -> { type: 'rotated', version, at, passMs }   at: performance.timeOrigin + now() just before the new SVID
+ *                         is published; passMs: how long the server's one pass over the streams took (handing every
+ *                         stream its response to the transport; the bytes reach the clients after it)
+ *   { type: 'memory' } -> { type: 'memory', rss, heapUsed, streams }   after two GCs (run with --expose-gc)
+ *   { type: 'close' }  -> process exits 0 after closing the server
+ * On start it sends { type: 'ready', socketPath } or { type: 'failed', error }.
+ */
+import { performance } from 'node:perf_hooks';
+import * as grpc from '@grpc/grpc-js';
+import { envoyProtos } from '../src/envoy/protos.js';
+import { systemClock } from '../src/lib/clock.js';
+import { errorMessage } from '../src/lib/errors.js';
+import { silentLogger } from '../src/observability/logger.js';
+import { noopSdsMetrics, type SdsMetrics } from '../src/sds/metrics.js';
+import { encodeSecret, responseWithNonce } from '../src/sds/secret-encoding.js';
+import { startSdsServer } from '../src/sds/server.js';
+import { listenOnUnixSocket } from '../src/sds/unix-socket.js';
+import { TestIdentitySource } from '../test/helpers/test-identity-source.js';
+
+export type HarnessRequest = { type: 'rotate' } | { type: 'memory' } | { type: 'close' };
+export type HarnessReply =
+  | { type: 'ready'; socketPath: string }
+  | { type: 'failed'; error: string }
+  | { type: 'rotated'; version: string; at: number; passMs: number }
+  | { type: 'memory'; rss: number; heapUsed: number; streams: number };
+
+interface ServerUnderTest {
+  streams(): number;
+  /** Publishes a new SVID; returns its version, the publication time and the duration of the push pass. */
+  rotate(): { version: string; at: number; passMs: number };
+  close(): Promise<void>;
+}
+
+const now = () => performance.timeOrigin + performance.now();
+
+async function startSds(socketPath: string): Promise<ServerUnderTest> {
+  const source = new TestIdentitySource({ clock: systemClock, trustDomain: 'bench.example' });
+  let passMs = NaN;
+  const metrics: SdsMetrics = { ...noopSdsMetrics, pushCompleted: (_kind, _streams, ms) => (passMs = ms) };
+  const server = await startSdsServer({ sdsSocket: socketPath, sdsSocketMode: 0o600 }, { source, logger: silentLogger(), clock: systemClock, metrics });
+  return {
+    streams: () => server.streams(),
+    rotate: () => {
+      const next = source.issue();
+      passMs = NaN;
+      const at = now();
+      source.install(next); // the SDS server pushes synchronously from the source's notification
+      return { version: next.version, at, passMs };
+    },
+    close: () => server.close(),
+  };
+}
+
+async function startBare(socketPath: string): Promise<ServerUnderTest> {
+  const source = new TestIdentitySource({ clock: systemClock, trustDomain: 'bench.example' });
+  const encode = () => {
+    const svid = source.latestSvid()!;
+    return encodeSecret('default', svid.version, { type: 'tls_certificate', certificateChainPem: svid.certChainPem, privateKeyPem: svid.privateKeyPem });
+  };
+  let current = encode();
+  let nonce = 0;
+  const calls = new Set<grpc.ServerDuplexStream<unknown, Buffer>>();
+  const base = envoyProtos().sdsService;
+  const server = new grpc.Server();
+  server.addService({ ...base, StreamSecrets: { ...base.StreamSecrets!, responseSerialize: (b: Buffer) => b } }, {
+    StreamSecrets: (call: grpc.ServerDuplexStream<unknown, Buffer>) => {
+      call.once('data', () => {
+        calls.add(call);
+        call.write(responseWithNonce(current, String(++nonce)));
+      });
+      call.on('data', () => {}); // ACKs
+      const drop = () => calls.delete(call);
+      call.on('cancelled', drop);
+      call.on('close', drop);
+      call.on('error', drop);
+    },
+    FetchSecrets: (_call: unknown, cb: grpc.sendUnaryData<Buffer>) => cb({ code: grpc.status.UNIMPLEMENTED }),
+    DeltaSecrets: (call: grpc.ServerDuplexStream<unknown, unknown>) => call.emit('error', { code: grpc.status.UNIMPLEMENTED }),
+  } as grpc.UntypedServiceImplementation);
+  const socket = await listenOnUnixSocket(server, socketPath, 0o600, systemClock);
+  return {
+    streams: () => calls.size,
+    rotate: () => {
+      const next = source.issue();
+      const at = now();
+      source.install(next);
+      current = encode();
+      for (const call of calls) call.write(responseWithNonce(current, String(++nonce)));
+      return { version: next.version, at, passMs: now() - at };
+    },
+    close: async () => {
+      socket.remove();
+      server.forceShutdown();
+    },
+  };
+}
+
+function send(reply: HarnessReply): void {
+  process.send?.(reply);
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const arg = (name: string) => {
+    const i = args.indexOf(`--${name}`);
+    return i === -1 ? undefined : args[i + 1];
+  };
+  const socketPath = arg('socket');
+  const mode = arg('mode') ?? 'sds';
+  if (!socketPath || !process.send || (mode !== 'sds' && mode !== 'bare')) {
+    process.stderr.write('usage: (forked with IPC) sds-harness --socket PATH [--mode sds|bare]\n');
+    process.exitCode = 2;
+    return;
+  }
+  let server: ServerUnderTest;
+  try {
+    server = mode === 'sds' ? await startSds(socketPath) : await startBare(socketPath);
+  } catch (e) {
+    send({ type: 'failed', error: errorMessage(e) });
+    process.exitCode = 1;
+    return;
+  }
+  const gc = (globalThis as { gc?: () => void }).gc;
+  process.on('message', (msg: HarnessRequest) => {
+    void (async () => {
+      if (msg.type === 'rotate') {
+        send({ type: 'rotated', ...server.rotate() });
+      } else if (msg.type === 'memory') {
+        gc?.();
+        await new Promise((r) => setTimeout(r, 100));
+        gc?.();
+        const m = process.memoryUsage();
+        send({ type: 'memory', rss: m.rss, heapUsed: m.heapUsed, streams: server.streams() });
+      } else if (msg.type === 'close') {
+        await server.close();
+        process.disconnect();
+      }
+    })();
+  });
+  process.on('disconnect', () => void server.close().finally(() => process.exit(0)));
+  send({ type: 'ready', socketPath });
+}
+
+await main();

@@ -1,0 +1,219 @@
+/**
+ * `npm run bench:sds`: how fast a rotation reaches every SDS stream, and what an idle stream costs.
+ *
+ * The server runs in a child process (bench/sds-harness.ts) so that its RSS is its own; this
+ * process is the Envoy side: N streams on "default", spread over a few connections, each response
+ * checked and ACKed. By default the streams are spoken over node:http2 (bench/sds-lean-client.ts),
+ * because the grpc-js client stack costs several times what the server does per message and would
+ * measure itself; --client grpc-js uses the Envoy-like test client instead.
+ *
+ * Push latency: from the moment the harness publishes a new SVID to the moment the last of the N
+ * streams has received it (timestamps across processes: performance.timeOrigin + now()).
+ * Baseline, measured in the same run: the same clients against a bare grpc-js server that writes
+ * one pre-encoded response per stream (the transport floor); the ratio is meshid / bare.
+ * Also printed: the server's own pass over the streams (from its push hook), which separates the
+ * server's cost from the clients' (on 2 cores the N clients in one process weigh on the total).
+ * Memory: the SDS server's RSS with no stream, and with 1,000 idle streams.
+ *
+ * Flags: --rotations N (default 50; 30 at 1,000 streams), --connections K (default 10),
+ *        --client lean|grpc-js (default lean), --quick (20 rotations, to check the benchmark works).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { EnvoySdsClient, type SecretWatch } from '../test/helpers/envoy-sds-client.js';
+import { openLeanFleet, type SdsFleet } from './sds-lean-client.js';
+import { forkHarness, type SdsServerUnderTest } from './sds-server-process.js';
+
+const STREAM_COUNTS = [1, 100, 1000] as const;
+const TARGET_P99_MS: Record<number, number> = { 100: 10, 1000: 100 };
+const TARGET_BYTES_PER_STREAM = 30 * 1024;
+const TARGET_IDLE_RSS_MB = 80;
+
+function flag(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i === -1 ? undefined : process.argv[i + 1];
+}
+const quick = process.argv.includes('--quick');
+const connectionsFlag = Number(flag('connections') ?? 10);
+const rotationsFlag = flag('rotations') === undefined ? undefined : Number(flag('rotations'));
+const clientFlag = flag('client') ?? 'lean';
+if (clientFlag !== 'lean' && clientFlag !== 'grpc-js') throw new Error(`--client must be lean or grpc-js, not ${clientFlag}`);
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i]!;
+}
+const round = (n: number, d = 2) => Math.round(n * 10 ** d) / 10 ** d;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** N streams on "default" over K Envoy-like grpc-js clients; connections open in batches of 100 streams (listen backlog). */
+async function openGrpcFleet(socketPath: string, streams: number, connections: number): Promise<SdsFleet> {
+  const clients = Array.from({ length: Math.min(streams, connections) }, (_, i) =>
+    new EnvoySdsClient({ socketPath, node: { id: `sidecar~10.0.0.${i}~bench.default~default.svc.cluster.local`, cluster: 'bench' }, shallow: true, reconnect: false }),
+  );
+  const watches: SecretWatch[] = [];
+  for (let i = 0; i < streams; i += 100) {
+    const batch = Array.from({ length: Math.min(100, streams - i) }, (_, j) => clients[(i + j) % clients.length]!.subscribe('default'));
+    await Promise.all(batch.map((w) => w.waitFor(() => true, 30_000)));
+    watches.push(...batch);
+  }
+  const errors: string[] = [];
+  return {
+    size: streams,
+    errors,
+    onUpdate(listener) {
+      const offs = watches.map((w) => w.onUpdate((s) => listener(s.version, s.receivedAt)));
+      return () => offs.forEach((off) => off());
+    },
+    close() {
+      for (const w of watches) errors.push(...w.protocolErrors, ...w.nacks.map((n) => n.message));
+      clients.forEach((c) => c.close());
+    },
+  };
+}
+
+function openFleet(socketPath: string, streams: number): Promise<SdsFleet> {
+  return clientFlag === 'lean' ? openLeanFleet(socketPath, streams, connectionsFlag) : openGrpcFleet(socketPath, streams, connectionsFlag);
+}
+
+/** Rotates once and resolves with the time until every watch had the new version, and the server's pass time. */
+function measureRotation(server: SdsServerUnderTest, fleet: SdsFleet): Promise<{ deliveredMs: number; passMs: number }> {
+  return new Promise((resolve, reject) => {
+    let target: string | undefined;
+    let publishedAt = 0;
+    let passMs = NaN;
+    let last = 0;
+    let count = 0;
+    const early: Array<{ version: string; at: number }> = [];
+    const timer = setTimeout(() => reject(new Error(`rotation not received by every stream within 30 s (${count}/${fleet.size})`)), 30_000);
+    const arrive = (version: string, at: number) => {
+      if (target === undefined) return void early.push({ version, at });
+      if (version !== target) return;
+      last = Math.max(last, at);
+      if (++count === fleet.size) {
+        clearTimeout(timer);
+        unsubscribe();
+        resolve({ deliveredMs: last - publishedAt, passMs });
+      }
+    };
+    const unsubscribe = fleet.onUpdate(arrive);
+    void server.rotate().then((r) => {
+      target = r.version;
+      publishedAt = r.at;
+      passMs = r.passMs;
+      for (const e of early.splice(0)) arrive(e.version, e.at);
+    }, reject);
+  });
+}
+
+interface RunResult {
+  readonly streams: number;
+  readonly rotations: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly max: number;
+  readonly passP50: number;
+  readonly passP99: number;
+}
+
+async function runPushes(server: SdsServerUnderTest, fleet: SdsFleet, rotations: number): Promise<RunResult> {
+  for (let i = 0; i < 3; i++) {
+    await measureRotation(server, fleet); // warm-up
+    await sleep(10);
+  }
+  const samples: number[] = [];
+  const passes: number[] = [];
+  for (let i = 0; i < rotations; i++) {
+    const m = await measureRotation(server, fleet);
+    samples.push(m.deliveredMs);
+    passes.push(m.passMs);
+    await sleep(10); // let the ACKs drain before the next rotation
+  }
+  samples.sort((a, b) => a - b);
+  passes.sort((a, b) => a - b);
+  return {
+    streams: fleet.size,
+    rotations,
+    p50: percentile(samples, 50),
+    p99: percentile(samples, 99),
+    max: samples.at(-1)!,
+    passP50: percentile(passes, 50),
+    passP99: percentile(passes, 99),
+  };
+}
+
+async function waitStreams(server: SdsServerUnderTest, n: number): Promise<{ rss: number }> {
+  for (let i = 0; i < 100; i++) {
+    const m = await server.memory();
+    if (m.streams === n) return m;
+    await sleep(50);
+  }
+  throw new Error(`server still holds streams other than ${n}`);
+}
+
+async function main(): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshid-bench-sds-'));
+  const results: Record<'sds' | 'bare', RunResult[]> = { sds: [], bare: [] };
+  let idleRss = 0;
+  let rss1000 = 0;
+  try {
+    for (const mode of ['bare', 'sds'] as const) {
+      const server = await forkHarness(path.join(dir, `${mode}.sock`), mode);
+      try {
+        if (mode === 'sds') idleRss = (await waitStreams(server, 0)).rss;
+        for (const n of STREAM_COUNTS) {
+          const fleet = await openFleet(server.socketPath, n);
+          if (mode === 'sds' && n === 1000) rss1000 = (await waitStreams(server, 1000)).rss;
+          const rotations = quick ? 20 : rotationsFlag ?? (n === 1000 ? 30 : 50);
+          const r = await runPushes(server, fleet, rotations);
+          results[mode].push(r);
+          process.stdout.write(
+            `${mode.padEnd(4)} ${String(n).padStart(5)} streams: delivered to all p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(2)} ms; ` +
+              `server pass p50 ${r.passP50.toFixed(2)} ms, p99 ${r.passP99.toFixed(2)} ms (${r.rotations} rotations)\n`,
+          );
+          fleet.close();
+          if (fleet.errors.length > 0) throw new Error(`${mode}, ${n} streams: ${fleet.errors.length} problems, first: ${fleet.errors[0]}`);
+          await waitStreams(server, 0);
+        }
+      } finally {
+        await server.close();
+      }
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+
+  const bytesPerStream = (rss1000 - idleRss) / 1000;
+  const figures: Record<string, number | boolean | string> = { client: clientFlag, connections: connectionsFlag };
+  process.stdout.write('\nstreams   meshid p50/p99 ms   bare p50/p99 ms   ratio p50/p99   target p99\n');
+  STREAM_COUNTS.forEach((n, i) => {
+    const s = results.sds[i]!;
+    const b = results.bare[i]!;
+    const target = TARGET_P99_MS[n];
+    process.stdout.write(
+      `${String(n).padStart(7)}   ${`${s.p50.toFixed(2)} / ${s.p99.toFixed(2)}`.padEnd(18)}  ${`${b.p50.toFixed(2)} / ${b.p99.toFixed(2)}`.padEnd(16)}  ${`${(s.p50 / b.p50).toFixed(2)} / ${(s.p99 / b.p99).toFixed(2)}`.padEnd(14)}  ${target ? `< ${target} ms ${s.p99 < target ? 'met' : 'MISSED'}` : '-'}\n`,
+    );
+    figures[`push_p50_ms_${n}`] = round(s.p50);
+    figures[`push_p99_ms_${n}`] = round(s.p99);
+    figures[`bare_push_p50_ms_${n}`] = round(b.p50);
+    figures[`bare_push_p99_ms_${n}`] = round(b.p99);
+    figures[`ratio_p99_${n}`] = round(s.p99 / b.p99);
+    figures[`server_pass_p99_ms_${n}`] = round(s.passP99, 3);
+    figures[`bare_server_pass_p99_ms_${n}`] = round(b.passP99, 3);
+    figures[`rotations_${n}`] = s.rotations;
+  });
+  process.stdout.write(
+    `\nSDS server RSS: ${(idleRss / 2 ** 20).toFixed(1)} MB idle (target < ${TARGET_IDLE_RSS_MB} MB), ${(rss1000 / 2 ** 20).toFixed(1)} MB with 1,000 idle streams: ` +
+      `${Math.round(bytesPerStream)} bytes per idle stream (target < ${TARGET_BYTES_PER_STREAM})\n`,
+  );
+  figures.idle_rss_mb = round(idleRss / 2 ** 20, 1);
+  figures.rss_1000_streams_mb = round(rss1000 / 2 ** 20, 1);
+  figures.bytes_per_idle_stream = Math.round(bytesPerStream);
+  figures.targets_met =
+    results.sds[1]!.p99 < TARGET_P99_MS[100]! && results.sds[2]!.p99 < TARGET_P99_MS[1000]! && bytesPerStream < TARGET_BYTES_PER_STREAM && idleRss / 2 ** 20 < TARGET_IDLE_RSS_MB;
+  process.stdout.write(`${JSON.stringify(figures)}\n`);
+}
+
+await main();

@@ -1,0 +1,219 @@
+/**
+ * The Envoy SDS v3 server (envoy.service.secret.v3.SecretDiscoveryService) on a Unix socket.
+ * Transport only: secrets come from an IdentitySource and from files (see secret-catalog.ts), the
+ * per-stream protocol lives in secret-stream.ts.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { envoyProtos } from '../envoy/protos.js';
+import type { Clock } from '../lib/clock.js';
+import { errorMessage, MeshidError } from '../lib/errors.js';
+import { grpcStatusOf } from '../lib/grpc-status.js';
+import type { Logger } from '../observability/logger.js';
+import type { IdentitySource } from './identity-source.js';
+import { noopSdsMetrics, type SdsMetrics } from './metrics.js';
+import type { SecretKind } from './resource-names.js';
+import { type CatalogUsage, SecretCatalog } from './secret-catalog.js';
+import { type EncodedSecret, responseWithNonce } from './secret-encoding.js';
+import { type DiscoveryRequestMessage, requestedName, SecretStream, type StreamContext } from './secret-stream.js';
+import { type BoundSocket, listenOnUnixSocket } from './unix-socket.js';
+
+export interface SdsServerConfig {
+  /** Socket path (--sds-socket). */
+  readonly sdsSocket: string;
+  /** File mode of the socket (--sds-socket-mode), e.g. 0o600. */
+  readonly sdsSocketMode: number;
+  /** Quiet period after a watched secret file changes before it is re-read (default 100 ms). */
+  readonly fileDebounceMs?: number;
+  /** How long close() lets connections finish before cutting them (default 2 s). */
+  readonly shutdownGraceMs?: number;
+}
+
+export interface SdsServerDeps {
+  readonly source: IdentitySource;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly metrics?: SdsMetrics;
+}
+
+export interface SdsUsage extends CatalogUsage {
+  readonly streams: number;
+  /** FetchSecrets calls waiting for their secret to exist. */
+  readonly pendingFetches: number;
+}
+
+export interface SdsServer {
+  /** The absolute socket path. */
+  readonly socketPath: string;
+  /** True from a successful start until close() begins. */
+  serving(): boolean;
+  /** Open StreamSecrets streams. */
+  streams(): number;
+  /** What the server holds right now (streams, secret feeds, file watches): for readiness and leak checks. */
+  usage(): SdsUsage;
+  /** Ends every stream with UNAVAILABLE, stops listening, removes the socket file. Idempotent. */
+  close(): Promise<void>;
+}
+
+const UNAVAILABLE_CLOSING = new MeshidError('unavailable', 'sds_closing', 'the SDS server is shutting down');
+
+function statusOf(error: MeshidError): Partial<grpc.StatusObject> {
+  return { code: grpcStatusOf(error.kind), details: error.message };
+}
+
+/** The SDS service with responses written as pre-encoded bytes (see secret-encoding.ts). */
+function sdsServiceDefinition(): grpc.ServiceDefinition {
+  const base = envoyProtos().sdsService;
+  const bytes = (b: Buffer) => b;
+  return {
+    ...base,
+    StreamSecrets: { ...base.StreamSecrets!, responseSerialize: bytes },
+    FetchSecrets: { ...base.FetchSecrets!, responseSerialize: bytes },
+  };
+}
+
+export async function startSdsServer(config: SdsServerConfig, deps: SdsServerDeps): Promise<SdsServer> {
+  const logger = deps.logger.child({ component: 'sds' });
+  const metrics = deps.metrics ?? noopSdsMetrics;
+  const catalog = new SecretCatalog({ source: deps.source, clock: deps.clock, logger, metrics, fileDebounceMs: config.fileDebounceMs ?? 100 });
+  const ctx: StreamContext = { catalog, logger, metrics };
+  const streams = new Set<SecretStream>();
+  const fetches = new Set<() => void>();
+  let state: 'starting' | 'serving' | 'closing' = 'starting';
+
+  const streamSecrets = (call: grpc.ServerDuplexStream<DiscoveryRequestMessage, Buffer>) => {
+    if (state !== 'serving') {
+      call.emit('error', statusOf(UNAVAILABLE_CLOSING));
+      return;
+    }
+    let open = true;
+    const stream = new SecretStream(ctx, {
+      send: (bytes) => {
+        if (open) call.write(bytes);
+      },
+      fail: (error) => {
+        if (!open) return;
+        finish();
+        call.emit('error', statusOf(error));
+      },
+    });
+    const finish = () => {
+      if (!open) return;
+      open = false;
+      stream.close();
+      streams.delete(stream);
+      metrics.streamClosed();
+    };
+    streams.add(stream);
+    metrics.streamOpened();
+    call.on('data', (req: DiscoveryRequestMessage) => stream.handle(req));
+    call.on('end', () => {
+      // Envoy half-closed: nothing more will be asked, so the stream is over.
+      finish();
+      call.end();
+    });
+    call.on('cancelled', finish);
+    call.on('error', finish);
+    call.on('close', finish);
+  };
+
+  const fetchSecrets = (call: grpc.ServerUnaryCall<DiscoveryRequestMessage, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+    const reject = (error: MeshidError) => {
+      metrics.requestRejected(error.code);
+      logger.warn({ node: call.request.node?.id, code: error.code, err: error.message }, 'SDS fetch refused');
+      callback(statusOf(error));
+    };
+    if (state !== 'serving') return reject(UNAVAILABLE_CLOSING);
+    let settled = false;
+    let release = () => {};
+    const settle = () => {
+      settled = true;
+      fetches.delete(abort);
+      release();
+    };
+    const answer = (secret: EncodedSecret, kind: SecretKind) => {
+      if (settled) return;
+      settle();
+      metrics.responseSent(kind);
+      callback(null, responseWithNonce(secret, 'fetch'));
+    };
+    // Called on client cancel (including an expired deadline, which grpc-js enforces) and on close.
+    const abort = () => {
+      if (settled) return;
+      settle();
+      if (state === 'closing') callback(statusOf(UNAVAILABLE_CLOSING));
+    };
+    try {
+      const name = requestedName(call.request, 'FetchSecrets');
+      const subscription = catalog.subscribe(name, {
+        deliver: (secret) => answer(secret, subscription.kind),
+        fail: (error) => {
+          if (settled) return;
+          settle();
+          reject(error);
+        },
+      });
+      release = () => subscription.release();
+      const current = subscription.current();
+      if (current) return answer(current, subscription.kind);
+      fetches.add(abort);
+      call.on('cancelled', abort);
+      logger.debug({ node: call.request.node?.id, resource: name }, 'SDS fetch waits for the secret to exist');
+    } catch (e) {
+      settle();
+      reject(e instanceof MeshidError ? e : new MeshidError('internal', 'sds_internal', `internal error: ${errorMessage(e)}`));
+    }
+  };
+
+  const deltaSecrets = (call: grpc.ServerDuplexStream<unknown, unknown>) => {
+    call.emit('error', {
+      code: grpc.status.UNIMPLEMENTED,
+      details: 'DeltaSecrets (incremental SDS) is not implemented; configure Envoy for state-of-the-world SDS (api_type GRPC), which StreamSecrets serves',
+    });
+  };
+
+  const server = new grpc.Server();
+  server.addService(sdsServiceDefinition(), {
+    StreamSecrets: streamSecrets,
+    FetchSecrets: fetchSecrets,
+    DeltaSecrets: deltaSecrets,
+  } as grpc.UntypedServiceImplementation);
+
+  let socket: BoundSocket;
+  try {
+    socket = await listenOnUnixSocket(server, config.sdsSocket, config.sdsSocketMode, deps.clock);
+  } catch (e) {
+    server.forceShutdown();
+    await catalog.close();
+    throw e;
+  }
+  state = 'serving';
+  logger.info({ socket: socket.path, mode: `0${config.sdsSocketMode.toString(8)}` }, 'SDS server listening');
+
+  let closing: Promise<void> | undefined;
+  const close = async () => {
+    state = 'closing';
+    socket.remove();
+    for (const abort of [...fetches]) abort();
+    for (const stream of [...streams]) stream.terminate(UNAVAILABLE_CLOSING);
+    await catalog.close();
+    await new Promise<void>((resolve) => {
+      const timer = deps.clock.setTimer(config.shutdownGraceMs ?? 2000, () => {
+        server.forceShutdown();
+        resolve();
+      });
+      server.tryShutdown(() => {
+        timer.cancel();
+        resolve();
+      });
+    });
+    logger.info({ socket: socket.path }, 'SDS server closed');
+  };
+
+  return {
+    socketPath: socket.path,
+    serving: () => state === 'serving',
+    streams: () => streams.size,
+    usage: () => ({ ...catalog.usage(), streams: streams.size, pendingFetches: fetches.size }),
+    close: () => (closing ??= close()),
+  };
+}

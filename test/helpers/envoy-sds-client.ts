@@ -1,0 +1,343 @@
+/**
+ * A test client that behaves like Envoy's SDS client (without ADS), on the official protos:
+ *
+ * - one StreamSecrets stream per secret name; the node goes on the first message of each stream only
+ *   (set_node_on_first_message_only);
+ * - every response is checked as Envoy checks it (type URL, exactly one resource, the name asked
+ *   for, a Secret that decodes and holds inline certificate or CA bytes) and ACKed with its version
+ *   and nonce, or NACKed with error_detail and the previous version, keeping the previous secret;
+ * - a test can make it reject content (a NACK on demand);
+ * - when a stream breaks it reconnects and resubscribes with the last version it accepted.
+ */
+import { performance } from 'node:perf_hooks';
+import * as grpc from '@grpc/grpc-js';
+import { envoyProtos, SECRET_TYPE_URL } from '../../src/envoy/protos.js';
+
+export interface DiscoveryRequest {
+  version_info?: string;
+  node?: { id: string; cluster: string };
+  resource_names?: string[];
+  type_url?: string;
+  response_nonce?: string;
+  error_detail?: { code: number; message: string };
+}
+
+interface DiscoveryResponse {
+  version_info?: string;
+  resources?: Array<{ type_url?: string; value?: Buffer }>;
+  type_url?: string;
+  nonce?: string;
+}
+
+export interface DecodedSecret {
+  readonly name: string;
+  readonly tlsCertificate?: { readonly certificateChain: string; readonly privateKey: string };
+  readonly validationContext?: { readonly trustedCa: string };
+}
+
+export interface ReceivedSecret {
+  readonly version: string;
+  readonly nonce: string;
+  readonly secret: DecodedSecret;
+  /** performance.timeOrigin + performance.now() when the response was processed (comparable across processes). */
+  readonly receivedAt: number;
+}
+
+export interface Nack {
+  readonly version: string;
+  readonly nonce: string;
+  readonly message: string;
+}
+
+export interface EnvoySdsClientOptions {
+  readonly socketPath: string;
+  readonly node?: { readonly id: string; readonly cluster: string };
+  /** Return an error message to NACK the secret (Envoy then keeps its previous one). */
+  readonly reject?: (secret: DecodedSecret, version: string) => string | undefined;
+  /** Reconnect a broken stream (default true) after this delay (default 20 ms; Envoy: 0.5 s to 30 s, jittered). */
+  readonly reconnect?: boolean;
+  readonly reconnectDelayMs?: number;
+  /** Skip decoding the Secret beyond its name (benchmarks with many streams); the envelope is still checked. */
+  readonly shallow?: boolean;
+}
+
+const NACK_CODE = 13; // Envoy reports rejected config with INTERNAL
+
+export function nowMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+function decodeSecret(value: Buffer | undefined, shallow: boolean): DecodedSecret {
+  const { Secret } = envoyProtos();
+  const msg = Secret.toObject(Secret.decode(value ?? Buffer.alloc(0)), { bytes: Buffer, defaults: false }) as {
+    name?: string;
+    tls_certificate?: { certificate_chain?: { inline_bytes?: Buffer }; private_key?: { inline_bytes?: Buffer } };
+    validation_context?: { trusted_ca?: { inline_bytes?: Buffer } };
+  };
+  const name = msg.name ?? '';
+  if (shallow) return { name };
+  if (msg.tls_certificate) {
+    const chain = msg.tls_certificate.certificate_chain?.inline_bytes;
+    const key = msg.tls_certificate.private_key?.inline_bytes;
+    if (!chain?.length || !key?.length) throw new Error(`secret ${name}: tls_certificate without inline certificate_chain and private_key`);
+    return { name, tlsCertificate: { certificateChain: chain.toString(), privateKey: key.toString() } };
+  }
+  if (msg.validation_context) {
+    const ca = msg.validation_context.trusted_ca?.inline_bytes;
+    if (!ca?.length) throw new Error(`secret ${name}: validation_context without inline trusted_ca`);
+    return { name, validationContext: { trustedCa: ca.toString() } };
+  }
+  throw new Error(`secret ${name}: neither tls_certificate nor validation_context`);
+}
+
+export class EnvoySdsClient {
+  readonly client: grpc.Client;
+  private readonly watches = new Set<SecretWatch>();
+
+  constructor(readonly options: EnvoySdsClientOptions) {
+    this.client = new grpc.Client(`unix:${options.socketPath}`, grpc.credentials.createInsecure(), {
+      // Each EnvoySdsClient is its own Envoy: its own connection.
+      'grpc.use_local_subchannel_pool': 1,
+      // Envoy does not retry SDS calls at the gRPC layer (it reopens the stream); nor do we.
+      'grpc.enable_retries': 0,
+      'grpc.initial_reconnect_backoff_ms': 50,
+      'grpc.max_reconnect_backoff_ms': 200,
+    });
+  }
+
+  /** Opens a stream for one secret name. */
+  subscribe(name: string): SecretWatch {
+    const w = new SecretWatch(this, name);
+    this.watches.add(w);
+    return w;
+  }
+
+  /** FetchSecrets for one name. */
+  fetch(name: string, deadlineMs = 5000, request: DiscoveryRequest = {}): Promise<{ version: string; secret: DecodedSecret }> {
+    const method = envoyProtos().sdsService.FetchSecrets!;
+    return new Promise((resolve, reject) => {
+      this.client.makeUnaryRequest<DiscoveryRequest, DiscoveryResponse>(
+        method.path,
+        method.requestSerialize as (r: DiscoveryRequest) => Buffer,
+        method.responseDeserialize as (b: Buffer) => DiscoveryResponse,
+        { resource_names: [name], type_url: SECRET_TYPE_URL, ...(this.options.node ? { node: { ...this.options.node } } : {}), ...request },
+        { deadline: Date.now() + deadlineMs },
+        (err, res) => {
+          if (err) return reject(err);
+          try {
+            resolve(checkResponse(res!, name, false));
+          } catch (e) {
+            reject(e);
+          }
+        },
+      );
+    });
+  }
+
+  /** Opens a raw stream (for tests that speak the protocol by hand). */
+  rawStream(): grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse> {
+    const method = envoyProtos().sdsService.StreamSecrets!;
+    return this.client.makeBidiStreamRequest<DiscoveryRequest, DiscoveryResponse>(
+      method.path,
+      method.requestSerialize as (r: DiscoveryRequest) => Buffer,
+      method.responseDeserialize as (b: Buffer) => DiscoveryResponse,
+    );
+  }
+
+  /** Calls another method of the service (DeltaSecrets) and returns its final status. */
+  deltaStatus(): Promise<grpc.StatusObject> {
+    const method = envoyProtos().sdsService.DeltaSecrets!;
+    const call = this.client.makeBidiStreamRequest<Record<string, unknown>, unknown>(
+      method.path,
+      method.requestSerialize as (r: Record<string, unknown>) => Buffer,
+      method.responseDeserialize as (b: Buffer) => unknown,
+    );
+    return new Promise((resolve) => {
+      call.on('status', resolve);
+      call.on('error', () => {});
+      call.on('data', () => {});
+      call.write({ type_url: SECRET_TYPE_URL, resource_names_subscribe: ['default'] });
+    });
+  }
+
+  forget(w: SecretWatch): void {
+    this.watches.delete(w);
+  }
+
+  close(): void {
+    for (const w of [...this.watches]) w.close();
+    this.client.close();
+  }
+}
+
+/** Checks a response as Envoy does; returns the version and decoded secret, or throws with Envoy-like wording. */
+function checkResponse(res: DiscoveryResponse, name: string, shallow: boolean): { version: string; secret: DecodedSecret } {
+  if (res.type_url !== SECRET_TYPE_URL) throw new Error(`unexpected type_url ${JSON.stringify(res.type_url)}`);
+  const resources = res.resources ?? [];
+  if (resources.length !== 1) throw new Error(`Unexpected SDS secrets length: ${resources.length}`);
+  if (resources[0]!.type_url !== SECRET_TYPE_URL) throw new Error(`resource has type_url ${JSON.stringify(resources[0]!.type_url)}`);
+  const secret = decodeSecret(resources[0]!.value, shallow);
+  if (secret.name !== name) throw new Error(`Unexpected SDS secret (expecting ${name}): ${secret.name}`);
+  if (!res.version_info) throw new Error('response without version_info');
+  return { version: res.version_info, secret };
+}
+
+type Waiter = { pred: (s: ReceivedSecret) => boolean; resolve: (s: ReceivedSecret) => void };
+
+export class SecretWatch {
+  private call: grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse> | undefined;
+  private current: ReceivedSecret | undefined;
+  private waiters: Waiter[] = [];
+  private readonly updateListeners = new Set<(s: ReceivedSecret) => void>();
+  private statusWaiters: Array<(s: grpc.StatusObject) => void> = [];
+  private closed = false;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  /** Responses accepted (ACKed). */
+  accepted = 0;
+  readonly nacks: Nack[] = [];
+  /** Responses that failed Envoy's checks (also NACKed). */
+  readonly protocolErrors: string[] = [];
+  /** Final statuses of streams that ended. */
+  readonly statuses: grpc.StatusObject[] = [];
+  streamsOpened = 0;
+
+  constructor(
+    private readonly owner: EnvoySdsClient,
+    readonly name: string,
+  ) {
+    this.open();
+  }
+
+  latest(): ReceivedSecret | undefined {
+    return this.current;
+  }
+
+  /** Runs listener on every accepted secret (after it is ACKed); returns an unsubscribe function. */
+  onUpdate(listener: (s: ReceivedSecret) => void): () => void {
+    this.updateListeners.add(listener);
+    return () => void this.updateListeners.delete(listener);
+  }
+
+  /** The next secret accepted after this call. */
+  nextUpdate(timeoutMs = 5000): Promise<ReceivedSecret> {
+    return this.waitFor(() => true, timeoutMs, false);
+  }
+
+  /** The latest accepted secret once it satisfies pred (at once if it already does). */
+  waitFor(pred: (s: ReceivedSecret) => boolean, timeoutMs = 5000, checkCurrent = true): Promise<ReceivedSecret> {
+    if (checkCurrent && this.current && pred(this.current)) return Promise.resolve(this.current);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(new Error(`${this.name}: no matching secret within ${timeoutMs} ms (latest version ${this.current?.version ?? 'none'})`));
+      }, timeoutMs);
+      const waiter: Waiter = {
+        pred,
+        resolve: (s) => {
+          clearTimeout(timer);
+          resolve(s);
+        },
+      };
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** Resolves with the status of the next stream end. */
+  nextStatus(timeoutMs = 5000): Promise<grpc.StatusObject> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.name}: stream did not end within ${timeoutMs} ms`)), timeoutMs);
+      this.statusWaiters.push((s) => {
+        clearTimeout(timer);
+        resolve(s);
+      });
+    });
+  }
+
+  /** Writes a request on the current stream as is. */
+  sendRaw(req: DiscoveryRequest): void {
+    this.call?.write(req);
+  }
+
+  /** Cancels the current stream, as a broken connection would; the watch reconnects. */
+  breakStream(): void {
+    this.call?.cancel();
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.call?.cancel();
+    this.call = undefined;
+    this.owner.forget(this);
+  }
+
+  private open(): void {
+    const call = this.owner.rawStream();
+    this.call = call;
+    this.streamsOpened++;
+    let ended = false;
+    const onEnd = (status: grpc.StatusObject) => {
+      if (ended) return;
+      ended = true;
+      this.statuses.push(status);
+      for (const w of this.statusWaiters.splice(0)) w(status);
+      if (this.call === call) this.call = undefined;
+      if (!this.closed && this.owner.options.reconnect !== false) {
+        this.reconnectTimer = setTimeout(() => {
+          if (!this.closed) this.open();
+        }, this.owner.options.reconnectDelayMs ?? 20);
+      }
+    };
+    call.on('data', (res: DiscoveryResponse) => this.onResponse(call, res));
+    call.on('status', onEnd);
+    // The status event carries the outcome; 'error' only duplicates it for non-OK statuses.
+    call.on('error', () => {});
+    const node = this.owner.options.node;
+    call.write({
+      ...(node ? { node: { id: node.id, cluster: node.cluster } } : {}),
+      // After a reconnect Envoy resubscribes with the version it holds, and no nonce.
+      version_info: this.current?.version ?? '',
+      resource_names: [this.name],
+      type_url: SECRET_TYPE_URL,
+    });
+  }
+
+  private onResponse(call: grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>, res: DiscoveryResponse): void {
+    const receivedAt = nowMs();
+    const nonce = res.nonce ?? '';
+    let checked: { version: string; secret: DecodedSecret };
+    try {
+      if (!nonce) throw new Error('response without nonce');
+      checked = checkResponse(res, this.name, this.owner.options.shallow === true);
+    } catch (e) {
+      const message = (e as Error).message;
+      this.protocolErrors.push(message);
+      this.nack(call, nonce, res.version_info ?? '', message);
+      return;
+    }
+    const rejection = this.owner.options.reject?.(checked.secret, checked.version);
+    if (rejection !== undefined) {
+      this.nack(call, nonce, checked.version, rejection);
+      return;
+    }
+    const received: ReceivedSecret = { version: checked.version, nonce, secret: checked.secret, receivedAt };
+    this.current = received;
+    this.accepted++;
+    call.write({ version_info: checked.version, response_nonce: nonce, resource_names: [this.name], type_url: SECRET_TYPE_URL });
+    for (const l of this.updateListeners) l(received);
+    const ready = this.waiters.filter((w) => w.pred(received));
+    this.waiters = this.waiters.filter((w) => !ready.includes(w));
+    for (const w of ready) w.resolve(received);
+  }
+
+  private nack(call: grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>, nonce: string, version: string, message: string): void {
+    this.nacks.push({ version, nonce, message });
+    call.write({
+      version_info: this.current?.version ?? '',
+      response_nonce: nonce,
+      resource_names: [this.name],
+      type_url: SECRET_TYPE_URL,
+      error_detail: { code: NACK_CODE, message },
+    });
+  }
+}

@@ -1,0 +1,65 @@
+/** A hand-driven StreamSecrets stream, for tests that need to send exactly what they choose (stale nonces, odd versions). */
+import type * as grpc from '@grpc/grpc-js';
+import { envoyProtos } from '../../src/envoy/protos.js';
+import type { DiscoveryRequest, EnvoySdsClient } from '../helpers/envoy-sds-client.js';
+
+export interface RawResponse {
+  readonly version: string;
+  readonly nonce: string;
+  readonly names: string[];
+}
+
+export class RawStream {
+  private readonly call: grpc.ClientDuplexStream<DiscoveryRequest, unknown>;
+  private readonly queue: RawResponse[] = [];
+  private waiter: (() => void) | undefined;
+  status: grpc.StatusObject | undefined;
+  received = 0;
+
+  constructor(client: EnvoySdsClient) {
+    this.call = client.rawStream() as grpc.ClientDuplexStream<DiscoveryRequest, unknown>;
+    this.call.on('data', (res: { version_info?: string; nonce?: string; resources?: Array<{ value?: Buffer }> }) => {
+      const { Secret } = envoyProtos();
+      this.received++;
+      this.queue.push({
+        version: res.version_info ?? '',
+        nonce: res.nonce ?? '',
+        names: (res.resources ?? []).map((r) => (Secret.decode(r.value ?? Buffer.alloc(0)) as unknown as { name: string }).name),
+      });
+      this.waiter?.();
+    });
+    this.call.on('status', (s) => {
+      this.status = s;
+      this.waiter?.();
+    });
+    this.call.on('error', () => {});
+  }
+
+  send(req: DiscoveryRequest): void {
+    this.call.write(req);
+  }
+
+  /** The next response, or undefined if none arrives within ms. */
+  async next(ms = 3000): Promise<RawResponse | undefined> {
+    const deadline = Date.now() + ms;
+    while (this.queue.length === 0 && !this.status && Date.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, deadline - Date.now());
+        this.waiter = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    }
+    return this.queue.shift();
+  }
+
+  /** Half-closes: the client will send nothing more. */
+  end(): void {
+    this.call.end();
+  }
+
+  cancel(): void {
+    this.call.cancel();
+  }
+}

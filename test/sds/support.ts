@@ -1,0 +1,125 @@
+/** Shared setup for the SDS tests: a server on a temp socket, a test identity, counting metrics, captured logs. */
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import type { ExecutionContext } from 'ava';
+import { FakeClock } from '../../src/lib/fake-clock.js';
+import { createLogger, type Logger } from '../../src/observability/logger.js';
+import type { SdsMetrics } from '../../src/sds/metrics.js';
+import type { SecretKind } from '../../src/sds/resource-names.js';
+import { type SdsServer, type SdsServerConfig, startSdsServer } from '../../src/sds/server.js';
+import { EnvoySdsClient, type EnvoySdsClientOptions } from '../helpers/envoy-sds-client.js';
+import { TestIdentitySource, type TestIdentityOptions } from '../helpers/test-identity-source.js';
+import { tempDir } from '../helpers/tmp.js';
+
+export type LogLine = Record<string, unknown> & { msg?: string; level?: string };
+
+export function captureLogger(): { logger: Logger; lines: () => LogLine[] } {
+  const stream = new PassThrough();
+  const lines: LogLine[] = [];
+  let buffered = '';
+  stream.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString();
+    let nl;
+    while ((nl = buffered.indexOf('\n')) !== -1) {
+      lines.push(JSON.parse(buffered.slice(0, nl)) as LogLine);
+      buffered = buffered.slice(nl + 1);
+    }
+  });
+  return { logger: createLogger({ level: 'debug', destination: stream }), lines: () => lines };
+}
+
+export class CountingMetrics implements SdsMetrics {
+  opened = 0;
+  closed = 0;
+  responses = new Map<SecretKind, number>();
+  acks = 0;
+  nacks = 0;
+  rejected: string[] = [];
+  reloadFailures = 0;
+  pushes: Array<{ kind: SecretKind; streams: number }> = [];
+  streamOpened() {
+    this.opened++;
+  }
+  streamClosed() {
+    this.closed++;
+  }
+  responseSent(kind: SecretKind) {
+    this.responses.set(kind, (this.responses.get(kind) ?? 0) + 1);
+  }
+  pushCompleted(kind: SecretKind, streams: number) {
+    this.pushes.push({ kind, streams });
+  }
+  ackReceived() {
+    this.acks++;
+  }
+  nackReceived() {
+    this.nacks++;
+  }
+  requestRejected(reason: string) {
+    this.rejected.push(reason);
+  }
+  fileReloadFailed() {
+    this.reloadFailures++;
+  }
+}
+
+export interface TestServer {
+  readonly server: SdsServer;
+  readonly source: TestIdentitySource;
+  readonly clock: FakeClock;
+  readonly metrics: CountingMetrics;
+  readonly logs: () => LogLine[];
+  readonly dir: string;
+  /** A new Envoy-like client on the server's socket, closed at teardown. */
+  client(options?: Partial<EnvoySdsClientOptions>): EnvoySdsClient;
+}
+
+export interface TestServerOptions {
+  readonly identity?: Partial<TestIdentityOptions>;
+  readonly config?: Partial<SdsServerConfig>;
+  readonly socketPath?: string;
+}
+
+export async function startTestServer(t: ExecutionContext, options: TestServerOptions = {}): Promise<TestServer> {
+  const dir = tempDir(t, 'meshid-sds-');
+  const clock = new FakeClock(Date.now());
+  const source = new TestIdentitySource({ clock, ...options.identity });
+  const metrics = new CountingMetrics();
+  const { logger, lines } = captureLogger();
+  const server = await startSdsServer(
+    { sdsSocket: options.socketPath ?? path.join(dir, 'sds.sock'), sdsSocketMode: 0o600, fileDebounceMs: 50, ...options.config },
+    { source, logger, clock, metrics },
+  );
+  const clients: EnvoySdsClient[] = [];
+  t.teardown(async () => {
+    for (const c of clients) c.close();
+    await server.close();
+  });
+  return {
+    server,
+    source,
+    clock,
+    metrics,
+    logs: lines,
+    dir,
+    client(o = {}) {
+      const c = new EnvoySdsClient({ socketPath: server.socketPath, node: { id: 'sidecar~10.0.0.1~app.default~default.svc.cluster.local', cluster: 'app' }, ...o });
+      clients.push(c);
+      return c;
+    },
+  };
+}
+
+/** Resolves when cond() holds, polling real time (for effects of real I/O, never for rotation timing). */
+export async function eventually(cond: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** A pause long enough for a message to cross the socket and be handled (used to show that nothing arrives). */
+export function settle(ms = 100): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
