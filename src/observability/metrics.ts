@@ -7,6 +7,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Clock } from '../lib/clock.js';
 import type { SvidMetrics } from '../rotation/metrics.js';
+import type { SdsMetrics } from '../sds/metrics.js';
 
 const LATENCY_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
@@ -40,6 +41,49 @@ export class AgentMetrics {
     registers: [this.registry],
   });
 
+  readonly sdsStreams = new Gauge({
+    name: 'meshid_sds_streams',
+    help: 'Open SDS streams (Envoy subscriptions)',
+    registers: [this.registry],
+  });
+  readonly sdsResponses = new Counter({
+    name: 'meshid_sds_responses_total',
+    help: 'SDS responses sent (stream pushes and fetch answers), by secret kind',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly sdsPushDuration = new Histogram({
+    name: 'meshid_sds_push_duration_seconds',
+    help: 'Time to hand one secret change to every subscribed stream, by secret kind',
+    labelNames: ['kind'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+    registers: [this.registry],
+  });
+  readonly sdsAcks = new Counter({
+    name: 'meshid_sds_acks_total',
+    help: 'SDS responses Envoy accepted, by secret kind',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly sdsNacks = new Counter({
+    name: 'meshid_sds_nacks_total',
+    help: 'SDS responses Envoy rejected (NACK), by secret kind',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly sdsRejected = new Counter({
+    name: 'meshid_sds_rejected_requests_total',
+    help: 'SDS streams or fetches refused with a gRPC error, by error code',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly sdsFileReloadFailures = new Counter({
+    name: 'meshid_sds_file_reload_failures_total',
+    help: 'Watched certificate files that changed into something unusable (the last good content is kept)',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+
   constructor(clock: Clock, options: { processMetrics?: boolean } = {}) {
     const self = this;
     this.svidRemaining = new Gauge({
@@ -65,6 +109,20 @@ export class AgentMetrics {
         if (expiresAt === undefined) this.svidExpiry.reset();
         else this.svidExpiry.set(expiresAt / 1000);
       },
+    };
+  }
+
+  /** The SDS server's hooks. */
+  sdsHooks(): SdsMetrics {
+    return {
+      streamOpened: () => this.sdsStreams.inc(),
+      streamClosed: () => this.sdsStreams.dec(),
+      responseSent: (kind) => this.sdsResponses.inc({ kind }),
+      pushCompleted: (kind, _streams, ms) => this.sdsPushDuration.observe({ kind }, ms / 1000),
+      ackReceived: (kind) => this.sdsAcks.inc({ kind }),
+      nackReceived: (kind) => this.sdsNacks.inc({ kind }),
+      requestRejected: (reason) => this.sdsRejected.inc({ reason }),
+      fileReloadFailed: (kind) => this.sdsFileReloadFailures.inc({ kind }),
     };
   }
 
