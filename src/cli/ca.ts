@@ -1,4 +1,6 @@
 /** `meshid ca`: the reference CA, until SIGINT/SIGTERM. */
+import { format } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
 import { opt } from '../config/options.js';
 import { caOptions } from '../ca/options.js';
 import { startCa } from '../ca/server.js';
@@ -20,6 +22,8 @@ authenticated identity. Requests for a lifetime above --max-ttl are clamped to i
   async run({ config }) {
     const { logLevel, ...caConfig } = config;
     const logger = createLogger({ level: logLevel });
+    // grpc-js writes its own errors to stderr; ours already say what failed, so keep its lines at debug.
+    grpc.setLogger({ error: (...args: unknown[]) => logger.debug({ component: 'grpc' }, format(...args)) });
     // Startup failures propagate to the router: one line on stderr, exit 1.
     const ca = await startCa(caConfig, { logger });
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
