@@ -119,10 +119,11 @@ export class Authority {
     const notBefore = Math.max(now - CLOCK_SKEW_MS, this.earliestStart);
     const wanted = now + ttlMs;
     const notAfter = Math.min(wanted, this.latestEnd);
-    return { notBefore: wholeSecond(notBefore, 'up'), notAfter: wholeSecond(notAfter, 'down'), capped: wanted > this.latestEnd };
+    // Both round down: the issuer's own dates are whole seconds, so NotBefore stays within them.
+    return { notBefore: wholeSecond(notBefore), notAfter: wholeSecond(notAfter), capped: wanted > this.latestEnd };
   }
 }
 
-function wholeSecond(ms: number, round: 'up' | 'down'): Date {
-  return new Date((round === 'up' ? Math.ceil(ms / 1000) : Math.floor(ms / 1000)) * 1000);
+function wholeSecond(ms: number): Date {
+  return new Date(Math.floor(ms / 1000) * 1000);
 }
