@@ -171,10 +171,9 @@ export async function startCa(config: CaConfig, deps: CaDeps = {}): Promise<Runn
     close() {
       closed ??= new Promise<void>((resolve) => {
         renewal?.cancel();
-        const force = setTimeout(() => server.forceShutdown(), SHUTDOWN_GRACE_MS);
-        force.unref();
+        const force = clock.setTimer(SHUTDOWN_GRACE_MS, () => server.forceShutdown());
         server.tryShutdown(() => {
-          clearTimeout(force);
+          force.cancel();
           log.info({ event: 'stopped' }, 'CA stopped');
           resolve();
         });

@@ -52,12 +52,18 @@ test('malformed responses become { ok: false, kind: internal }', async (t) => {
 test('gRPC errors map to ErrorKind; a deadline is enforced', async (t) => {
   let behaviour: (cb: grpc.sendUnaryData<IstioCertificateResponse>) => void = () => {};
   const fake = await fakeCa(t, (cb) => behaviour(cb));
-  const client = new CaClient({ address: fake.address, caBundlePem: fake.bundlePem, deadlineMs: 300 });
+  const client = new CaClient({ address: fake.address, caBundlePem: fake.bundlePem });
   t.teardown(() => client.close());
   behaviour = (cb) => cb({ code: grpc.status.RESOURCE_EXHAUSTED, details: 'slow down' });
   t.like(await client.createCertificate('csr', token), { ok: false, kind: 'resource_exhausted', grpcCode: grpc.status.RESOURCE_EXHAUSTED, message: `CA ${fake.address}: slow down` });
+  behaviour = (cb) => cb({ code: grpc.status.UNAVAILABLE, details: 'draining' });
+  t.like(await client.createCertificate('csr', token), { ok: false, kind: 'unavailable', grpcCode: grpc.status.UNAVAILABLE });
   behaviour = () => {}; // never answers
-  t.like(await client.createCertificate('csr', token), { ok: false, kind: 'deadline_exceeded', grpcCode: grpc.status.DEADLINE_EXCEEDED });
+  const impatient = new CaClient({ address: fake.address, caBundlePem: fake.bundlePem, deadlineMs: 300 });
+  t.teardown(() => impatient.close());
+  const started = Date.now();
+  t.like(await impatient.createCertificate('csr', token), { ok: false, kind: 'deadline_exceeded', grpcCode: grpc.status.DEADLINE_EXCEEDED });
+  t.true(Date.now() - started < 5000, 'the call ends at its deadline');
 });
 
 test('TLS is verified against the bundle: another root, or nobody listening, is unavailable', async (t) => {
