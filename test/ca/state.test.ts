@@ -100,6 +100,15 @@ test('intermediate mode: leaf, intermediate, root in the response; NotAfter capp
   t.is(leaf.notAfter.getTime(), Math.floor(inter.cert.notAfter.getTime() / 1000) * 1000, 'capped at the issuer NotAfter');
   t.true(leaf.verifySignedBy(inter.key.publicKey));
   t.like(h.logs.find((l) => l.event === 'certificate_issued'), { cappedByIssuer: true });
+
+  // Renewal over mTLS presents leaf + intermediate; TLS builds the path to the operator root.
+  const { mtlsAuth } = await import('./harness.js');
+  const first = csrFor(FRONTEND);
+  const r1 = await h.client.createCertificate(first.pem, { kind: 'token', token: STATIC_TOKEN });
+  if (!r1.ok) return t.fail(r1.message);
+  const renewed = await h.client.createCertificate(csrFor(FRONTEND).pem, mtlsAuth(r1.chainPem, first.key));
+  t.true(renewed.ok, renewed.ok ? '' : renewed.message);
+  t.like(h.logs.filter((l) => l.event === 'certificate_issued').at(-1), { auth: 'mtls', identity: FRONTEND });
 });
 
 test('intermediate chains that do not hold together are refused', (t) => {
