@@ -13,7 +13,7 @@ import { createRootCertificate } from '../src/ca/ca-certificates.js';
 import { LeafTemplate } from '../src/ca/leaf-template.js';
 import { parseCertificate, randomSerial } from '../src/identity/certificate.js';
 import { createCsr, parseCsr } from '../src/identity/csr.js';
-import { childrenOf, decodeDer, firstChildDer, readBits, Tag } from '../src/identity/der.js';
+import { childrenOf, decodeDer, elementBytes, readBits, Tag } from '../src/identity/der.js';
 import { generateKeyPairSync } from '../src/identity/keys.js';
 import { certificatePem } from '../src/identity/pem.js';
 import { spiffeIdFromParts, type SpiffeId } from '../src/identity/spiffe-id.js';
@@ -51,7 +51,7 @@ genMs.sort((a, b) => a - b);
 /** The CertificationRequestInfo bytes as received and the signature over them. */
 function signedPartOf(der: Buffer): { signed: Buffer; signature: Buffer } {
   const [, , sigNode] = childrenOf(decodeDer(der, 'CSR'), Tag.SEQUENCE, 'CSR');
-  return { signed: firstChildDer(der), signature: readBits(sigNode, 'CSR signature').bytes };
+  return { signed: elementBytes(der, 0, 'CSR'), signature: readBits(sigNode, 'CSR signature').bytes };
 }
 
 // ---- the CA under test, in memory ----

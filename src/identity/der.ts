@@ -25,29 +25,6 @@ export function decodeDer(der: Uint8Array, what: string): Asn1 {
   }
 }
 
-/**
- * The encoded bytes of the first element inside a constructed value that decodeDer accepted
- * (so its lengths are definite and in range). Lets a verifier check a signature over the bytes
- * it received instead of re-encoding the parsed tree (the CSR hot path in the CA).
- */
-export function firstChildDer(der: Buffer): Buffer {
-  const start = headerLength(der, 0);
-  return der.subarray(start, start + headerLength(der, start) + contentLength(der, start));
-}
-
-function headerLength(b: Buffer, at: number): number {
-  const first = b[at + 1]!;
-  return first < 0x80 ? 2 : 2 + (first & 0x7f);
-}
-
-function contentLength(b: Buffer, at: number): number {
-  const first = b[at + 1]!;
-  if (first < 0x80) return first;
-  let n = 0;
-  for (let k = 0; k < (first & 0x7f); k++) n = n * 256 + b[at + 2 + k]!;
-  return n;
-}
-
 export function encodeDer(node: Asn1): Buffer {
   return Buffer.from(asn1.toDer(node).getBytes(), 'binary');
 }
@@ -56,6 +33,36 @@ export function encodeDer(node: Asn1): Buffer {
 export function bytesOf(node: Asn1): Buffer {
   if (typeof node.value !== 'string') throw shape('primitive value', 'constructed value');
   return Buffer.from(node.value, 'binary');
+}
+
+/**
+ * The exact bytes of the index-th element inside a DER SEQUENCE (reading headers only), so a
+ * signature is checked over the bytes that were signed rather than over a re-encoding.
+ */
+export function elementBytes(der: Buffer, index: number, what: string): Buffer {
+  const [first, end] = contentRange(der, 0, what);
+  for (let i = 0, start = first; start < end; i++) {
+    const next = contentRange(der, start, what)[1];
+    if (i === index) return der.subarray(start, next);
+    start = next;
+  }
+  throw new MeshidError('invalid_argument', 'der_malformed', `${what}: element ${index} is missing`);
+}
+
+/** [contentStart, contentEnd) of the TLV at offset (single-byte tags; lengths up to 4 bytes). */
+function contentRange(der: Buffer, offset: number, what: string): [number, number] {
+  const first = der[offset + 1];
+  if (first === undefined) throw new MeshidError('invalid_argument', 'der_malformed', `${what}: truncated`);
+  let start = offset + 2;
+  let length = first;
+  if (first & 0x80) {
+    const n = first & 0x7f;
+    if (n === 0 || n > 4 || start + n > der.length) throw new MeshidError('invalid_argument', 'der_malformed', `${what}: bad length`);
+    length = der.readUIntBE(start, n);
+    start += n;
+  }
+  if (start + length > der.length) throw new MeshidError('invalid_argument', 'der_malformed', `${what}: truncated`);
+  return [start, start + length];
 }
 
 // ---- builders -------------------------------------------------------------------------------
