@@ -1,12 +1,37 @@
+/** `meshid ca`: the reference CA, until SIGINT/SIGTERM. */
+import { format } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
+import { opt } from '../config/options.js';
+import { caOptions } from '../ca/options.js';
+import { startCa } from '../ca/server.js';
+import { createLogger } from '../observability/logger.js';
 import { defineCommand } from './command.js';
-import { MeshidError } from '../lib/errors.js';
 
-// Placeholder until the command lands; replaced by its issue's work.
 export default defineCommand({
   name: 'ca',
-  summary: 'not implemented yet',
-  options: {},
-  run: async () => {
-    throw new MeshidError('unimplemented', 'not_implemented', 'this command is not implemented yet');
+  summary: 'run the reference CA: istio.v1.auth.IstioCertificateService over TLS, issuing X.509-SVIDs',
+  details: `
+Callers authenticate by, in this order: mTLS with a still-valid SVID this CA issued (renewal); an
+"authorization: Bearer <JWT>" service-account token verified against --jwt-keys, --jwt-issuer and
+--jwt-audience; a --static-tokens entry (development only). The certificate always carries the
+authenticated identity. Requests for a lifetime above --max-ttl are clamped to it.`,
+  options: {
+    ...caOptions,
+    logLevel: opt.oneOf('log-level', ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], { description: 'log level', default: 'info' }),
+  },
+  async run({ config }) {
+    const { logLevel, ...caConfig } = config;
+    const logger = createLogger({ level: logLevel });
+    // grpc-js writes its own errors to stderr; ours already say what failed, so keep its lines at debug.
+    grpc.setLogger({ error: (...args: unknown[]) => logger.debug({ component: 'grpc' }, format(...args)) });
+    // Startup failures propagate to the router: one line on stderr, exit 1.
+    const ca = await startCa(caConfig, { logger });
+    const signal = await new Promise<NodeJS.Signals>((resolve) => {
+      process.once('SIGINT', () => resolve('SIGINT'));
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+    });
+    logger.info({ event: 'signal', signal }, `${signal}: shutting down`);
+    await ca.close();
+    return 0;
   },
 });

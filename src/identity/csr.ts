@@ -4,7 +4,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { MeshidError } from '../lib/errors.js';
-import { type Asn1, childrenOf, decodeDer, der, encodeDer, readBits, readOid, readSmallInt, Tag, TagClass } from './der.js';
+import { type Asn1, childrenOf, decodeDer, der, elementBytes, encodeDer, readBits, readOid, readSmallInt, Tag, TagClass } from './der.js';
 import {
   type BasicConstraints,
   type Extension,
@@ -90,7 +90,7 @@ export function parseCsrDer(csrDer: Buffer): ParsedCsr {
     ...(bcExt ? { basicConstraints: parseBasicConstraints(bcExt.value, 'CSR') } : {}),
     verifySignature() {
       if (verified === undefined) {
-        verified = signature.unusedBits === 0 && verifySignature(signatureAlgorithm, encodeDer(info), publicKey, signature.bytes);
+        verified = signature.unusedBits === 0 && verifySignature(signatureAlgorithm, elementBytes(csrDer, 0, 'CertificationRequestInfo'), publicKey, signature.bytes);
       }
       return verified;
     },

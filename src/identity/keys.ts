@@ -94,6 +94,18 @@ export function signatureSchemeByOid(oid: string): SignatureScheme | undefined {
 
 /** The scheme a key signs with: ECDSA with the curve's matching hash, or RSA PKCS#1 v1.5 SHA-256. */
 export function signatureSchemeFor(key: KeyObject): SignatureScheme {
+  // Cached per key: a CA asks for its issuing key's scheme on every certificate.
+  let scheme = schemeCache.get(key);
+  if (!scheme) {
+    scheme = schemeOf(key);
+    schemeCache.set(key, scheme);
+  }
+  return scheme;
+}
+
+const schemeCache = new WeakMap<KeyObject, SignatureScheme>();
+
+function schemeOf(key: KeyObject): SignatureScheme {
   const info = describeKey(key);
   if (info.kind === 'ec') {
     if (info.curve === 'prime256v1' || info.curve === 'P-256') return SCHEMES[OID.ecdsaWithSha256]!;
@@ -119,7 +131,7 @@ export function verifySignature(schemeOid: string, data: Uint8Array, key: KeyObj
   if (!scheme) {
     throw new MeshidError('invalid_argument', 'signature_algorithm_unsupported', `unsupported signature algorithm ${schemeOid}`);
   }
-  if (describeKey(key).kind !== scheme.keyKind) {
+  if (key.asymmetricKeyType !== scheme.keyKind) { // cheaper than describeKey, which reads the key's details
     throw new MeshidError('invalid_argument', 'signature_algorithm_mismatch', `signature algorithm ${schemeOid} does not match the ${key.asymmetricKeyType} key`);
   }
   try {

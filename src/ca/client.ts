@@ -1,0 +1,127 @@
+/**
+ * The agent's side of the CA protocol. One TLS channel for token-authenticated calls and one for
+ * the current mTLS identity (replaced, and the old one closed, when the identity rotates). Every
+ * call has a deadline; every failure comes back as a typed result, never as an exception.
+ */
+import crypto from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { parseCertificate } from '../identity/certificate.js';
+import { decodePem } from '../identity/pem.js';
+import { type ErrorKind, errorMessage } from '../lib/errors.js';
+import { errorKindOf } from '../lib/grpc-status.js';
+import { caServiceDefinition, type CreateCertificateMethod, type IstioCertificateRequest, type IstioCertificateResponse } from './protocol.js';
+
+export type CaAuth = { kind: 'token'; token: string } | { kind: 'mtls'; certChainPem: string; privateKeyPem: string };
+
+export type CaResult =
+  | { ok: true; chainPem: string[] } // leaf first, root last, one PEM per element
+  | { ok: false; kind: ErrorKind; grpcCode: number; message: string };
+
+export interface CaClientOptions {
+  /** host:port */
+  address: string;
+  /** Trust anchors for the CA's TLS certificate. */
+  caBundlePem: string;
+  /** The name to verify in the CA's certificate when it differs from the address host. */
+  serverName?: string;
+  /** Default 10000. */
+  deadlineMs?: number;
+}
+
+export const DEFAULT_CA_DEADLINE_MS = 10_000;
+
+export class CaClient {
+  private readonly method: CreateCertificateMethod;
+  private readonly deadlineMs: number;
+  private tokenChannel: grpc.Client | undefined;
+  private mtlsChannel: { fingerprint: string; client: grpc.Client } | undefined;
+  private closed = false;
+
+  constructor(private readonly options: CaClientOptions) {
+    this.method = caServiceDefinition().CreateCertificate;
+    this.deadlineMs = options.deadlineMs ?? DEFAULT_CA_DEADLINE_MS;
+  }
+
+  /** Never throws for CA or network failures: they come back as { ok: false }. */
+  async createCertificate(csrPem: string, auth: CaAuth, validitySeconds?: number): Promise<CaResult> {
+    if (this.closed) return failure('failed_precondition', grpc.status.FAILED_PRECONDITION, 'the CA client is closed');
+    let client: grpc.Client;
+    try {
+      client = this.channelFor(auth);
+    } catch (e) {
+      return failure('invalid_argument', grpc.status.INVALID_ARGUMENT, `cannot set up TLS to the CA: ${errorMessage(e)}`);
+    }
+    const metadata = new grpc.Metadata();
+    if (auth.kind === 'token') metadata.set('authorization', `Bearer ${auth.token}`);
+    const request: IstioCertificateRequest = { csr: csrPem, ...(validitySeconds !== undefined ? { validity_duration: validitySeconds } : {}) };
+    return new Promise<CaResult>((resolve) => {
+      try {
+        client.makeUnaryRequest<IstioCertificateRequest, IstioCertificateResponse>(
+          this.method.path,
+          this.method.requestSerialize,
+          this.method.responseDeserialize,
+          request,
+          metadata,
+          { deadline: Date.now() + this.deadlineMs },
+          (err, response) => {
+            if (err) resolve(failure(errorKindOf(err.code), err.code, `CA ${this.options.address}: ${err.details || err.message}`));
+            else resolve(validateResponse(response));
+          },
+        );
+      } catch (e) {
+        resolve(failure('unavailable', grpc.status.UNAVAILABLE, `CA ${this.options.address}: ${errorMessage(e)}`));
+      }
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    this.tokenChannel?.close();
+    this.mtlsChannel?.client.close();
+    this.tokenChannel = undefined;
+    this.mtlsChannel = undefined;
+  }
+
+  private channelFor(auth: CaAuth): grpc.Client {
+    const roots = Buffer.from(this.options.caBundlePem);
+    if (auth.kind === 'token') {
+      this.tokenChannel ??= this.makeClient(grpc.credentials.createSsl(roots));
+      return this.tokenChannel;
+    }
+    const fingerprint = crypto.createHash('sha256').update(auth.certChainPem).update('\0').update(auth.privateKeyPem).digest('hex');
+    if (this.mtlsChannel?.fingerprint !== fingerprint) {
+      const client = this.makeClient(grpc.credentials.createSsl(roots, Buffer.from(auth.privateKeyPem), Buffer.from(auth.certChainPem)));
+      this.mtlsChannel?.client.close(); // the previous identity's connection is no longer wanted
+      this.mtlsChannel = { fingerprint, client };
+    }
+    return this.mtlsChannel.client;
+  }
+
+  private makeClient(credentials: grpc.ChannelCredentials): grpc.Client {
+    const { serverName } = this.options;
+    const options: grpc.ChannelOptions = serverName ? { 'grpc.ssl_target_name_override': serverName, 'grpc.default_authority': serverName } : {};
+    return new grpc.Client(this.options.address, credentials, options);
+  }
+}
+
+function failure(kind: ErrorKind, grpcCode: number, message: string): CaResult {
+  return { ok: false, kind, grpcCode, message };
+}
+
+/** A chain the agent can use: at least leaf and root, each element exactly one certificate. */
+function validateResponse(response: IstioCertificateResponse | undefined): CaResult {
+  const chain = response?.cert_chain ?? [];
+  const bad = (detail: string) => failure('internal', grpc.status.INTERNAL, `the CA returned a malformed response: ${detail}`);
+  if (chain.length === 0) return bad('no certificates');
+  if (chain.length < 2) return bad('a chain of one certificate (expected the leaf and at least the root)');
+  for (const [i, pem] of chain.entries()) {
+    try {
+      const blocks = decodePem(pem);
+      if (blocks.length !== 1 || blocks[0]!.label !== 'CERTIFICATE') return bad(`element ${i + 1} is not exactly one PEM certificate`);
+      parseCertificate(blocks[0]!.der);
+    } catch (e) {
+      return bad(`element ${i + 1}: ${errorMessage(e)}`);
+    }
+  }
+  return { ok: true, chainPem: [...chain] };
+}

@@ -1,0 +1,29 @@
+/** The reference CA's settings, declared once for `meshid ca`, `meshid dev` and startCa(). */
+import { DEFAULT_CA_LISTEN, DEFAULT_TOKEN_AUDIENCE, DEFAULT_TRUST_DOMAIN } from '../config/defaults.js';
+import { type ConfigOf, opt, parseHostPort } from '../config/options.js';
+import { parseTrustDomain } from '../identity/spiffe-id.js';
+
+export const DEFAULT_CA_TTL_MS = 3_600_000;
+export const DEFAULT_CA_MAX_TTL_MS = 24 * 3_600_000;
+
+export const caOptions = {
+  listen: opt.hostPort('listen', { description: 'address the CA serves gRPC over TLS on (port 0: any free port)', default: parseHostPort(DEFAULT_CA_LISTEN) }),
+  trustDomain: opt.checked('trust-domain', { description: 'the trust domain this CA issues identities in', metavar: 'TD', default: DEFAULT_TRUST_DOMAIN }, parseTrustDomain),
+  stateDir: opt.string('state-dir', {
+    description: 'directory of the CA key and certificate (created 0700 on first start, reused after) and bundle.pem',
+    metavar: 'DIR',
+    default: '.meshid/ca',
+  }),
+  ttl: opt.duration('ttl', { description: 'lifetime of issued certificates when the request names none', default: DEFAULT_CA_TTL_MS, min: 60_000 }),
+  maxTtl: opt.duration('max-ttl', { description: 'longest lifetime issued; longer requests are clamped to it', default: DEFAULT_CA_MAX_TTL_MS, min: 60_000 }),
+  jwtKeys: opt.string('jwt-keys', { description: 'JWKS (JSON) or PEM public keys that verify bearer JWTs (service-account tokens)', metavar: 'FILE' }),
+  jwtIssuer: opt.string('jwt-issuer', { description: 'required "iss" of bearer JWTs (required with --jwt-keys)', metavar: 'ISSUER' }),
+  jwtAudience: opt.string('jwt-audience', { description: 'required "aud" of bearer JWTs', metavar: 'AUDIENCE', default: DEFAULT_TOKEN_AUDIENCE }),
+  staticTokens: opt.string('static-tokens', {
+    description: 'DEVELOPMENT ONLY: YAML file "tokens: {<token>: <spiffe-id>}" of opaque bearer tokens',
+    metavar: 'FILE',
+  }),
+  san: opt.list('san', { description: 'extra DNS name or IP address for the CA serving certificate (besides localhost, 127.0.0.1, ::1)', metavar: 'NAME', default: [] as readonly string[] }),
+};
+
+export type CaConfig = ConfigOf<typeof caOptions>;

@@ -1,0 +1,44 @@
+/**
+ * The CA wire protocol: istio.v1.auth.IstioCertificateService from proto/istio_ca.proto, loaded
+ * once with proto-loader (google/protobuf/struct.proto comes from its bundled copies).
+ */
+import { fileURLToPath } from 'node:url';
+import type * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+
+export const CA_SERVICE = 'istio.v1.auth.IstioCertificateService';
+export const CREATE_CERTIFICATE_PATH = `/${CA_SERVICE}/CreateCertificate`;
+
+/** As the messages look in JS: .proto field names, int64 as a decimal string on receipt. */
+export interface IstioCertificateRequest {
+  csr?: string;
+  /** Seconds; int64 arrives as a string and may be sent as a number. */
+  validity_duration?: string | number;
+  metadata?: unknown;
+}
+
+export interface IstioCertificateResponse {
+  cert_chain?: string[];
+}
+
+export type CreateCertificateMethod = grpc.MethodDefinition<IstioCertificateRequest, IstioCertificateResponse>;
+
+export interface CaServiceDefinition extends grpc.ServiceDefinition {
+  CreateCertificate: CreateCertificateMethod;
+}
+
+// The compiled module sits in dist/src/ca; the proto stays at the repository root.
+const PROTO_FILE = fileURLToPath(new URL('../../../proto/istio_ca.proto', import.meta.url));
+
+let service: CaServiceDefinition | undefined;
+
+export function caServiceDefinition(): CaServiceDefinition {
+  if (service) return service;
+  const definition = protoLoader.loadSync(PROTO_FILE, { keepCase: true, longs: String, enums: String, defaults: false, oneofs: true });
+  const def = definition[CA_SERVICE] as grpc.ServiceDefinition | undefined;
+  if (!def?.CreateCertificate || def.CreateCertificate.path !== CREATE_CERTIFICATE_PATH) {
+    throw new Error(`${PROTO_FILE} does not define ${CREATE_CERTIFICATE_PATH}`);
+  }
+  service = def as CaServiceDefinition;
+  return service;
+}

@@ -1,0 +1,214 @@
+/**
+ * The reference CA: istio.v1.auth.IstioCertificateService over TLS. startCa() is what `meshid ca`,
+ * `meshid dev` and the tests run; it reads its state, binds, and returns a handle to close it.
+ */
+import fs from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { formatHostPort } from '../config/options.js';
+import type { GeneralName } from '../identity/extensions.js';
+import type { SpiffeId } from '../identity/spiffe-id.js';
+import { type Clock, systemClock, type Timer } from '../lib/clock.js';
+import { type ErrorKind, errorMessage, MeshidError } from '../lib/errors.js';
+import { grpcStatusOf } from '../lib/grpc-status.js';
+import { type Logger, silentLogger } from '../observability/logger.js';
+import { type AuthMethod, CallerAuthenticator } from './auth/authenticator.js';
+import { JwtAuthenticator, parseJwtKeys } from './auth/jwt.js';
+import { StaticTokens } from './auth/static-tokens.js';
+import { Authority } from './authority.js';
+import { issueServingCertificate, SERVING_LIFETIME_MS, servingName } from './ca-certificates.js';
+import type { CaConfig } from './options.js';
+import { caServiceDefinition, type IstioCertificateRequest, type IstioCertificateResponse } from './protocol.js';
+import { ServingCertificateProvider, servingCredentials } from './serving-credentials.js';
+import { loadOrCreateState } from './state.js';
+
+/** What the CA counts; Prometheus is wired behind this later. */
+export interface CaMetrics {
+  issued(method: AuthMethod, ttlSeconds: number): void;
+  refused(reason: string, kind: ErrorKind): void;
+}
+
+export const noopCaMetrics: CaMetrics = { issued: () => {}, refused: () => {} };
+
+export interface CaDeps {
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+  readonly metrics?: CaMetrics;
+}
+
+export interface RunningCa {
+  /** host:port actually bound (the port resolved when 0 was asked). */
+  readonly address: string;
+  readonly port: number;
+  readonly trustDomain: string;
+  readonly bundlePem: string;
+  readonly bundlePath: string;
+  close(): Promise<void>;
+}
+
+/** CSRs are a few KB (RSA-8192 about 3 KB); anything near this is not a CSR. */
+const MAX_REQUEST_BYTES = 64 * 1024;
+const SHUTDOWN_GRACE_MS = 5000;
+
+export async function startCa(config: CaConfig, deps: CaDeps = {}): Promise<RunningCa> {
+  const clock = deps.clock ?? systemClock;
+  const log = (deps.logger ?? silentLogger()).child({ component: 'ca' });
+  const metrics = deps.metrics ?? noopCaMetrics;
+  const { trustDomain } = config;
+
+  if (config.ttl > config.maxTtl) throw configError(`--ttl ${config.ttl / 1000}s is longer than --max-ttl ${config.maxTtl / 1000}s`);
+  const servingNames: GeneralName[] = config.san.map(servingName);
+  const jwt = loadJwt(config);
+  const staticTokens = config.staticTokens ? StaticTokens.parse(readConfigFile(config.staticTokens, '--static-tokens'), trustDomain, config.staticTokens) : undefined;
+
+  const state = loadOrCreateState(config.stateDir, trustDomain, clock.now());
+  for (const w of state.warnings) log.warn({ event: 'state_warning' }, w);
+  const authority = new Authority(trustDomain, state.material, { defaultTtlMs: config.ttl, maxTtlMs: config.maxTtl });
+  const authenticator = new CallerAuthenticator({ authority, ...(jwt ? { jwt } : {}), ...(staticTokens ? { staticTokens } : {}) });
+  log.info(
+    { event: 'state_loaded', stateDir: config.stateDir, mode: state.mode, created: state.created, caExpiresAt: authority.expiresAt.toISOString() },
+    state.created ? 'created a new root CA' : `loaded the ${state.mode} CA`,
+  );
+  if (staticTokens) log.warn({ event: 'static_tokens', count: staticTokens.size }, 'static bearer tokens are enabled: for development only');
+  if (!jwt && !staticTokens) log.warn({ event: 'no_bootstrap_auth' }, 'neither --jwt-keys nor --static-tokens: only renewals over mTLS can succeed');
+
+  // The serving certificate is not worth persisting: a new key at each start, renewed at half life.
+  const provider = new ServingCertificateProvider(state.bundlePem);
+  let renewal: Timer | undefined;
+  const renewServing = () => {
+    try {
+      const serving = issueServingCertificate(authority, servingNames, clock.now());
+      provider.setIdentity(serving.certChainPem, serving.privateKeyPem);
+      log.debug({ event: 'serving_certificate', notAfter: serving.notAfter.toISOString() }, 'serving certificate issued');
+      renewal = clock.setTimer(Math.max(1000, Math.min(SERVING_LIFETIME_MS / 2, (serving.notAfter.getTime() - clock.now()) / 2)), renewServing);
+    } catch (e) {
+      // Only the CA's own chain expiring gets here; keep serving what we have and say so.
+      log.error({ event: 'serving_certificate_failed', err: errorMessage(e) }, 'cannot renew the serving certificate');
+    }
+  };
+  renewServing();
+
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_REQUEST_BYTES });
+  server.addService(caServiceDefinition(), {
+    CreateCertificate: (
+      call: grpc.ServerUnaryCall<IstioCertificateRequest, IstioCertificateResponse>,
+      callback: grpc.sendUnaryData<IstioCertificateResponse>,
+    ) => {
+      void handle(call).then(
+        (response) => callback(null, response),
+        (e: unknown) => callback({ code: grpcStatusOf((e as MeshidError).kind), details: (e as MeshidError).message }),
+      );
+    },
+  });
+
+  async function handle(call: grpc.ServerUnaryCall<IstioCertificateRequest, IstioCertificateResponse>): Promise<IstioCertificateResponse> {
+    const peer = call.getPeer();
+    let identity: SpiffeId | undefined;
+    let method: AuthMethod | undefined;
+    try {
+      const raw = call.getAuthContext().sslPeerCertificate?.raw;
+      const authorization = call.metadata.get('authorization')[0];
+      const auth = await authenticator.authenticate(
+        { ...(raw ? { peerCertificate: raw } : {}), ...(authorization !== undefined ? { authorization: authorization.toString() } : {}) },
+        clock.now(),
+      );
+      ({ identity, method } = auth);
+      const issued = authority.issue({
+        csrPem: call.request.csr ?? '',
+        identity,
+        requestedTtlSeconds: requestedSeconds(call.request.validity_duration),
+        now: clock.now(),
+      });
+      const ttlSeconds = Math.round((issued.notAfter.getTime() - issued.notBefore.getTime()) / 1000);
+      log.info(
+        {
+          event: 'certificate_issued',
+          identity: identity.uri,
+          auth: method,
+          serial: issued.serial,
+          notBefore: issued.notBefore.toISOString(),
+          notAfter: issued.notAfter.toISOString(),
+          ...(issued.ttl.clampedFromMs !== undefined ? { requestedTtlSeconds: issued.ttl.clampedFromMs / 1000, clampedToSeconds: issued.ttl.ttlMs / 1000 } : {}),
+          ...(issued.cappedByIssuer ? { cappedByIssuer: true } : {}),
+          peer,
+        },
+        issued.ttl.clampedFromMs !== undefined ? 'certificate issued (requested lifetime clamped to --max-ttl)' : 'certificate issued',
+      );
+      metrics.issued(method, ttlSeconds);
+      return { cert_chain: issued.chainPem };
+    } catch (e) {
+      const err = e instanceof MeshidError ? e : new MeshidError('internal', 'internal_error', 'internal error while issuing');
+      if (err !== e) log.error({ event: 'internal_error', err: errorMessage(e) }, 'unexpected failure while handling CreateCertificate');
+      log.warn(
+        { event: 'certificate_refused', ...(identity ? { identity: identity.uri, auth: method } : {}), reason: err.code, status: grpc.status[grpcStatusOf(err.kind)], peer },
+        err.message,
+      );
+      metrics.refused(err.code, err.kind);
+      throw err;
+    }
+  }
+
+  const target = formatHostPort(config.listen);
+  let port: number;
+  try {
+    port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(target, servingCredentials(provider), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+  } catch (e) {
+    renewal?.cancel();
+    server.forceShutdown();
+    throw new MeshidError('unavailable', 'listen_failed', `cannot listen on ${target}: ${errorMessage(e)}`);
+  }
+  const address = formatHostPort({ host: config.listen.host, port });
+  log.info({ event: 'listening', address, trustDomain, bundle: state.bundlePath }, `CA listening on ${address} for trust domain ${trustDomain}; trust bundle at ${state.bundlePath}`);
+
+  let closed: Promise<void> | undefined;
+  return {
+    address,
+    port,
+    trustDomain,
+    bundlePem: state.bundlePem,
+    bundlePath: state.bundlePath,
+    close() {
+      closed ??= new Promise<void>((resolve) => {
+        renewal?.cancel();
+        const force = clock.setTimer(SHUTDOWN_GRACE_MS, () => server.forceShutdown());
+        server.tryShutdown(() => {
+          force.cancel();
+          log.info({ event: 'stopped' }, 'CA stopped');
+          resolve();
+        });
+      });
+      return closed;
+    },
+  };
+}
+
+function configError(detail: string): MeshidError {
+  return new MeshidError('invalid_argument', 'ca_config_invalid', detail);
+}
+
+function readConfigFile(file: string, flag: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw configError(`${flag} ${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? errorMessage(e)})`);
+  }
+}
+
+function loadJwt(config: CaConfig): JwtAuthenticator | undefined {
+  if (!config.jwtKeys) {
+    if (config.jwtIssuer) throw configError('--jwt-issuer is set but --jwt-keys is not: the CA needs keys to verify tokens');
+    return undefined;
+  }
+  if (!config.jwtIssuer) throw configError('--jwt-keys needs --jwt-issuer: tokens from any issuer would otherwise be accepted');
+  const jwks = parseJwtKeys(readConfigFile(config.jwtKeys, '--jwt-keys'), config.jwtKeys);
+  return new JwtAuthenticator(jwks, { issuer: config.jwtIssuer, audience: config.jwtAudience, trustDomain: config.trustDomain });
+}
+
+/** validity_duration arrives as a decimal string (int64); absent or "0" means the default. */
+function requestedSeconds(raw: string | number | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n)) throw new MeshidError('invalid_argument', 'ttl_invalid', `validity_duration ${raw} is out of range`);
+  return n;
+}
