@@ -119,7 +119,7 @@ test('mTLS with an SVID expired by the CA clock is refused with the reason', asy
   clock.jump(700_000); // TLS (wall clock) still accepts it; the CA's own check must not
   const r2 = await h.client.createCertificate(csrFor(FRONTEND).pem, mtlsAuth(r1.chainPem, first.key));
   t.like(r2, { ok: false, kind: 'unauthenticated' });
-  if (!r2.ok) t.regex(r2.message, /client certificate refused: expired at/);
+  if (!r2.ok) t.regex(r2.message, /client certificate refused: .*expired at/);
 });
 
 test('mTLS with a certificate this CA did not issue, or one TLS rejects as expired, does not authenticate', async (t) => {

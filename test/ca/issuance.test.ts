@@ -1,4 +1,5 @@
 /** Issuance over real gRPC/TLS: what the CA signs, for whom, and for how long. */
+import { verifyX509Svid } from '../../src/identity/svid-verify.js';
 import test from 'ava';
 import { status } from '@grpc/grpc-js';
 import { CLOCK_SKEW_MS } from '../../src/ca/authority.js';
@@ -27,8 +28,8 @@ test('a static token gets an X.509-SVID chain that openssl -x509_strict accepts 
     const v = opensslVerify(tempDir(t), { roots: h.ca.bundlePem, leaf: r.chainPem[0]!, purpose });
     t.true(v.ok, v.output);
   }
-  // TODO(verify): once this branch has src/identity/svid-verify.ts (on main now), also assert
-  // verifyX509Svid(chain, [root], { trustDomain: 'example.org', now: clock.now() }).spiffeId.uri === FRONTEND.
+  const verified = verifyX509Svid([leafOf(r.chainPem)], [leafOf([h.ca.bundlePem])], { trustDomain: 'example.org', now: clock.now() });
+  t.is(verified.spiffeId.uri, FRONTEND);
   const leaf = leafOf(r.chainPem);
   t.deepEqual(leaf.sans, [{ type: 'uri', value: FRONTEND }]);
   t.true(leaf.sanCritical);
