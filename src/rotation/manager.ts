@@ -163,6 +163,17 @@ export class SvidManager {
     this.log.info('stopped');
   }
 
+  /**
+   * Renews now instead of at the scheduled time (an operator's SIGUSR1, or a demo). Returns false,
+   * doing nothing, when a request is already in flight or the manager is not running.
+   */
+  renewNow(): boolean {
+    if (this.phase.kind !== 'waiting') return false;
+    this.log.info({ scheduledFor: iso(this.phase.at) }, 'renewal requested now');
+    void this.attempt();
+    return true;
+  }
+
   /** Has a valid SVID. */
   ready(): boolean {
     return this.currentSvid() !== undefined;

@@ -268,3 +268,21 @@ test('stop() while the token is being read: no request goes out afterwards and n
   t.is(h.signer.requests.length, 0);
   t.is(h.clock.pendingCount(), 0);
 });
+
+test('renewNow renews at once with a fresh key, and is refused while a request is in flight', async (t) => {
+  const h = harness(t);
+  const first = await started(h);
+  const scheduled = h.manager.status().nextAttemptAt!;
+  t.true(h.manager.renewNow());
+  t.false(h.manager.renewNow(), 'a request is already in flight');
+  await advanceUntil(h.clock, () => h.manager.currentSvid() !== first, 1000);
+  const second = h.manager.currentSvid()!;
+  t.not(second.version, first.version);
+  t.not(keyFingerprintOf(second.privateKeyPem), keyFingerprintOf(first.privateKeyPem));
+  t.is(h.signer.requests.length, 2);
+  t.like(h.signer.requests[1], { auth: 'mtls', outcome: 'issued' });
+  t.true(h.signer.requests[1]!.at < scheduled, 'earlier than the scheduled renewal');
+  t.true(h.manager.status().nextAttemptAt! > h.clock.now(), 'the next renewal is scheduled from the new SVID');
+  h.manager.stop();
+  t.false(h.manager.renewNow());
+});
