@@ -4,10 +4,16 @@
  * names, units and labels live in one place. Names follow Prometheus conventions: meshid_ prefix,
  * base units in the name, _total on counters.
  */
+import { status } from '@grpc/grpc-js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Clock } from '../lib/clock.js';
 import type { SvidMetrics } from '../rotation/metrics.js';
 import type { SdsMetrics } from '../sds/metrics.js';
+
+/** "OK", "UNAVAILABLE", ...: the names gRPC itself uses, readable on a dashboard. */
+function grpcCodeName(code: number): string {
+  return status[code] ?? String(code);
+}
 
 const LATENCY_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
@@ -35,9 +41,15 @@ export class AgentMetrics {
   });
   readonly caRequestDuration = new Histogram({
     name: 'meshid_ca_request_duration_seconds',
-    help: 'Duration of CreateCertificate calls to the CA, by outcome',
-    labelNames: ['outcome'] as const,
+    help: 'Duration of CreateCertificate calls to the CA, by gRPC status code',
+    labelNames: ['code'] as const,
     buckets: LATENCY_BUCKETS_S,
+    registers: [this.registry],
+  });
+  readonly caRequestErrors = new Counter({
+    name: 'meshid_ca_request_errors_total',
+    help: 'CreateCertificate calls that failed, by gRPC status code',
+    labelNames: ['code'] as const,
     registers: [this.registry],
   });
 
@@ -103,7 +115,11 @@ export class AgentMetrics {
     return {
       rotated: (auth) => this.rotations.inc({ auth }),
       rotationFailed: (kind) => this.rotationFailures.inc({ kind }),
-      caRequestLatency: (ms, ok) => this.caRequestDuration.observe({ outcome: ok ? 'ok' : 'error' }, ms / 1000),
+      caRequest: (ms, grpcCode) => {
+        const code = grpcCodeName(grpcCode);
+        this.caRequestDuration.observe({ code }, ms / 1000);
+        if (grpcCode !== 0) this.caRequestErrors.inc({ code });
+      },
       expiry: (expiresAt) => {
         this.svidExpiresAt = expiresAt;
         if (expiresAt === undefined) this.svidExpiry.reset();

@@ -13,6 +13,7 @@ import { Backoff } from '../lib/backoff.js';
 import type { Clock, Timer } from '../lib/clock.js';
 import { errorMessage, isMeshidError, MeshidError } from '../lib/errors.js';
 import { parseTrustBundle } from '../identity/bundle.js';
+import type { Certificate } from '../identity/certificate.js';
 import { createCsr } from '../identity/csr.js';
 import { generateKeyPair, type KeyAlgorithm } from '../identity/keys.js';
 import { parseSpiffeId, type SpiffeId } from '../identity/spiffe-id.js';
@@ -134,6 +135,11 @@ export class SvidManager {
 
   currentBundle(): TrustBundleView | undefined {
     return this.bundle.view();
+  }
+
+  /** The trusted roots as parsed certificates (for verifying peers, e.g. in ext_authz). */
+  trustRoots(): readonly Certificate[] {
+    return this.bundle.roots();
   }
 
   /** listener runs after the SVID or the bundle changed, and when the SVID expires. */
@@ -287,7 +293,7 @@ export class SvidManager {
       if (seq !== this.attemptSeq) return { ok: false, auth: authKind, kind: 'unavailable', message: 'cancelled: the manager stopped' };
       const started = this.clock.now();
       const result = await this.callCa(csr.pem, auth);
-      this.metrics.caRequestLatency(Math.max(0, this.clock.now() - started), result.ok);
+      this.metrics.caRequest(Math.max(0, this.clock.now() - started), result.ok ? 0 : result.grpcCode);
       if (!result.ok) return { ok: false, auth: authKind, kind: result.kind, grpcCode: result.grpcCode, message: result.message };
       try {
         const accepted = acceptIssuedChain(result.chainPem, { spiffeId: this.spiffeId, key }, this.bundle.roots(), this.clock.now());
@@ -425,7 +431,7 @@ function guardedMetrics(hooks: Partial<SvidMetrics> | undefined, log: Logger): S
   return {
     rotated: (...a) => call('rotated', ...a),
     rotationFailed: (...a) => call('rotationFailed', ...a),
-    caRequestLatency: (...a) => call('caRequestLatency', ...a),
+    caRequest: (...a) => call('caRequest', ...a),
     expiry: (...a) => call('expiry', ...a),
   };
 }

@@ -13,8 +13,8 @@ export interface SvidMetrics {
   rotated(auth: CaAuth['kind']): void;
   /** An attempt to obtain an SVID failed. */
   rotationFailed(kind: RotationFailureKind): void;
-  /** Wall time of one CreateCertificate call, whatever its outcome. */
-  caRequestLatency(ms: number, ok: boolean): void;
+  /** Wall time and gRPC status (0 = OK) of one CreateCertificate call, whatever its outcome. */
+  caRequest(ms: number, grpcCode: number): void;
   /** Expiry (epoch ms) of the SVID being served; undefined when none is. */
   expiry(expiresAt: number | undefined): void;
 }

@@ -195,7 +195,7 @@ test('metrics hooks see rotations by auth kind, failures by kind, latency, and e
   const metrics: SvidMetrics = {
     rotated: (auth) => calls.push(`rotated:${auth}`),
     rotationFailed: (kind) => calls.push(`failed:${kind}`),
-    caRequestLatency: (ms, ok) => calls.push(`latency:${ms >= 0}:${ok}`),
+    caRequest: (ms, code) => calls.push(`latency:${ms >= 0}:${code}`),
     expiry: (at) => calls.push(`expiry:${at === undefined ? 'none' : 'set'}`),
   };
   const h = harness(t, { manager: { metrics } });
@@ -206,7 +206,7 @@ test('metrics hooks see rotations by auth kind, failures by kind, latency, and e
   h.signer.mode = { kind: 'ok' };
   await advanceUntil(h.clock, () => h.manager.ready(), 2 * MINUTE);
   const distinct = [...new Set(calls)];
-  t.deepEqual(distinct, ['latency:true:true', 'rotated:token', 'expiry:set', 'latency:true:false', 'failed:unavailable', 'expiry:none']);
+  t.deepEqual(distinct, ['latency:true:0', 'rotated:token', 'expiry:set', 'latency:true:14', 'failed:unavailable', 'expiry:none']);
   t.is(calls.filter((c) => c === 'rotated:token').length, 2, 'first issuance, then recovery after expiry');
 });
 

@@ -7,7 +7,8 @@
 import crypto from 'node:crypto';
 import { createLocalJWKSet, decodeProtectedHeader, errors, type JSONWebKeySet, type JWK, type JWTPayload, jwtVerify, type JWSAlgorithm } from 'jose';
 import { decodePem, encodePem } from '../../identity/pem.js';
-import { type SpiffeId, workloadSpiffeId } from '../../identity/spiffe-id.js';
+import { spiffeIdFromServiceAccountClaims } from '../../identity/service-account.js';
+import type { SpiffeId } from '../../identity/spiffe-id.js';
 import { errorMessage, MeshidError } from '../../lib/errors.js';
 
 export const ALLOWED_JWT_ALGORITHMS: readonly JWSAlgorithm[] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
@@ -128,23 +129,7 @@ export class JwtAuthenticator {
     return refuse('jwt_invalid', errorMessage(e));
   }
 
-  /** Kubernetes service-account claims: sub system:serviceaccount:<ns>:<sa> and/or the kubernetes.io claim. */
   private identityOf(payload: JWTPayload): SpiffeId {
-    const fromSub = typeof payload.sub === 'string' ? /^system:serviceaccount:([^:]+):([^:]+)$/.exec(payload.sub) : null;
-    const k8s = payload['kubernetes.io'] as { namespace?: unknown; serviceaccount?: { name?: unknown } } | undefined;
-    const fromClaim =
-      typeof k8s?.namespace === 'string' && typeof k8s.serviceaccount?.name === 'string' ? [k8s.namespace, k8s.serviceaccount.name] : undefined;
-    if (fromSub && fromClaim && (fromSub[1] !== fromClaim[0] || fromSub[2] !== fromClaim[1])) {
-      throw refuse('jwt_claims_inconsistent', `sub ${JSON.stringify(payload.sub)} and the kubernetes.io claim name different service accounts`);
-    }
-    const [ns, sa] = fromClaim ?? (fromSub ? [fromSub[1]!, fromSub[2]!] : []);
-    if (ns === undefined || sa === undefined) {
-      throw refuse('jwt_no_service_account', 'the token names no Kubernetes service account (sub system:serviceaccount:<ns>:<sa> or the kubernetes.io claim)');
-    }
-    try {
-      return workloadSpiffeId(this.config.trustDomain, ns, sa);
-    } catch (e) {
-      throw refuse('jwt_identity_invalid', errorMessage(e));
-    }
+    return spiffeIdFromServiceAccountClaims(payload, this.config.trustDomain);
   }
 }
