@@ -4,7 +4,7 @@
  * 2-core machine the clients cost less than the server they measure, as Envoy's C++ client does.
  * It checks what Envoy checks (type URL, exactly one resource, the requested name, a Secret that
  * decodes, a version and a nonce) and ACKs every response with its version and nonce.
- * The behaviour tests use test/helpers/envoy-sds-client.ts (grpc-js, NACKs, reconnects) instead.
+ * The behaviour tests use src/sds/client.ts (grpc-js, NACKs, reconnects) instead.
  */
 import http2 from 'node:http2';
 import net from 'node:net';

@@ -21,7 +21,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { EnvoySdsClient, type SecretWatch } from '../test/helpers/envoy-sds-client.js';
+import { EnvoySdsClient, type SecretWatch } from '../src/sds/client.js';
 import { openLeanFleet, type SdsFleet } from './sds-lean-client.js';
 import { forkHarness, type SdsServerUnderTest } from './sds-server-process.js';
 

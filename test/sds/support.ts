@@ -7,7 +7,7 @@ import { createLogger, type Logger } from '../../src/observability/logger.js';
 import type { SdsMetrics } from '../../src/sds/metrics.js';
 import type { SecretKind } from '../../src/sds/resource-names.js';
 import { type SdsServer, type SdsServerConfig, startSdsServer } from '../../src/sds/server.js';
-import { EnvoySdsClient, type EnvoySdsClientOptions } from '../helpers/envoy-sds-client.js';
+import { EnvoySdsClient, type EnvoySdsClientOptions } from '../../src/sds/client.js';
 import { TestIdentitySource, type TestIdentityOptions } from '../helpers/test-identity-source.js';
 import { tempDir } from '../helpers/tmp.js';
 

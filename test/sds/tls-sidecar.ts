@@ -7,7 +7,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { parseCertificate, parseCertificatesPem } from '../../src/identity/certificate.js';
-import type { EnvoySdsClient, SecretWatch } from '../helpers/envoy-sds-client.js';
+import type { EnvoySdsClient, SecretWatch } from '../../src/sds/client.js';
 
 export interface TlsMaterial {
   readonly key: string;

@@ -1,17 +1,18 @@
 /**
- * A test client that behaves like Envoy's SDS client (without ADS), on the official protos:
+ * An SDS client that behaves like Envoy's (without ADS), on the official protos. The tests use it
+ * as Envoy's stand-in, and so do `meshid dev --demo`'s workloads:
  *
  * - one StreamSecrets stream per secret name; the node goes on the first message of each stream only
  *   (set_node_on_first_message_only);
  * - every response is checked as Envoy checks it (type URL, exactly one resource, the name asked
  *   for, a Secret that decodes and holds inline certificate or CA bytes) and ACKed with its version
  *   and nonce, or NACKed with error_detail and the previous version, keeping the previous secret;
- * - a test can make it reject content (a NACK on demand);
+ * - a caller can make it reject content (a NACK on demand);
  * - when a stream breaks it reconnects and resubscribes with the last version it accepted.
  */
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
-import { envoyProtos, SECRET_TYPE_URL } from '../../src/envoy/protos.js';
+import { envoyProtos, SECRET_TYPE_URL } from '../envoy/protos.js';
 
 export interface DiscoveryRequest {
   version_info?: string;
