@@ -21,7 +21,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { EnvoySdsClient, type SecretWatch } from '../src/sds/client.js';
+import { SdsClient, type SecretWatch } from '../src/sds/client.js';
 import { openLeanFleet, type SdsFleet } from './sds-lean-client.js';
 import { forkHarness, type SdsServerUnderTest } from './sds-server-process.js';
 
@@ -51,7 +51,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** N streams on "default" over K Envoy-like grpc-js clients; connections open in batches of 100 streams (listen backlog). */
 async function openGrpcFleet(socketPath: string, streams: number, connections: number): Promise<SdsFleet> {
   const clients = Array.from({ length: Math.min(streams, connections) }, (_, i) =>
-    new EnvoySdsClient({ socketPath, node: { id: `sidecar~10.0.0.${i}~bench.default~default.svc.cluster.local`, cluster: 'bench' }, shallow: true, reconnect: false }),
+    new SdsClient({ socketPath, node: { id: `sidecar~10.0.0.${i}~bench.default~default.svc.cluster.local`, cluster: 'bench' }, shallow: true, reconnect: false }),
   );
   const watches: SecretWatch[] = [];
   for (let i = 0; i < streams; i += 100) {

@@ -50,7 +50,7 @@ export interface Nack {
   readonly message: string;
 }
 
-export interface EnvoySdsClientOptions {
+export interface SdsClientOptions {
   readonly socketPath: string;
   readonly node?: { readonly id: string; readonly cluster: string };
   /** Return an error message to NACK the secret (Envoy then keeps its previous one). */
@@ -91,13 +91,13 @@ function decodeSecret(value: Buffer | undefined, shallow: boolean): DecodedSecre
   throw new Error(`secret ${name}: neither tls_certificate nor validation_context`);
 }
 
-export class EnvoySdsClient {
+export class SdsClient {
   readonly client: grpc.Client;
   private readonly watches = new Set<SecretWatch>();
 
-  constructor(readonly options: EnvoySdsClientOptions) {
+  constructor(readonly options: SdsClientOptions) {
     this.client = new grpc.Client(`unix:${options.socketPath}`, grpc.credentials.createInsecure(), {
-      // Each EnvoySdsClient is its own Envoy: its own connection.
+      // Each SdsClient is its own Envoy: its own connection.
       'grpc.use_local_subchannel_pool': 1,
       // Envoy does not retry SDS calls at the gRPC layer (it reopens the stream); nor do we.
       'grpc.enable_retries': 0,
@@ -203,7 +203,7 @@ export class SecretWatch {
   streamsOpened = 0;
 
   constructor(
-    private readonly owner: EnvoySdsClient,
+    private readonly owner: SdsClient,
     readonly name: string,
   ) {
     this.open();

@@ -3,7 +3,8 @@ import test from 'ava';
 import { makeLeaf, makeRoot } from '../helpers/pki.js';
 import { privateKeyPkcs8Pem } from '../../src/identity/keys.js';
 import { eventually, startTestServer } from './support.js';
-import { SidecarClient, SidecarSecrets, SidecarServer } from './tls-sidecar.js';
+import { WorkloadTls } from '../../src/demo/workload-tls.js';
+import { SidecarClient, SidecarServer } from './tls-sidecar.js';
 
 const SERVER_ID = 'spiffe://example.org/ns/shop/sa/checkout';
 const CLIENT_ID = 'spiffe://example.org/ns/shop/sa/frontend';
@@ -12,8 +13,8 @@ test('two sidecars keep mutual TLS up through leaf and root rotations: no failed
   const rootA = makeRoot('example.org', { commonName: 'root A' });
   const srv = await startTestServer(t, { identity: { root: rootA, spiffeId: SERVER_ID } });
   const cli = await startTestServer(t, { identity: { root: rootA, spiffeId: CLIENT_ID } });
-  const serverSecrets = new SidecarSecrets(srv.client());
-  const clientSecrets = new SidecarSecrets(cli.client());
+  const serverSecrets = new WorkloadTls(srv.client());
+  const clientSecrets = new WorkloadTls(cli.client());
   await Promise.all([serverSecrets.ready(), clientSecrets.ready()]);
   const server = new SidecarServer(serverSecrets, CLIENT_ID);
   const port = await server.listen();

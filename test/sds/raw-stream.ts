@@ -1,7 +1,7 @@
 /** A hand-driven StreamSecrets stream, for tests that need to send exactly what they choose (stale nonces, odd versions). */
 import type * as grpc from '@grpc/grpc-js';
 import { envoyProtos } from '../../src/envoy/protos.js';
-import type { DiscoveryRequest, EnvoySdsClient } from '../../src/sds/client.js';
+import type { DiscoveryRequest, SdsClient } from '../../src/sds/client.js';
 
 export interface RawResponse {
   readonly version: string;
@@ -16,7 +16,7 @@ export class RawStream {
   status: grpc.StatusObject | undefined;
   received = 0;
 
-  constructor(client: EnvoySdsClient) {
+  constructor(client: SdsClient) {
     this.call = client.rawStream() as grpc.ClientDuplexStream<DiscoveryRequest, unknown>;
     this.call.on('data', (res: { version_info?: string; nonce?: string; resources?: Array<{ value?: Buffer }> }) => {
       const { Secret } = envoyProtos();

@@ -7,7 +7,7 @@ import { createLogger, type Logger } from '../../src/observability/logger.js';
 import type { SdsMetrics } from '../../src/sds/metrics.js';
 import type { SecretKind } from '../../src/sds/resource-names.js';
 import { type SdsServer, type SdsServerConfig, startSdsServer } from '../../src/sds/server.js';
-import { EnvoySdsClient, type EnvoySdsClientOptions } from '../../src/sds/client.js';
+import { SdsClient, type SdsClientOptions } from '../../src/sds/client.js';
 import { TestIdentitySource, type TestIdentityOptions } from '../helpers/test-identity-source.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -71,7 +71,7 @@ export interface TestServer {
   readonly logs: () => LogLine[];
   readonly dir: string;
   /** A new Envoy-like client on the server's socket, closed at teardown. */
-  client(options?: Partial<EnvoySdsClientOptions>): EnvoySdsClient;
+  client(options?: Partial<SdsClientOptions>): SdsClient;
 }
 
 export interface TestServerOptions {
@@ -90,7 +90,7 @@ export async function startTestServer(t: ExecutionContext, options: TestServerOp
     { sdsSocket: options.socketPath ?? path.join(dir, 'sds.sock'), sdsSocketMode: 0o600, fileDebounceMs: 50, ...options.config },
     { source, logger, clock, metrics },
   );
-  const clients: EnvoySdsClient[] = [];
+  const clients: SdsClient[] = [];
   t.teardown(async () => {
     for (const c of clients) c.close();
     await server.close();
@@ -103,7 +103,7 @@ export async function startTestServer(t: ExecutionContext, options: TestServerOp
     logs: lines,
     dir,
     client(o = {}) {
-      const c = new EnvoySdsClient({ socketPath: server.socketPath, node: { id: 'sidecar~10.0.0.1~app.default~default.svc.cluster.local', cluster: 'app' }, ...o });
+      const c = new SdsClient({ socketPath: server.socketPath, node: { id: 'sidecar~10.0.0.1~app.default~default.svc.cluster.local', cluster: 'app' }, ...o });
       clients.push(c);
       return c;
     },

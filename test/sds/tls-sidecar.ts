@@ -1,89 +1,16 @@
 /**
- * A stand-in for Envoy's data path: TLS endpoints configured only from what SDS delivers (the
- * "default" certificate and key, the "ROOTCA" trusted CAs), with mutual TLS, the peer checked
- * against the bundle by OpenSSL and against an expected SPIFFE ID read structurally from the
- * peer certificate's URI SAN. Each push swaps the secure context used for new connections.
+ * A stand-in for Envoy's data path: TLS endpoints configured only from what SDS delivers
+ * (WorkloadTls), with mutual TLS, the peer checked against the bundle by OpenSSL and against an
+ * expected SPIFFE ID read structurally from the peer certificate's URI SAN. Each push swaps the
+ * secure context used for new connections.
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import { parseCertificate, parseCertificatesPem } from '../../src/identity/certificate.js';
-import type { EnvoySdsClient, SecretWatch } from '../../src/sds/client.js';
-
-export interface TlsMaterial {
-  readonly key: string;
-  readonly cert: string;
-  readonly ca: string;
-}
-
-/** The peer's SPIFFE ID: the one URI SAN of its leaf, from the parsed extension. */
-export function peerSpiffeId(raw: Buffer | undefined): string | undefined {
-  if (!raw?.length) return undefined;
-  const uris = parseCertificate(raw).sans.filter((n) => n.type === 'uri');
-  return uris.length === 1 ? uris[0]!.value : undefined;
-}
+import { parseCertificate } from '../../src/identity/certificate.js';
+import { peerSpiffeId, type WorkloadTls } from '../../src/demo/workload-tls.js';
 
 function serialOf(raw: Buffer): string {
   return parseCertificate(raw).serial;
-}
-
-/** The TLS configuration of one sidecar, kept current from its SDS streams. */
-export class SidecarSecrets {
-  private readonly certWatch: SecretWatch;
-  private readonly rootWatch: SecretWatch;
-  private readonly listeners = new Set<(m: TlsMaterial) => void>();
-  private material: TlsMaterial | undefined;
-  /** Versions currently applied: [default, ROOTCA]. */
-  applied: [string | undefined, string | undefined] = [undefined, undefined];
-
-  constructor(sds: EnvoySdsClient) {
-    this.certWatch = sds.subscribe('default');
-    this.rootWatch = sds.subscribe('ROOTCA');
-    this.certWatch.onUpdate(() => this.apply());
-    this.rootWatch.onUpdate(() => this.apply());
-  }
-
-  async ready(): Promise<void> {
-    await Promise.all([this.certWatch.waitFor(() => true), this.rootWatch.waitFor(() => true)]);
-  }
-
-  current(): TlsMaterial {
-    if (!this.material) throw new Error('no TLS material yet');
-    return this.material;
-  }
-
-  /** Serial of the leaf this sidecar presents now. */
-  ownSerial(): string {
-    return parseCertificatesPem(this.current().cert, 'own chain')[0]!.serial;
-  }
-
-  onChange(listener: (m: TlsMaterial) => void): void {
-    this.listeners.add(listener);
-  }
-
-  /** Resolves once the versions given are applied. */
-  async waitApplied(certVersion: string | undefined, rootVersion: string | undefined): Promise<void> {
-    await Promise.all([
-      certVersion ? this.certWatch.waitFor((s) => s.version === certVersion) : undefined,
-      rootVersion ? this.rootWatch.waitFor((s) => s.version === rootVersion) : undefined,
-    ]);
-  }
-
-  nacks(): number {
-    return this.certWatch.nacks.length + this.rootWatch.nacks.length;
-  }
-
-  private apply(): void {
-    const cert = this.certWatch.latest();
-    const roots = this.rootWatch.latest();
-    if (!cert || !roots) return;
-    this.material = {
-      key: cert.secret.tlsCertificate!.privateKey,
-      cert: cert.secret.tlsCertificate!.certificateChain,
-      ca: roots.secret.validationContext!.trustedCa,
-    };
-    this.applied = [cert.version, roots.version];
-    for (const l of this.listeners) l(this.material);
-  }
 }
 
 /** Server side: answers "ping N" with "pong N <own serial>", only to the expected peer. */
@@ -93,7 +20,7 @@ export class SidecarServer {
   rejectedPeers = 0;
   handshakeErrors: string[] = [];
 
-  constructor(secrets: SidecarSecrets, expectedPeer: string) {
+  constructor(secrets: WorkloadTls, expectedPeer: string) {
     this.server = tls.createServer({ ...secrets.current(), requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' }, (socket) => {
       const raw = socket.getPeerCertificate().raw;
       if (!socket.authorized || peerSpiffeId(raw) !== expectedPeer) {
@@ -130,7 +57,7 @@ export class SidecarClient {
   private context: tls.SecureContext;
 
   constructor(
-    secrets: SidecarSecrets,
+    secrets: WorkloadTls,
     private readonly expectedPeer: string,
     private readonly port: number,
   ) {
