@@ -60,8 +60,14 @@ export interface CompiledPolicySet {
 
 const SPIFFE = 'spiffe://';
 
-export function compilePolicySet(policies: readonly AuthorizationPolicy[], revision: string): CompiledPolicySet {
+export interface CompileOptions {
+  /** false: every rule is scanned (tests compare indexed and linear evaluation). */
+  readonly index?: boolean;
+}
+
+export function compilePolicySet(policies: readonly AuthorizationPolicy[], revision: string, options: CompileOptions = {}): CompiledPolicySet {
   const needs = { namespaces: false, sourceIp: false, destinationIp: false };
+  const matchers = new MatcherCache(needs);
   const builders = {
     enforced: { DENY: new GroupBuilder(), ALLOW: new GroupBuilder(), AUDIT: new GroupBuilder() },
     dryRun: { DENY: new GroupBuilder(), ALLOW: new GroupBuilder(), AUDIT: new GroupBuilder() },
@@ -74,9 +80,9 @@ export function compilePolicySet(policies: readonly AuthorizationPolicy[], revis
       const compiled: CompiledRule = {
         ordinal: ordinal++,
         ref: Object.freeze({ policy, rule: index, action: policy.action, dryRun: policy.dryRun }),
-        match: compileRule(rule, needs),
+        match: compileRule(rule, matchers),
       };
-      builder.add(compiled, guardOf(rule));
+      builder.add(compiled, options.index === false ? undefined : guardOf(rule));
     });
   }
   const anyDryRun = policies.some((p) => p.dryRun);
@@ -221,14 +227,35 @@ function guardOf(rule: Rule): Guard | undefined {
 
 type MutableNeeds = { namespaces: boolean; sourceIp: boolean; destinationIp: boolean };
 
-function compileRule(rule: Rule, needs: MutableNeeds): Predicate {
+/**
+ * Builds value matchers once per distinct (attribute, values): rules that repeat the same
+ * methods or hosts share one matcher, which keeps large policy sets small and cache-friendly.
+ */
+class MatcherCache {
+  private readonly cache = new Map<string, Predicate>();
+
+  constructor(private readonly needs: MutableNeeds) {}
+
+  get(kind: ValueKind, values: readonly string[], negated: boolean, header?: string): Predicate {
+    const key = `${negated ? '!' : ''}${kind}\0${header ?? ''}\0${values.join('\0')}`;
+    let m = this.cache.get(key);
+    if (!m) {
+      const positive = valueMatcher(kind, values, this.needs, header);
+      m = negated ? negate(positive) : positive;
+      this.cache.set(key, m);
+    }
+    return m;
+  }
+}
+
+function compileRule(rule: Rule, matchers: MatcherCache): Predicate {
   const parts: Predicate[] = [];
-  if (rule.from) parts.push(anyOf(rule.from.map((s) => allOf(fieldPredicates(s, SOURCE_FIELDS, SOURCE_KINDS, needs)))));
-  if (rule.to) parts.push(anyOf(rule.to.map((o) => allOf(fieldPredicates(o, OPERATION_FIELDS, OPERATION_KINDS, needs)))));
+  if (rule.from) parts.push(anyOf(rule.from.map((s) => allOf(fieldPredicates(s, SOURCE_FIELDS, SOURCE_KINDS, matchers)))));
+  if (rule.to) parts.push(anyOf(rule.to.map((o) => allOf(fieldPredicates(o, OPERATION_FIELDS, OPERATION_KINDS, matchers)))));
   for (const c of rule.when ?? []) {
     const key = parseConditionKey(c.key) as ConditionKey; // validated: a known key
-    if (c.values) parts.push(valueMatcher(key.kind, c.values, needs, key.header));
-    if (c.notValues) parts.push(negate(valueMatcher(key.kind, c.notValues, needs, key.header)));
+    if (c.values) parts.push(matchers.get(key.kind, c.values, false, key.header));
+    if (c.notValues) parts.push(matchers.get(key.kind, c.notValues, true, key.header));
   }
   return allOf(parts);
 }
@@ -237,15 +264,13 @@ function fieldPredicates<K extends string>(
   entry: Partial<Record<K, readonly string[]>>,
   names: readonly K[],
   kinds: Readonly<Record<K, ValueKind>>,
-  needs: MutableNeeds,
+  matchers: MatcherCache,
 ): Predicate[] {
   const out: Predicate[] = [];
   for (const name of names) {
     const values = entry[name];
-    if (!values) continue;
-    const m = valueMatcher(kinds[name], values, needs);
     // notX is the negation of the OR of its values.
-    out.push(name.startsWith('not') ? negate(m) : m);
+    if (values) out.push(matchers.get(kinds[name], values, name.startsWith('not')));
   }
   return out;
 }
@@ -309,7 +334,8 @@ function valueMatcher(kind: ValueKind, values: readonly string[], needs: Mutable
     case 'header': {
       const name = header!;
       const set = compilePatterns(patterns());
-      return (f) => matchPatterns(set, f.headers[name]);
+      // Own properties only: a header named "constructor" must not find Object.prototype's.
+      return (f) => matchPatterns(set, hasOwn.call(f.headers, name) ? f.headers[name] : undefined);
     }
   }
 }
@@ -325,6 +351,7 @@ function inBlocks(blocks: readonly CidrBlock[], ip: IpAddress | undefined): bool
 }
 
 const always: Predicate = () => true;
+const hasOwn = Object.prototype.hasOwnProperty;
 
 function allOf(ps: readonly Predicate[]): Predicate {
   if (ps.length === 0) return always;

@@ -33,20 +33,20 @@ export interface Decision {
   /** The policy set revision the decision was made under ('' when none was loaded). */
   readonly revision: string;
   /** The DENY or ALLOW rule that decided; absent for default outcomes. */
-  readonly rule?: RuleRef;
+  readonly rule: RuleRef | undefined;
   /** The first AUDIT rule that matched; the outcome is the same either way. */
-  readonly audit?: RuleRef;
+  readonly audit: RuleRef | undefined;
   /** Present when dry-run policies exist: what the outcome would be if they were enforced. */
-  readonly dryRun?: DryRunOutcome;
+  readonly dryRun: DryRunOutcome | undefined;
   /** Extra words for the operator (certificate failures, malformed requests). */
-  readonly detail?: string;
+  readonly detail: string | undefined;
 }
 
 export interface DryRunOutcome {
   readonly allow: boolean;
   readonly reason: DecisionReason;
-  readonly rule?: RuleRef;
-  readonly audit?: RuleRef;
+  readonly rule: RuleRef | undefined;
+  readonly audit: RuleRef | undefined;
   /** Whether enforcing the dry-run policies would change allow/deny. */
   readonly changed: boolean;
 }
@@ -56,16 +56,11 @@ export function evaluate(set: CompiledPolicySet, input: AuthzInput): Decision {
   let principal = input.principal || undefined;
   const cert = input.peerCertificate;
   if (cert) {
-    if (cert.status === 'invalid') return { allow: false, reason: 'peer_certificate_invalid', revision, detail: cert.reason };
+    if (cert.status === 'invalid') return denyDecision('peer_certificate_invalid', revision, cert.reason);
     const certId = cert.status === 'verified' ? cert.spiffeId : cert.uriSan;
     if (certId !== undefined) {
       if (principal !== undefined && principal !== certId) {
-        return {
-          allow: false,
-          reason: 'peer_principal_mismatch',
-          revision,
-          detail: `the peer certificate is for ${certId} but Envoy reported principal ${principal}`,
-        };
+        return denyDecision('peer_principal_mismatch', revision, `the peer certificate is for ${certId} but Envoy reported principal ${principal}`);
       }
       if (cert.status === 'verified') principal = certId;
     }
@@ -73,42 +68,43 @@ export function evaluate(set: CompiledPolicySet, input: AuthzInput): Decision {
   const f = new RequestFacts(input, principal, set.needs);
 
   const deny = firstMatch(set.deny, f);
-  const allowMatch = deny || set.allow.policies === 0 ? undefined : firstMatch(set.allow, f);
+  const allow = deny || set.allow.policies === 0 ? undefined : firstMatch(set.allow, f);
   const audit = firstMatch(set.audit, f);
-  const decision = outcome(deny, set.allow, allowMatch, revision);
-  if (audit) decision.audit = audit.ref;
-  if (set.dryRun) decision.dryRun = dryRunOutcome(set, f, decision, deny, allowMatch, audit);
-  return decision;
+  const rule = deny ?? allow;
+  const allowed = !deny && (allow !== undefined || set.allow.policies === 0);
+  return {
+    allow: allowed,
+    reason: reasonOf(deny, set.allow.policies, allow),
+    revision,
+    rule: rule?.ref,
+    audit: audit?.ref,
+    dryRun: set.dryRun ? dryRunOutcome(set, f, allowed, deny, allow, audit) : undefined,
+    detail: undefined,
+  };
 }
 
 type Match = ReturnType<typeof firstMatch>;
-type MutableDecision = { -readonly [K in keyof Decision]: Decision[K] };
 
-function outcome(deny: Match, allowGroup: { readonly policies: number }, allow: Match, revision: string): MutableDecision {
-  if (deny) return { allow: false, reason: 'deny_policy_matched', revision, rule: deny.ref };
-  if (allowGroup.policies === 0) return { allow: true, reason: 'no_allow_policies', revision };
-  if (allow) return { allow: true, reason: 'allow_policy_matched', revision, rule: allow.ref };
-  return { allow: false, reason: 'no_allow_policy_matched', revision };
+function reasonOf(deny: Match, allowPolicies: number, allow: Match): DecisionReason {
+  if (deny) return 'deny_policy_matched';
+  if (allowPolicies === 0) return 'no_allow_policies';
+  return allow ? 'allow_policy_matched' : 'no_allow_policy_matched';
 }
 
 /** The outcome if dry-run and enforced policies were enforced together. */
-function dryRunOutcome(set: CompiledPolicySet, f: RequestFacts, actual: Decision, deny: Match, allow: Match, audit: Match): DryRunOutcome {
+function dryRunOutcome(set: CompiledPolicySet, f: RequestFacts, actual: boolean, deny: Match, allow: Match, audit: Match): DryRunOutcome {
   const dry = set.dryRun!;
   const combinedDeny = earlier(deny, firstMatch(dry.deny, f));
-  const allowPolicies = { policies: set.allow.policies + dry.allow.policies };
-  let combinedAllow: Match;
-  if (!combinedDeny && allowPolicies.policies > 0) {
-    // No enforced DENY matched here, so the enforced ALLOW match was computed.
-    combinedAllow = earlier(allow, firstMatch(dry.allow, f));
-  }
-  const o = outcome(combinedDeny, allowPolicies, combinedAllow, actual.revision);
-  const combinedAudit = earlier(audit, firstMatch(dry.audit, f));
+  const allowPolicies = set.allow.policies + dry.allow.policies;
+  // No enforced DENY matched when combinedDeny is empty, so the enforced ALLOW match was computed.
+  const combinedAllow = !combinedDeny && allowPolicies > 0 ? earlier(allow, firstMatch(dry.allow, f)) : undefined;
+  const allowed = !combinedDeny && (combinedAllow !== undefined || allowPolicies === 0);
   return {
-    allow: o.allow,
-    reason: o.reason,
-    ...(o.rule ? { rule: o.rule } : {}),
-    ...(combinedAudit ? { audit: combinedAudit.ref } : {}),
-    changed: o.allow !== actual.allow,
+    allow: allowed,
+    reason: reasonOf(combinedDeny, allowPolicies, combinedAllow),
+    rule: (combinedDeny ?? combinedAllow)?.ref,
+    audit: earlier(audit, firstMatch(dry.audit, f))?.ref,
+    changed: allowed !== actual,
   };
 }
 
@@ -120,6 +116,6 @@ function earlier(a: Match, b: Match): Match {
 
 /** A deny decided outside the policies (malformed request, no policy set, internal error). */
 export function denyDecision(reason: DecisionReason, revision: string, detail?: string): Decision {
-  return { allow: false, reason, revision, ...(detail !== undefined ? { detail } : {}) };
+  return { allow: false, reason, revision, rule: undefined, audit: undefined, dryRun: undefined, detail };
 }
 

@@ -93,15 +93,18 @@ export function namespacesOf(principal: string): readonly string[] {
 
 /** "Example.COM:8080" -> "example.com"; "[::1]:80" -> "[::1]"; one trailing dot dropped. */
 export function stripPort(lowerHost: string): string {
-  let h = lowerHost;
-  if (h.startsWith('[')) {
-    const close = h.indexOf(']');
-    if (close !== -1) h = h.slice(0, close + 1);
+  let end = lowerHost.length;
+  if (lowerHost.charCodeAt(0) === 0x5b /* [ */) {
+    const close = lowerHost.indexOf(']');
+    if (close !== -1) end = close + 1;
   } else {
-    const colon = h.lastIndexOf(':');
-    if (colon !== -1 && /^\d*$/.test(h.slice(colon + 1))) h = h.slice(0, colon);
+    // Drop a trailing ":digits" (digits may be absent: "host:").
+    let i = end - 1;
+    while (i >= 0 && lowerHost.charCodeAt(i) >= 0x30 && lowerHost.charCodeAt(i) <= 0x39) i--;
+    if (i >= 0 && lowerHost.charCodeAt(i) === 0x3a /* : */) end = i;
   }
-  return h.length > 1 && h.endsWith('.') ? h.slice(0, -1) : h;
+  if (end > 1 && lowerHost.charCodeAt(end - 1) === 0x2e /* . */) end--;
+  return end === lowerHost.length ? lowerHost : lowerHost.slice(0, end);
 }
 
 function stripQuery(path: string): string {
