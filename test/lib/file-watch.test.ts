@@ -1,0 +1,74 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import test from 'ava';
+import { systemClock } from '../../src/lib/clock.js';
+import { watchPaths } from '../../src/lib/file-watch.js';
+import { tempDir } from '../helpers/tmp.js';
+
+/** Lays out dir like a Kubernetes volume: name -> ..data/name, ..data -> ..<ts>. */
+function k8sWrite(dir: string, files: Record<string, string>, generation: number): void {
+  const ts = path.join(dir, `..2026_11_23_${generation}`);
+  fs.mkdirSync(ts);
+  for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(ts, name), content);
+  const tmp = path.join(dir, '..data_tmp');
+  fs.symlinkSync(path.basename(ts), tmp);
+  fs.renameSync(tmp, path.join(dir, '..data'));
+  for (const name of Object.keys(files)) {
+    const link = path.join(dir, name);
+    if (!fs.existsSync(link)) fs.symlinkSync(path.join('..data', name), link);
+  }
+  for (const old of fs.readdirSync(dir)) {
+    if (old.startsWith('..2026') && old !== path.basename(ts)) fs.rmSync(path.join(dir, old), { recursive: true });
+  }
+}
+
+function nextChange(register: (resolve: () => void) => void, ms = 5000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(false), ms);
+    register(() => {
+      clearTimeout(t);
+      resolve(true);
+    });
+  });
+}
+
+test('a Kubernetes ..data swap is seen through a watched file path', async (t) => {
+  const dir = tempDir(t);
+  k8sWrite(dir, { 'root.pem': 'v1' }, 1);
+  let waiter: (() => void) | undefined;
+  const w = watchPaths([path.join(dir, 'root.pem')], () => waiter?.(), { clock: systemClock, debounceMs: 20 });
+  t.teardown(() => w.close());
+  await w.ready;
+  const changed = nextChange((r) => (waiter = r));
+  k8sWrite(dir, { 'root.pem': 'v2' }, 2);
+  t.true(await changed, 'no change event after the ..data swap');
+  t.is(fs.readFileSync(path.join(dir, 'root.pem'), 'utf8'), 'v2');
+});
+
+test('plain writes in a watched directory are seen, and bursts are debounced into one call', async (t) => {
+  const dir = tempDir(t);
+  let calls = 0;
+  let waiter: (() => void) | undefined;
+  const w = watchPaths([dir], () => {
+    calls++;
+    waiter?.();
+  }, { clock: systemClock, debounceMs: 150 });
+  t.teardown(() => w.close());
+  await w.ready;
+  const changed = nextChange((r) => (waiter = r));
+  for (let i = 0; i < 5; i++) fs.writeFileSync(path.join(dir, `p${i}.yaml`), String(i));
+  t.true(await changed);
+  await new Promise((r) => setTimeout(r, 300));
+  t.is(calls, 1);
+});
+
+test('close stops notifications', async (t) => {
+  const dir = tempDir(t);
+  let calls = 0;
+  const w = watchPaths([dir], () => calls++, { clock: systemClock, debounceMs: 10 });
+  await w.ready;
+  await w.close();
+  fs.writeFileSync(path.join(dir, 'x'), '1');
+  await new Promise((r) => setTimeout(r, 200));
+  t.is(calls, 0);
+});
