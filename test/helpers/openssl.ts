@@ -9,14 +9,14 @@ export interface OpensslVerifyResult {
 
 /**
  * `openssl verify -x509_strict` of a leaf (plus untrusted intermediates) against root PEMs,
- * optionally at a given time and for a given purpose.
+ * optionally at a given time and for a given purpose; `strict: false` drops -x509_strict.
  */
-export function opensslVerify(dir: string, opts: { roots: string; leaf: string; intermediates?: string; atTime?: Date; purpose?: string }): OpensslVerifyResult {
+export function opensslVerify(dir: string, opts: { roots: string; leaf: string; intermediates?: string; atTime?: Date; purpose?: string; strict?: boolean }): OpensslVerifyResult {
   const rootsFile = path.join(dir, `roots-${process.hrtime.bigint()}.pem`);
   const leafFile = path.join(dir, `leaf-${process.hrtime.bigint()}.pem`);
   fs.writeFileSync(rootsFile, opts.roots);
   fs.writeFileSync(leafFile, opts.leaf);
-  const args = ['verify', '-x509_strict', '-CAfile', rootsFile];
+  const args = ['verify', ...(opts.strict === false ? [] : ['-x509_strict']), '-CAfile', rootsFile];
   if (opts.intermediates) {
     const interFile = path.join(dir, `inter-${process.hrtime.bigint()}.pem`);
     fs.writeFileSync(interFile, opts.intermediates);

@@ -4,7 +4,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { buildCertificate, parseCertificate, randomSerial, type Certificate } from '../../src/identity/certificate.js';
-import type { Asn1 } from '../../src/identity/der.js';
+import { type Asn1, childrenOf, decodeDer, der, encodeDer, Tag } from '../../src/identity/der.js';
 import {
   authorityKeyIdValue,
   basicConstraintsValue,
@@ -17,7 +17,16 @@ import {
   keyUsageValue,
   subjectKeyIdValue,
 } from '../../src/identity/extensions.js';
-import { generateKeyPairSync, keyIdentifier, type KeyAlgorithm, type KeyPair, spkiNode } from '../../src/identity/keys.js';
+import {
+  algorithmIdentifier,
+  generateKeyPairSync,
+  keyIdentifier,
+  type KeyAlgorithm,
+  type KeyPair,
+  sign,
+  signatureSchemeFor,
+  spkiNode,
+} from '../../src/identity/keys.js';
 import { commonNameAndOrg, nameNode } from '../../src/identity/name.js';
 import { OID } from '../../src/identity/oids.js';
 import { encodePem } from '../../src/identity/pem.js';
@@ -50,6 +59,8 @@ export interface CertOptions {
   extraExtensions?: Asn1[];
   /** Sign with this key instead of the issuer's (forged signature). */
   signWith?: KeyObject;
+  /** Leave out the authorityKeyIdentifier, so path building must match on names alone. */
+  omitAuthorityKeyId?: boolean;
 }
 
 const HOUR = 3_600_000;
@@ -71,7 +82,7 @@ function build(subjectName: Asn1, issuer: Issued | undefined, key: KeyPair, o: C
   const eku = o.extKeyUsage === undefined ? defaults.eku : o.extKeyUsage;
   if (eku) exts.push(extensionNode(OID.extKeyUsage, false, extKeyUsageValue(eku)));
   exts.push(extensionNode(OID.subjectKeyIdentifier, false, subjectKeyIdValue(keyIdentifier(spki))));
-  if (issuer) exts.push(extensionNode(OID.authorityKeyIdentifier, false, authorityKeyIdValue(keyIdentifier(issuer.cert.spki))));
+  if (issuer && !o.omitAuthorityKeyId) exts.push(extensionNode(OID.authorityKeyIdentifier, false, authorityKeyIdValue(keyIdentifier(issuer.cert.spki))));
   const sans = o.sans ?? defaults.sans;
   if (sans.length > 0) exts.push(extensionNode(OID.subjectAltName, o.sanCritical ?? defaults.sanCritical, generalNamesValue(sans)));
   exts.push(...(o.extraExtensions ?? []));
@@ -130,4 +141,18 @@ export function makeLeaf(issuer: Issued, spiffeId = 'spiffe://example.org/ns/def
 
 export function chainPem(...certs: Issued[]): string {
   return certs.map((c) => c.pem).join('');
+}
+
+/**
+ * Re-signs a certificate with `signer` after `edit` rewrote its tbsCertificate fields (version,
+ * serial, signature, issuer, validity, subject, spki, extensions...), for layouts the builder never
+ * produces: v1 certificates, an inner signature algorithm that differs from the outer one.
+ */
+export function resign(cert: Issued, signer: KeyObject, edit: (fields: Asn1[]) => Asn1[]): Issued {
+  const [tbs] = childrenOf(decodeDer(cert.der, 'certificate'), Tag.SEQUENCE, 'certificate');
+  const fields = edit([...childrenOf(tbs, Tag.SEQUENCE, 'tbsCertificate')]);
+  const scheme = signatureSchemeFor(signer);
+  const tbsNode = der.seq(fields);
+  const certDer = encodeDer(der.seq([tbsNode, algorithmIdentifier(scheme), der.bits(sign(scheme, encodeDer(tbsNode), signer))]));
+  return { ...cert, cert: parseCertificate(certDer), der: certDer, pem: encodePem('CERTIFICATE', certDer) };
 }
