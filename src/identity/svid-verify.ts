@@ -377,10 +377,15 @@ function checkTrustDomain(id: SpiffeId, path: readonly Certificate[], expected: 
 
 // ---- messages -----------------------------------------------------------------------------------
 
-function describe(cert: Certificate, role: Role): string {
-  if (cert.subjectText) return `${role} "${cert.subjectText}"`;
+/** How messages name a certificate: its subject, else its URI SAN (SVIDs have empty subjects), else its serial. */
+export function certificateLabel(cert: Certificate): string {
+  if (cert.subjectText) return `"${cert.subjectText}"`;
   const uri = cert.sans.find((n) => n.type === 'uri');
-  return uri ? `${role} "${uri.value}"` : `${role} with serial ${cert.serial}`;
+  return uri ? `"${uri.value}"` : `with serial ${cert.serial}`;
+}
+
+function describe(cert: Certificate, role: Role): string {
+  return `${role} ${certificateLabel(cert)}`;
 }
 
 function iso(t: Date | number): string {
