@@ -91,11 +91,14 @@ type Role = 'leaf' | 'intermediate' | 'root';
 
 /**
  * Verifies an X.509-SVID: `chain` is the leaf first, then intermediates in any order (extras are
- * ignored); `roots` are the trust anchors. Throws SvidVerificationError on any failure, and
- * SpiffeIdError when options.trustDomain itself is not a valid trust domain name.
+ * ignored); `roots` are the trust anchors. Throws SvidVerificationError on any failure of the
+ * certificates; a misuse (options.trustDomain not a trust domain name, options.now not a finite
+ * number) throws a plain MeshidError of kind invalid_argument instead.
  */
 export function verifyX509Svid(chain: readonly Certificate[], roots: readonly Certificate[], options: VerifyOptions = {}): VerifiedSvid {
   const now = options.now ?? Date.now();
+  // NaN would compare false against both validity bounds and pass every date check.
+  if (!Number.isFinite(now)) throw new MeshidError('invalid_argument', 'verify_time_invalid', `invalid verification time ${String(options.now)}`);
   const trustDomain = options.trustDomain === undefined ? undefined : parseTrustDomain(options.trustDomain);
   const leaf = chain[0];
   if (!leaf) throw new SvidVerificationError('empty_chain', 'the certificate chain is empty: expected the leaf SVID first');
@@ -217,8 +220,9 @@ function isSelfIssued(c: Certificate): boolean {
 
 function noIssuer(child: Certificate, role: Role, path: readonly Certificate[]): SvidVerificationError {
   const what = describe(child, role);
-  if (isSelfIssued(child) && path.length > 1) {
-    return new SvidVerificationError('untrusted', `${what} is self-issued but is not a root in the trust bundle`, child);
+  if (isSelfIssued(child)) {
+    const detail = path.length > 1 ? 'is self-issued but is not a root in the trust bundle' : 'is self-issued; an SVID must be issued by a CA of the trust bundle';
+    return new SvidVerificationError('untrusted', `${what} ${detail}`, child);
   }
   return new SvidVerificationError(
     'untrusted',

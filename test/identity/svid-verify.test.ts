@@ -61,6 +61,14 @@ test('an empty chain, an empty bundle and a malformed trust domain option', (t) 
   t.is(t.throws(() => verifyX509Svid([], certs(root)), { instanceOf: SvidVerificationError })?.reason, 'empty_chain');
   t.is(t.throws(() => verifyX509Svid(certs(leaf), []), { instanceOf: SvidVerificationError })?.reason, 'no_roots');
   t.throws(() => verifyX509Svid(certs(leaf), certs(root), { trustDomain: 'Example.ORG' }), { instanceOf: SpiffeIdError });
+  const e = t.throws(() => verifyX509Svid(certs(leaf), certs(root), { now: NaN }), { instanceOf: MeshidError });
+  t.is(e?.code, 'verify_time_invalid', 'a NaN time must not pass every date check');
+});
+
+test('a self-signed leaf, even one that is in the bundle, is not an SVID', (t) => {
+  const root = makeRoot();
+  const e = rejects(t, [root], [root], 'untrusted');
+  t.regex(e.message, /is self-issued; an SVID must be issued by a CA of the trust bundle/);
 });
 
 test('a CA of another trust domain is refused even when no trust domain is required', (t) => {
