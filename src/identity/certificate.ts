@@ -4,7 +4,7 @@
  */
 import crypto, { type KeyObject } from 'node:crypto';
 import { MeshidError } from '../lib/errors.js';
-import { type Asn1, bytesOf, childrenOf, decodeDer, der, encodeDer, readBits, readOid, readSmallInt, readTime, Tag, TagClass } from './der.js';
+import { type Asn1, bytesOf, childrenOf, decodeDer, der, elementBytes, encodeDer, readBits, readOid, readSmallInt, readTime, Tag, TagClass } from './der.js';
 import {
   type BasicConstraints,
   type Extension,
@@ -128,7 +128,7 @@ export function parseCertificate(certDer: Uint8Array): Certificate {
     },
     verifySignedBy(issuerKey: KeyObject) {
       if (signature.unusedBits !== 0) return false;
-      tbsDer ??= encodeDer(tbs);
+      tbsDer ??= elementBytes(bytes, 0, 'tbsCertificate');
       try {
         return verifySignature(signatureAlgorithm, tbsDer, issuerKey, signature.bytes);
       } catch {

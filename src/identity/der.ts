@@ -35,6 +35,36 @@ export function bytesOf(node: Asn1): Buffer {
   return Buffer.from(node.value, 'binary');
 }
 
+/**
+ * The exact bytes of the index-th element inside a DER SEQUENCE (reading headers only), so a
+ * signature is checked over the bytes that were signed rather than over a re-encoding.
+ */
+export function elementBytes(der: Buffer, index: number, what: string): Buffer {
+  const [first, end] = contentRange(der, 0, what);
+  for (let i = 0, start = first; start < end; i++) {
+    const next = contentRange(der, start, what)[1];
+    if (i === index) return der.subarray(start, next);
+    start = next;
+  }
+  throw new MeshidError('invalid_argument', 'der_malformed', `${what}: element ${index} is missing`);
+}
+
+/** [contentStart, contentEnd) of the TLV at offset (single-byte tags; lengths up to 4 bytes). */
+function contentRange(der: Buffer, offset: number, what: string): [number, number] {
+  const first = der[offset + 1];
+  if (first === undefined) throw new MeshidError('invalid_argument', 'der_malformed', `${what}: truncated`);
+  let start = offset + 2;
+  let length = first;
+  if (first & 0x80) {
+    const n = first & 0x7f;
+    if (n === 0 || n > 4 || start + n > der.length) throw new MeshidError('invalid_argument', 'der_malformed', `${what}: bad length`);
+    length = der.readUIntBE(start, n);
+    start += n;
+  }
+  if (start + length > der.length) throw new MeshidError('invalid_argument', 'der_malformed', `${what}: truncated`);
+  return [start, start + length];
+}
+
 // ---- builders -------------------------------------------------------------------------------
 
 const oidCache = new Map<string, string>();
