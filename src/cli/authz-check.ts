@@ -5,7 +5,12 @@
  * the request or bundle cannot be read.
  */
 import fs from 'node:fs';
+import { DEFAULT_TRUST_DOMAIN } from '../config/defaults.js';
 import { opt } from '../config/options.js';
+import { parseTrustBundle } from '../identity/bundle.js';
+import type { Certificate } from '../identity/certificate.js';
+import { parseTrustDomain } from '../identity/spiffe-id.js';
+import { verifyX509Svid } from '../identity/svid-verify.js';
 import { decideCheckRequest } from '../authz/decide.js';
 import { checkRequestFromJson } from '../authz/check-request-json.js';
 import { peerCertificateChecker } from '../authz/peer-certificate.js';
@@ -23,12 +28,15 @@ export default defineCommand({
   name: 'authz check',
   summary: 'decide one Envoy CheckRequest (protobuf JSON) against a policy directory, as the ext_authz server would',
   details: `Prints one JSON object: decision (allow or deny), reason, policy, rule, audit, dryRun and the
-policy revision. Exit status: 0 a decision was made (allow or deny), 2 the policy set is invalid
+policy revision. With --bundle, a peer certificate in the request is verified as the agent
+verifies it against its trust bundle; without, it is only parsed. Exit status: 0 a decision was made (allow or deny), 2 the policy set is invalid
 (errors on stderr) or the request cannot be read.`,
   fileAndEnv: false,
   options: {
     policyDir: opt.string('policy-dir', { description: 'directory of AuthorizationPolicy YAML files', metavar: 'DIR', required: true }),
     request: opt.string('request', { description: 'CheckRequest in protobuf JSON (camelCase or snake_case); - for stdin', metavar: 'FILE', required: true }),
+    bundle: opt.string('bundle', { description: 'PEM trust bundle: verify the peer certificate in the request against it (a failure denies)', metavar: 'FILE' }),
+    trustDomain: opt.checked('trust-domain', { description: 'trust domain of --bundle; the peer must belong to it', metavar: 'TD', default: DEFAULT_TRUST_DOMAIN }, parseTrustDomain),
   },
   async run({ config }, io) {
     const read = await readPolicyDir(config.policyDir);
@@ -56,7 +64,28 @@ policy revision. Exit status: 0 a decision was made (allow or deny), 2 the polic
       io.stderr.write(`meshid authz check: ${config.request}: ${errorMessage(e)}\n`);
       return EXIT_UNUSABLE;
     }
-    const certificates = peerCertificateChecker({ trustRoots: () => undefined, now: () => Date.now() });
+    let roots: readonly Certificate[] | undefined;
+    if (config.bundle) {
+      let pem: string;
+      try {
+        pem = fs.readFileSync(config.bundle, 'utf8');
+      } catch (e) {
+        io.stderr.write(`meshid authz check: cannot read ${config.bundle}: ${(e as NodeJS.ErrnoException).code ?? errorMessage(e)}\n`);
+        return EXIT_UNUSABLE;
+      }
+      try {
+        roots = parseTrustBundle(config.trustDomain, pem, config.bundle).roots;
+      } catch (e) {
+        io.stderr.write(`meshid authz check: ${errorMessage(e)}\n`);
+        return EXIT_UNUSABLE;
+      }
+    }
+    const certificates = peerCertificateChecker({
+      trustRoots: () => roots,
+      verify: verifyX509Svid,
+      trustDomain: config.trustDomain,
+      now: () => Date.now(),
+    });
     const { decision, input } = decideCheckRequest(built.set, request, certificates.check);
     const view = {
       ...decisionView(decision),

@@ -135,3 +135,27 @@ test('unreadable input: exit 2 with the reason', async (t) => {
   t.is(required.code, 2);
   t.regex(required.stderr, /policy-dir: required/);
 });
+
+test('--bundle verifies the peer certificate: a trusted one decides by policy, a foreign one denies', async (t) => {
+  const root = makeRoot('cluster.local');
+  const foreign = makeRoot('cluster.local', { commonName: 'foreign root' });
+  const dir = tempDir(t);
+  const bundle = path.join(dir, 'bundle.pem');
+  fs.writeFileSync(bundle, root.pem);
+  const run = async (leafPem: string) => {
+    const file = path.join(dir, `req-${Math.random()}.json`);
+    fs.writeFileSync(file, JSON.stringify(snakeRequest({ principal: 'spiffe://cluster.local/ns/shop/sa/frontend', certificate: encodeURIComponent(leafPem) })));
+    const r = await runCli(['authz', 'check', '--policy-dir', fixture('shop'), '--request', file, '--bundle', bundle, '--trust-domain', 'cluster.local']);
+    t.is(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout) as Record<string, unknown>;
+  };
+  t.like(await run(makeLeaf(root, 'spiffe://cluster.local/ns/shop/sa/frontend').pem), { decision: 'allow', certificate: 'verified', policy: 'shop/allow-frontend' });
+  const denied = await run(makeLeaf(foreign, 'spiffe://cluster.local/ns/shop/sa/frontend').pem);
+  t.like(denied, { decision: 'deny', reason: 'peer_certificate_invalid', certificate: 'invalid' });
+  t.regex(denied.detail as string, /does not verify/);
+  const exampleFile = path.join(dir, 'example.json');
+  fs.writeFileSync(exampleFile, JSON.stringify(example()));
+  const wrongTd = await runCli(['authz', 'check', '--policy-dir', fixture('shop'), '--request', exampleFile, '--bundle', bundle, '--trust-domain', 'example.org']);
+  t.is(wrongTd.code, 2);
+  t.regex(wrongTd.stderr, /trust domain/);
+});

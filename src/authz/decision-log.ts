@@ -1,0 +1,74 @@
+/**
+ * The decision log: one pino line per (sampled) decision, saying who asked for what, what was
+ * decided, by which policy and rule, under which revision, what dry-run policies would have done,
+ * and how long it took. Decisions that a dry-run policy would change are always logged, so trying
+ * a policy out is visible at info level whatever the sampling. The path is logged without its
+ * query string, which can carry tokens.
+ */
+import type { Logger } from '../observability/logger.js';
+import type { Decision } from './engine.js';
+
+export interface DecisionLogOptions {
+  /** Fraction of decisions logged, 0 (off) to 1 (all). */
+  readonly sampleRate: number;
+  readonly random?: () => number;
+}
+
+export interface DecisionRecord {
+  readonly decisionId: string;
+  readonly requestId: string | undefined;
+  readonly principal: string | undefined;
+  readonly method: string | undefined;
+  readonly host: string | undefined;
+  readonly path: string | undefined;
+  readonly decision: Decision;
+  readonly latencyUs: number;
+}
+
+export class DecisionLog {
+  private readonly random: () => number;
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly options: DecisionLogOptions,
+  ) {
+    this.random = options.random ?? Math.random;
+  }
+
+  /** Whether this decision gets a line; cheap, so the caller can skip building the record. */
+  wants(decision: Decision): boolean {
+    const rate = this.options.sampleRate;
+    return decision.dryRun?.changed === true || (rate > 0 && (rate >= 1 || this.random() < rate));
+  }
+
+  record(r: DecisionRecord): void {
+    const d = r.decision;
+    this.logger.info(
+      {
+        decision_id: r.decisionId,
+        request_id: r.requestId,
+        principal: r.principal,
+        method: r.method,
+        host: r.host,
+        path: r.path === undefined ? undefined : withoutQuery(r.path),
+        outcome: d.allow ? 'allow' : 'deny',
+        reason: d.reason,
+        policy: d.rule?.policy.id,
+        rule: d.rule?.rule,
+        revision: d.revision,
+        audit_policy: d.audit?.policy.id,
+        dry_run: d.dryRun
+          ? { outcome: d.dryRun.allow ? 'allow' : 'deny', changed: d.dryRun.changed, policy: d.dryRun.rule?.policy.id, rule: d.dryRun.rule?.rule }
+          : undefined,
+        detail: d.detail,
+        latency_us: r.latencyUs,
+      },
+      d.dryRun?.changed ? 'authz decision (a dry-run policy would change it)' : 'authz decision',
+    );
+  }
+}
+
+function withoutQuery(path: string): string {
+  const q = path.indexOf('?');
+  return q === -1 ? path : path.slice(0, q);
+}
