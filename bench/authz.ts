@@ -4,11 +4,14 @@
  * (a) Engine only: ns per decision (median, p99) with 10, 1,000 and 10,000 ALLOW rules over
  *     distinct principals and paths (plus DENY, AUDIT and dry-run policies), each decision timed
  *     on its own with the timer's own cost subtracted. Ratio: 10,000 rules against 10.
- * (b) End to end: see e2e below.
+ * (b) End to end over TCP and the Unix socket, against a bare grpc-js server: see authz-e2e.ts.
+ *
+ * Flags: --quick (short runs, to check the benchmark works), --engine-only.
  *
  * Prints the figures, then, as the last line, one JSON object with them. Bounded: a few seconds.
  */
 import { evaluate } from '../src/authz/engine.js';
+import { runEndToEnd, type EndToEndResult } from './authz-e2e.js';
 import { benchInputs, compileBenchSet } from './authz-fixtures.js';
 
 const RULE_COUNTS = [10, 1_000, 10_000] as const;
@@ -67,6 +70,9 @@ async function main(): Promise<void> {
   const flatness = e10k.medianNs / Math.max(1, e10.medianNs);
   console.log(`  median at 10,000 rules / median at 10 rules: ${flatness.toFixed(2)} (target: near 1; median under 5,000 ns)`);
 
+  let e2e: EndToEndResult | undefined;
+  if (!args.has('--engine-only')) e2e = await runEndToEnd({ quick: args.has('--quick'), log: (s) => console.log(s) });
+
   console.log(
     JSON.stringify({
       engine_ns_median_10: e10.medianNs,
@@ -76,6 +82,7 @@ async function main(): Promise<void> {
       engine_ns_median_10000: e10k.medianNs,
       engine_ns_p99_10000: e10k.p99Ns,
       engine_ratio_10000_to_10: Number(flatness.toFixed(3)),
+      ...(e2e ? e2e.figures : {}),
     }),
   );
 }

@@ -73,18 +73,19 @@ export function inputFromCheckRequest(req: CheckRequestLike | null | undefined, 
   const encodedCert = source?.certificate;
   const src = source?.address?.socket_address;
   const dst = attrs.destination?.address?.socket_address;
+  // One fixed-shape literal: conditional spreads cost microseconds each on this hot path.
   const input: AuthzInput = {
-    ...(source?.principal ? { principal: source.principal } : {}),
-    ...(encodedCert ? { peerCertificate: certificate(encodedCert) } : {}),
-    ...(src?.address ? { sourceIp: src.address } : {}),
-    ...(src?.port_value ? { sourcePort: src.port_value } : {}),
-    ...(dst?.address ? { destinationIp: dst.address } : {}),
-    ...(dst?.port_value ? { destinationPort: dst.port_value } : {}),
+    principal: source?.principal || undefined,
+    peerCertificate: encodedCert ? certificate(encodedCert) : undefined,
+    sourceIp: src?.address || undefined,
+    sourcePort: src?.port_value || undefined,
+    destinationIp: dst?.address || undefined,
+    destinationPort: dst?.port_value || undefined,
     method,
-    ...(host ? { host } : {}),
+    host: host || undefined,
     path,
     headers,
-    ...(attrs.tls_session?.sni ? { sni: attrs.tls_session.sni } : {}),
+    sni: attrs.tls_session?.sni || undefined,
   };
   return { ok: true, input, requestId: http.id || headers['x-request-id'] || undefined };
 }

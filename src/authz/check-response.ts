@@ -44,60 +44,134 @@ export function denyBody(decision: Decision, decisionId: string, options: Respon
 }
 
 export function encodeCheckResponse(decision: Decision, decisionId: string, options: ResponseOptions): Buffer {
-  const parts: Buffer[] = [];
+  const w = new Writer();
   if (decision.allow) {
-    parts.push(message(1, Buffer.alloc(0))); // google.rpc.Status with code 0 (OK)
+    w.begin(1).end(); // google.rpc.Status with code 0 (OK)
   } else {
-    parts.push(message(1, Buffer.concat([varintField(1, GRPC_PERMISSION_DENIED), stringField(2, decision.reason)])));
-    const denied = Buffer.concat([
-      message(1, varintField(1, HTTP_FORBIDDEN)), // envoy.type.v3.HttpStatus
-      message(2, message(1, Buffer.concat([stringField(1, 'content-type'), stringField(2, 'text/plain')]))),
-      message(2, message(1, Buffer.concat([stringField(1, 'x-meshid-decision-id'), stringField(2, decisionId)]))),
-      stringField(3, denyBody(decision, decisionId, options)),
-    ]);
-    parts.push(message(2, denied));
+    w.begin(1).varint(1, GRPC_PERMISSION_DENIED).string(2, decision.reason).end();
+    w.begin(2); // DeniedHttpResponse
+    w.begin(1).varint(1, HTTP_FORBIDDEN).end(); // envoy.type.v3.HttpStatus
+    w.begin(2).begin(1).string(1, 'content-type').string(2, 'text/plain').end().end(); // HeaderValueOption{HeaderValue}
+    w.begin(2).begin(1).string(1, 'x-meshid-decision-id').string(2, decisionId).end().end();
+    w.string(3, denyBody(decision, decisionId, options));
+    w.end();
   }
-  parts.push(message(4, struct(metadataOf(decision, decisionId))));
-  return Buffer.concat(parts);
+  w.begin(4); // google.protobuf.Struct: map<string, Value> fields = 1
+  for (const [k, v] of metadataOf(decision, decisionId)) {
+    w.begin(1).string(1, k).begin(2);
+    // google.protobuf.Value: number_value = 2 (double), string_value = 3, bool_value = 4
+    if (typeof v === 'string') w.string(3, v);
+    else if (typeof v === 'boolean') w.varint(4, v ? 1 : 0);
+    else w.double(2, v);
+    w.end().end();
+  }
+  w.end();
+  return w.finish();
 }
 
 // ---- protobuf wire format: just what the shapes above need --------------------------------------
 
-function varint(n: number): number[] {
-  const out: number[] = [];
+/**
+ * Writes into one scratch buffer. A nested message reserves one byte for its length and, in the
+ * rare case the length needs more, moves its content up: no per-field allocations.
+ */
+class Writer {
+  private static scratch = Buffer.allocUnsafe(4096);
+  private buf = Writer.scratch;
+  private pos = 0;
+  private readonly open: number[] = [];
+
+  begin(field: number): this {
+    this.tag(field, 2);
+    this.open.push(this.pos);
+    this.ensure(1);
+    this.pos += 1; // length placeholder
+    return this;
+  }
+
+  end(): this {
+    const lenAt = this.open.pop()!;
+    const len = this.pos - lenAt - 1;
+    const extra = varintSize(len) - 1;
+    if (extra > 0) {
+      this.ensure(extra);
+      this.buf.copyWithin(lenAt + 1 + extra, lenAt + 1, this.pos);
+      this.pos += extra;
+    }
+    writeVarint(this.buf, lenAt, len);
+    return this;
+  }
+
+  string(field: number, s: string): this {
+    this.tag(field, 2);
+    // Short ASCII strings (nearly all of ours) are copied in JS: Buffer#write's native call
+    // costs more than the copy.
+    if (s.length < 256 && isAscii(s)) {
+      this.raw(s.length);
+      this.ensure(s.length);
+      for (let i = 0; i < s.length; i++) this.buf[this.pos++] = s.charCodeAt(i);
+      return this;
+    }
+    const len = Buffer.byteLength(s);
+    this.raw(len);
+    this.ensure(len);
+    this.pos += this.buf.write(s, this.pos, 'utf8');
+    return this;
+  }
+
+  varint(field: number, n: number): this {
+    this.tag(field, 0);
+    this.raw(n);
+    return this;
+  }
+
+  double(field: number, x: number): this {
+    this.tag(field, 1);
+    this.ensure(8);
+    this.pos = this.buf.writeDoubleLE(x, this.pos);
+    return this;
+  }
+
+  finish(): Buffer {
+    return Buffer.from(this.buf.subarray(0, this.pos));
+  }
+
+  private tag(field: number, wire: number): void {
+    this.raw((field << 3) | wire);
+  }
+
+  private raw(n: number): void {
+    this.ensure(10);
+    this.pos = writeVarint(this.buf, this.pos, n);
+  }
+
+  private ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(bigger, 0, 0, this.pos);
+    this.buf = bigger; // the shared scratch stays small; a huge response gets its own buffer
+  }
+}
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+function varintSize(n: number): number {
+  let size = 1;
+  for (let v = n; v > 0x7f; v = Math.floor(v / 128)) size++;
+  return size;
+}
+
+/** Writes n at offset; returns the offset after it. */
+function writeVarint(buf: Buffer, offset: number, n: number): number {
   let v = n;
+  let at = offset;
   while (v > 0x7f) {
-    out.push((v & 0x7f) | 0x80);
+    buf[at++] = (v & 0x7f) | 0x80;
     v = Math.floor(v / 128);
   }
-  out.push(v);
-  return out;
-}
-
-function message(field: number, payload: Buffer): Buffer {
-  const head = Buffer.from([...varint((field << 3) | 2), ...varint(payload.length)]);
-  return Buffer.concat([head, payload], head.length + payload.length);
-}
-
-function stringField(field: number, s: string): Buffer {
-  return message(field, Buffer.from(s, 'utf8'));
-}
-
-function varintField(field: number, n: number): Buffer {
-  return Buffer.from([...varint(field << 3), ...varint(n)]);
-}
-
-/** google.protobuf.Struct: map<string, Value> fields = 1. */
-function struct(fields: ReadonlyArray<readonly [string, string | number | boolean]>): Buffer {
-  return Buffer.concat(fields.map(([k, v]) => message(1, Buffer.concat([stringField(1, k), message(2, value(v))]))));
-}
-
-/** google.protobuf.Value: number_value = 2 (double), string_value = 3, bool_value = 4. */
-function value(v: string | number | boolean): Buffer {
-  if (typeof v === 'string') return stringField(3, v);
-  if (typeof v === 'boolean') return varintField(4, v ? 1 : 0);
-  const b = Buffer.alloc(9);
-  b[0] = (2 << 3) | 1;
-  b.writeDoubleLE(v, 1);
-  return b;
+  buf[at++] = v;
+  return at;
 }

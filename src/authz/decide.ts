@@ -21,11 +21,7 @@ export function decideCheckRequest(set: CompiledPolicySet | undefined, req: Chec
     if (!set) return { decision: denyDecision('no_valid_policy_set', '', 'no valid policy set is loaded') };
     const read = inputFromCheckRequest(req, certificate);
     if (!read.ok) return { decision: denyDecision('malformed_request', set.revision, read.reason) };
-    return {
-      decision: evaluate(set, read.input),
-      input: read.input,
-      ...(read.requestId !== undefined ? { requestId: read.requestId } : {}),
-    };
+    return { decision: evaluate(set, read.input), input: read.input, requestId: read.requestId };
   } catch (e) {
     return { decision: denyDecision('internal_error', set?.revision ?? '', errorMessage(e)) };
   }

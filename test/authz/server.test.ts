@@ -178,7 +178,10 @@ test('decision log: one line per decision with id, principal, request, outcome, 
     rule: 0,
     revision: md.revision,
     audit_policy: 'shop/audit-writes',
-    dry_run: { outcome: 'deny', changed: true, policy: 'shop/deny-unknown-tenants', rule: 0 },
+    dry_run_outcome: 'deny',
+    dry_run_changed: true,
+    dry_run_policy: 'shop/deny-unknown-tenants',
+    dry_run_rule: 0,
   });
   t.true(typeof lines[0]!.latency_us === 'number');
   t.false(JSON.stringify(logs()).includes('secret'));
