@@ -188,7 +188,7 @@ async function sanityCheck(meshid: AuthzService, baselinePort: number): Promise<
   const def = envoyProtos().authzService.Check!;
   const call = (address: string) =>
     new Promise<{ status?: { code?: number }; dynamic_metadata?: { fields?: Record<string, { stringValue?: string }> } }>((resolve, reject) => {
-      const client = new grpc.Client(address, grpc.credentials.createInsecure());
+      const client = new grpc.Client(address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
       client.makeUnaryRequest(def.path, (b: Buffer) => b, (b: Buffer) => def.responseDeserialize(b), Buffer.from(benchRequestBytes()), (err, value) => {
         client.close();
         if (err) reject(err);

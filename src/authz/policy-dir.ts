@@ -80,8 +80,9 @@ interface FoundFile {
 const POLICY_EXT = /\.ya?ml$/i;
 
 async function listFiles(root: string): Promise<FoundFile[]> {
-  const out: FoundFile[] = [];
-  const seenReal = new Set<string>();
+  // One entry per real file; a file reached both directly and through a symlink is named by
+  // its own path.
+  const byReal = new Map<string, FoundFile & { readonly viaLink: boolean }>();
   const visitedDirs = new Set<string>([root]);
   const walk = async (dirReal: string, rel: string): Promise<void> => {
     const entries = (await fs.readdir(dirReal)).sort();
@@ -98,14 +99,15 @@ async function listFiles(root: string): Promise<FoundFile[]> {
         }
       } else if (st.isFile() && POLICY_EXT.test(name)) {
         const real = await fs.realpath(full);
-        if (seenReal.has(real)) continue;
-        seenReal.add(real);
-        out.push({ display, real, stamp: `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}` });
+        const viaLink = (await fs.lstat(full)).isSymbolicLink();
+        const known = byReal.get(real);
+        if (known && (viaLink || !known.viaLink)) continue;
+        byReal.set(real, { display, real, stamp: `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`, viaLink });
       }
     }
   };
   await walk(root, '');
-  return out.sort((a, b) => (a.display < b.display ? -1 : a.display > b.display ? 1 : 0));
+  return [...byReal.values()].sort((a, b) => (a.display < b.display ? -1 : a.display > b.display ? 1 : 0));
 }
 
 function fingerprint(files: readonly FoundFile[]): string {

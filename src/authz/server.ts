@@ -84,6 +84,8 @@ export const GRPC_SERVER_OPTIONS: grpc.ServerOptions = {
   'grpc.max_receive_message_length': 4 * 1024 * 1024,
 };
 
+const SHUTDOWN_GRACE_MS = 2000;
+
 /** A request that could not be decoded: denied as malformed rather than failing the RPC. */
 interface Undecodable {
   readonly undecodable: string;
@@ -196,13 +198,13 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
     policies,
     async close() {
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
+        // In-flight checks get a grace period, then connections are cut.
+        const timer = deps.clock.setTimer(SHUTDOWN_GRACE_MS, () => {
           server.forceShutdown();
           resolve();
-        }, 2000);
-        timer.unref();
+        });
         server.tryShutdown(() => {
-          clearTimeout(timer);
+          timer.cancel();
           resolve();
         });
       });
