@@ -51,6 +51,10 @@ export interface RuleRefView {
   readonly action: string;
   readonly file: string;
   readonly doc: number;
+  readonly dryRun: boolean;
+  /** Reported only: every policy in the directory applies to this workload. */
+  readonly selector: Readonly<Record<string, string>> | null;
+  readonly targetRefs: PolicySummary['targetRefs'];
 }
 
 export function ruleRefView(r: RuleRef): RuleRefView {
@@ -62,6 +66,9 @@ export function ruleRefView(r: RuleRef): RuleRefView {
     action: r.action,
     file: r.policy.origin.file,
     doc: r.policy.origin.doc,
+    dryRun: r.dryRun,
+    selector: r.policy.selector ?? null,
+    targetRefs: r.policy.targetRefs,
   };
 }
 

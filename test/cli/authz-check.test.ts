@@ -59,6 +59,7 @@ test('the example request (camelCase): allowed by allow-frontend rule 0, audited
   t.is(j.reason, 'allow_policy_matched');
   t.is(j.policy, 'shop/allow-frontend');
   t.is(j.rule, 0);
+  t.like(j.matched, { namespace: 'shop', name: 'allow-frontend', file: '20-allow.yml', doc: 1, selector: { app: 'orders' }, dryRun: false });
   t.true(j.audit);
   t.is((j.auditPolicy as { policy: string }).policy, 'shop/audit-writes');
   t.deepEqual(
