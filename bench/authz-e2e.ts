@@ -1,22 +1,21 @@
 /**
  * bench:authz part (b): the ext_authz server end to end, against a bare grpc-js Check server
- * (same protos, same server options) that always answers OK, measured in the same run.
+ * (same protos, same server options) that always answers OK, measured in the same run. Each
+ * server runs in its own process (authz-e2e-server.ts), as the agent would.
  *
  * Load comes from h2load (Debian's nghttp2-client) sending one pre-encoded gRPC request body, so
  * the load generator is not the bottleneck the way a grpc-js client is. Throughput: a bounded
  * number of requests at full speed, alternating rounds, best of each. Latency: a fixed
  * 2,000 Check/s, per-request times from h2load's log file.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import { pino } from 'pino';
 import { envoyProtos } from '../src/envoy/protos.js';
-import { systemClock } from '../src/lib/clock.js';
-import { createLogger } from '../src/observability/logger.js';
-import { type AuthzService, GRPC_SERVER_OPTIONS, startAuthzService } from '../src/authz/server.js';
+import type { ServerCpu, ServerMode, ServerReady } from './authz-e2e-server.js';
 import { benchPolicyText } from './authz-fixtures.js';
 
 export interface EndToEndResult {
@@ -28,6 +27,7 @@ const RULES = 1_000;
 
 interface Target {
   readonly name: string;
+  readonly server: BenchServer;
   /** h2load arguments naming the server. */
   readonly where: readonly string[];
 }
@@ -42,46 +42,42 @@ export async function runEndToEnd(options: { quick: boolean; log: (s: string) =>
   const policyDir = path.join(dir, 'policies');
   fs.mkdirSync(policyDir);
   fs.writeFileSync(path.join(policyDir, 'bench.yaml'), benchPolicyText(RULES));
-  // Decision log on, every decision, to /dev/null through pino's asynchronous writer: its cost is measured.
-  // (SonicBoom is a writable stream; its typings just do not say so.)
-  const devNull = pino.destination({ dest: '/dev/null', sync: false, minLength: 8 * 1024 }) as unknown as NodeJS.WritableStream;
-  const logger = createLogger({ destination: devNull });
-  const meshid = await startAuthzService(
-    { policyDir, listen: { host: '127.0.0.1', port: 0 }, socket: path.join(dir, 'authz.sock'), decisionLogSample: 1 },
-    { logger, clock: systemClock },
-  );
-  // The same service with the decision log off, to show what the log costs.
-  const meshidNoLog = await startAuthzService(
-    { policyDir, listen: { host: '127.0.0.1', port: 0 }, decisionLogSample: 0 },
-    { logger, clock: systemClock },
-  );
-  const baseline = await startBaseline(path.join(dir, 'baseline.sock'));
+  // Each server in its own process: its CPU time and heap are its own.
+  const servers: BenchServer[] = [];
   try {
+    const meshid = await startServer('meshid', policyDir, path.join(dir, 'meshid.sock'));
+    servers.push(meshid);
+    const meshidNoLog = await startServer('meshid-nolog', policyDir, path.join(dir, 'meshid-nolog.sock'));
+    servers.push(meshidNoLog);
+    const baseline = await startServer('baseline', policyDir, path.join(dir, 'baseline.sock'));
+    servers.push(baseline);
     const body = path.join(dir, 'check.bin');
     fs.writeFileSync(body, grpcFrame(benchRequestBytes()));
-    await sanityCheck(meshid, baseline.port);
+    await sanityCheck(meshid.port, baseline.port);
 
-    const requests = options.quick ? 20_000 : 100_000;
+    const requests = options.quick ? 20_000 : 60_000;
     log(`end to end: ${requests} Check requests per run, h2load 4 connections x 32 streams, ${RULES} ALLOW rules, decision log on (every decision, pino to /dev/null) unless noted`);
     const targets = {
-      meshidTcp: { name: 'meshid, TCP', where: [`http://127.0.0.1:${meshid.tcpPort}${CHECK_PATH}`] },
-      baselineTcp: { name: 'bare grpc-js, TCP', where: [`http://127.0.0.1:${baseline.port}${CHECK_PATH}`] },
-      meshidUnix: { name: 'meshid, Unix socket', where: [`--base-uri=unix:${meshid.socketPath}`, `http://localhost${CHECK_PATH}`] },
-      baselineUnix: { name: 'bare grpc-js, Unix socket', where: [`--base-uri=unix:${baseline.socket}`, `http://localhost${CHECK_PATH}`] },
-      meshidNoLogTcp: { name: 'meshid, TCP, log off', where: [`http://127.0.0.1:${meshidNoLog.tcpPort}${CHECK_PATH}`] },
+      meshidTcp: { name: 'meshid, TCP', server: meshid, where: [`http://127.0.0.1:${meshid.port}${CHECK_PATH}`] },
+      baselineTcp: { name: 'bare grpc-js, TCP', server: baseline, where: [`http://127.0.0.1:${baseline.port}${CHECK_PATH}`] },
+      meshidUnix: { name: 'meshid, Unix socket', server: meshid, where: [`--base-uri=unix:${meshid.socket}`, `http://localhost${CHECK_PATH}`] },
+      baselineUnix: { name: 'bare grpc-js, Unix socket', server: baseline, where: [`--base-uri=unix:${baseline.socket}`, `http://localhost${CHECK_PATH}`] },
+      meshidNoLogTcp: { name: 'meshid, TCP, log off', server: meshidNoLog, where: [`http://127.0.0.1:${meshidNoLog.port}${CHECK_PATH}`] },
     } satisfies Record<string, Target>;
+    // Warm-up (JIT, connections, heap), not measured.
+    for (const target of Object.values(targets)) await throughput(target, body, Math.round(requests / 4));
+
     // Alternating rounds, best of each: the machine's noise only ever slows a run down.
-    // CPU time per Check (this process: the server's handler and gRPC work, not h2load's) is
-    // measured too: on a shared machine it is steadier than wall-clock throughput.
+    // CPU time per Check (the server process's, not h2load's) is measured too: on a shared
+    // machine it is steadier than wall-clock throughput.
     const best: Record<string, number> = {};
     const cpu: Record<string, number> = {};
     const rounds = options.quick ? 2 : 3;
     for (let round = 0; round < rounds; round++) {
       for (const [key, target] of Object.entries(targets)) {
-        const before = process.cpuUsage();
+        const before = await target.server.cpuMicros();
         const rps = await throughput(target, body, requests);
-        const used = process.cpuUsage(before);
-        const cpuUs = (used.user + used.system) / requests;
+        const cpuUs = ((await target.server.cpuMicros()) - before) / requests;
         best[key] = Math.max(best[key] ?? 0, rps);
         cpu[key] = Math.min(cpu[key] ?? Infinity, cpuUs);
         log(`  round ${round + 1}: ${target.name.padEnd(26)} ${rps.toFixed(0).padStart(6)} Check/s, ${cpuUs.toFixed(1)} us CPU per Check`);
@@ -120,11 +116,52 @@ export async function runEndToEnd(options: { quick: boolean; log: (s: string) =>
       },
     };
   } finally {
-    await meshid.close();
-    await meshidNoLog.close();
-    await baseline.close();
+    await Promise.all(servers.map((sv) => sv.close()));
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+interface BenchServer {
+  readonly port: number;
+  readonly socket: string;
+  cpuMicros(): Promise<number>;
+  close(): Promise<void>;
+}
+
+function startServer(mode: ServerMode, policyDir: string, socket: string): Promise<BenchServer> {
+  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'authz-e2e-server.js');
+  const child: ChildProcess = fork(script, [mode, policyDir, socket], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const next = <T>(kind: string) =>
+    new Promise<T>((resolve, reject) => {
+      const onMessage = (m: { kind?: string }) => {
+        if (m.kind !== kind) return;
+        child.off('message', onMessage);
+        child.off('exit', onExit);
+        resolve(m as T);
+      };
+      const onExit = (code: number | null) => reject(new Error(`bench server ${mode} exited with ${code}`));
+      child.on('message', onMessage);
+      child.once('exit', onExit);
+    });
+  return next<ServerReady>('ready').then((ready) => ({
+    port: ready.port,
+    socket: ready.socket,
+    async cpuMicros() {
+      const reply = next<ServerCpu>('cpu');
+      child.send({ cmd: 'cpu' });
+      return (await reply).micros;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        child.once('exit', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        child.send({ cmd: 'close' });
+      }),
+  }));
 }
 
 /** A CheckRequest like Envoy's for an mTLS request that rule 7 of the bench policy allows. */
@@ -169,22 +206,8 @@ function grpcFrame(message: Uint8Array): Buffer {
   return Buffer.concat([head, message]);
 }
 
-async function startBaseline(socket: string): Promise<{ port: number; socket: string; close(): Promise<void> }> {
-  const server = new grpc.Server(GRPC_SERVER_OPTIONS);
-  server.addService(envoyProtos().authzService, {
-    Check(_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) {
-      callback(null, { status: { code: 0 } });
-    },
-  });
-  const bind = (address: string) =>
-    new Promise<number>((resolve, reject) => server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
-  const port = await bind('127.0.0.1:0');
-  await bind(`unix:${socket}`);
-  return { port, socket, close: () => new Promise((resolve) => server.tryShutdown(() => resolve())) };
-}
-
 /** Both servers answer the bench request as expected before anything is measured. */
-async function sanityCheck(meshid: AuthzService, baselinePort: number): Promise<void> {
+async function sanityCheck(meshidPort: number, baselinePort: number): Promise<void> {
   const def = envoyProtos().authzService.Check!;
   const call = (address: string) =>
     new Promise<{ status?: { code?: number }; dynamic_metadata?: { fields?: Record<string, { stringValue?: string }> } }>((resolve, reject) => {
@@ -195,7 +218,7 @@ async function sanityCheck(meshid: AuthzService, baselinePort: number): Promise<
         else resolve(value);
       });
     });
-  const m = await call(`127.0.0.1:${meshid.tcpPort}`);
+  const m = await call(`127.0.0.1:${meshidPort}`);
   const decision = m.dynamic_metadata?.fields?.decision?.stringValue;
   const policy = m.dynamic_metadata?.fields?.policy?.stringValue;
   if ((m.status?.code ?? 0) !== 0 || decision !== 'allow' || policy !== 'bench/allow-many') {
