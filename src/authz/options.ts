@@ -33,6 +33,11 @@ export const authzOptionSpecs = {
     min: 0,
     max: 60_000,
   }),
+  policyResync: opt.duration('policy-resync', {
+    description: 'also re-read the policy directory this often, in case a file event was missed (0: only on events)',
+    default: 30_000,
+    min: 0,
+  }),
 };
 
 export type AuthzOptions = ConfigOf<typeof authzOptionSpecs>;

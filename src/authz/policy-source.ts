@@ -3,10 +3,11 @@
  * src/lib/file-watch.ts, which sees Kubernetes ..data swaps, debounced on the injected Clock) is
  * read, validated and compiled off to the side and then swapped in with one reference assignment,
  * so a request sees either the old set or the new one, never a mix. An invalid change leaves the
- * last good set in force and is logged with file and field. Until a valid set has been loaded,
+ * last good set in force and is logged with file and field. A periodic re-read (resyncMs) catches
+ * changes a watcher missed. Until a valid set has been loaded,
  * current() is undefined: the server denies and reports not ready.
  */
-import type { Clock } from '../lib/clock.js';
+import type { Clock, Timer } from '../lib/clock.js';
 import { errorMessage } from '../lib/errors.js';
 import { watchPaths, type PathWatch } from '../lib/file-watch.js';
 import type { Logger } from '../observability/logger.js';
@@ -32,6 +33,12 @@ export interface PolicySourceOptions {
   readonly debounceMs?: number;
   /** Watch the directory (default true); tests of loading alone can turn it off. */
   readonly watch?: boolean;
+  /**
+   * Also re-read the directory this often (default 30 s; 0: never), on the injected Clock. File
+   * watchers can miss events (chokidar drops some rename-over saves): this bounds how long a
+   * missed change can go unnoticed. An unchanged directory costs a read and a hash.
+   */
+  readonly resyncMs?: number;
 }
 
 export interface PolicySource {
@@ -113,6 +120,13 @@ export async function startPolicySource(options: PolicySourceOptions): Promise<P
   };
 
   await reload();
+  let resync: Timer | undefined;
+  const resyncMs = options.resyncMs ?? 30_000;
+  const armResync = () => {
+    if (closed || resyncMs <= 0) return;
+    resync = options.clock.setTimer(resyncMs, () => void reload().finally(armResync));
+  };
+  armResync();
   let watch: PathWatch | undefined;
   if (options.watch !== false) {
     watch = watchPaths([options.dir], () => void reload(), {
@@ -134,6 +148,7 @@ export async function startPolicySource(options: PolicySourceOptions): Promise<P
     },
     async close() {
       closed = true;
+      resync?.cancel();
       await watch?.close();
       await running;
     },

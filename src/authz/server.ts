@@ -37,6 +37,8 @@ export interface AuthzServiceConfig {
   /** Reason, policy and rule in 403 bodies (default true). */
   readonly denyDetails?: boolean;
   readonly reloadDebounceMs?: number;
+  /** Periodic re-read of the policy directory (default 30 s; 0: only on file events). */
+  readonly resyncMs?: number;
 }
 
 export interface AuthzServiceDeps {
@@ -75,6 +77,7 @@ export function authzServiceConfig(o: AuthzOptions): AuthzServiceConfig | undefi
     decisionLogSample: o.authzDecisionLogSample,
     denyDetails: o.authzDenyDetails,
     reloadDebounceMs: o.policyReloadDebounce,
+    resyncMs: o.policyResync,
   };
 }
 
@@ -118,6 +121,7 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
     logger: deps.logger,
     metrics,
     ...(config.reloadDebounceMs !== undefined ? { debounceMs: config.reloadDebounceMs } : {}),
+    ...(config.resyncMs !== undefined ? { resyncMs: config.resyncMs } : {}),
   });
 
   const check = (request: CheckRequestLike | Undecodable): Buffer => {

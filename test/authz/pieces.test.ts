@@ -133,7 +133,7 @@ test('agent options: flags, environment and defaults; service config needs a pol
     argv: ['--authz-socket', '/run/meshid/authz.sock', '--authz-listen', '127.0.0.1:15090', '--policy-dir', '/etc/meshid/policies', '--authz-deny-details=false'],
     env: { MESHID_AUTHZ_DECISION_LOG_SAMPLE: '0.25' },
   });
-  t.like(loaded.config, { authzSocket: '/run/meshid/authz.sock', authzListen: { host: '127.0.0.1', port: 15090 }, policyDir: '/etc/meshid/policies', authzDecisionLogSample: 0.25, authzDenyDetails: false, policyReloadDebounce: 200 });
+  t.like(loaded.config, { authzSocket: '/run/meshid/authz.sock', authzListen: { host: '127.0.0.1', port: 15090 }, policyDir: '/etc/meshid/policies', authzDecisionLogSample: 0.25, authzDenyDetails: false, policyReloadDebounce: 200, policyResync: 30_000 });
   t.deepEqual(authzServiceConfig(loaded.config), {
     socket: '/run/meshid/authz.sock',
     listen: { host: '127.0.0.1', port: 15090 },
@@ -141,6 +141,7 @@ test('agent options: flags, environment and defaults; service config needs a pol
     decisionLogSample: 0.25,
     denyDetails: false,
     reloadDebounceMs: 200,
+    resyncMs: 30_000,
   });
   t.is(authzServiceConfig(loadConfig(authzOptionSpecs, { argv: [] }).config), undefined, 'ext_authz off without a listener');
   t.throws(() => authzServiceConfig(loadConfig(authzOptionSpecs, { argv: ['--authz-socket', '/x.sock'] }).config), { message: /--policy-dir is required/ });

@@ -37,7 +37,8 @@ async function start(
   const clock = new FakeClock();
   const socket = path.join(tempDir(t, 'meshid-sock-'), 'authz.sock');
   const service = await startAuthzService(
-    { socket, listen: { host: '127.0.0.1', port: 0 }, policyDir, reloadDebounceMs: 50, ...config },
+    // resyncMs 0: reloads here come from file events only (the periodic re-read has its own test).
+    { socket, listen: { host: '127.0.0.1', port: 0 }, policyDir, reloadDebounceMs: 50, resyncMs: 0, ...config },
     { logger, clock, ...deps },
   );
   const unix = authzClient(`unix:${socket}`);
