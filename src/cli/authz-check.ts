@@ -1,12 +1,99 @@
+/**
+ * `meshid authz check --policy-dir DIR --request FILE`: decides one Envoy CheckRequest (protobuf
+ * JSON) exactly as the ext_authz server would, and prints the decision as one JSON object.
+ * Exit 0: a decision was made (allow or deny); 2: the policy set is invalid (errors on stderr), or
+ * the request or bundle cannot be read.
+ */
+import fs from 'node:fs';
+import { DEFAULT_TRUST_DOMAIN } from '../config/defaults.js';
+import { opt } from '../config/options.js';
+import { parseTrustBundle } from '../identity/bundle.js';
+import type { Certificate } from '../identity/certificate.js';
+import { parseTrustDomain } from '../identity/spiffe-id.js';
+import { verifyX509Svid } from '../identity/svid-verify.js';
+import { decideCheckRequest } from '../authz/decide.js';
+import { checkRequestFromJson } from '../authz/check-request-json.js';
+import { peerCertificateChecker } from '../authz/peer-certificate.js';
+import { readPolicyDir } from '../authz/policy-dir.js';
+import { buildPolicySet } from '../authz/policy-set.js';
+import { decisionView } from '../authz/report.js';
+import { formatIssue } from '../authz/validate.js';
+import { errorMessage } from '../lib/errors.js';
 import { defineCommand } from './command.js';
-import { MeshidError } from '../lib/errors.js';
 
-// Placeholder until the command lands; replaced by its issue's work.
+const EXIT_DECIDED = 0;
+const EXIT_UNUSABLE = 2;
+
 export default defineCommand({
-  name: 'authz-check',
-  summary: 'not implemented yet',
-  options: {},
-  run: async () => {
-    throw new MeshidError('unimplemented', 'not_implemented', 'this command is not implemented yet');
+  name: 'authz check',
+  summary: 'decide one Envoy CheckRequest (protobuf JSON) against a policy directory, as the ext_authz server would',
+  details: `Prints one JSON object: decision (allow or deny), reason, policy, rule, audit, dryRun and the
+policy revision. With --bundle, a peer certificate in the request is verified as the agent
+verifies it against its trust bundle; without, it is only parsed. Exit status: 0 a decision was made (allow or deny), 2 the policy set is invalid
+(errors on stderr) or the request cannot be read.`,
+  fileAndEnv: false,
+  options: {
+    policyDir: opt.string('policy-dir', { description: 'directory of AuthorizationPolicy YAML files', metavar: 'DIR', required: true }),
+    request: opt.string('request', { description: 'CheckRequest in protobuf JSON (camelCase or snake_case); - for stdin', metavar: 'FILE', required: true }),
+    bundle: opt.string('bundle', { description: 'PEM trust bundle: verify the peer certificate in the request against it (a failure denies)', metavar: 'FILE' }),
+    trustDomain: opt.checked('trust-domain', { description: 'trust domain of --bundle; the peer must belong to it', metavar: 'TD', default: DEFAULT_TRUST_DOMAIN }, parseTrustDomain),
+  },
+  async run({ config }, io) {
+    const read = await readPolicyDir(config.policyDir);
+    if (!read.ok) {
+      io.stderr.write(`meshid authz check: ${formatIssue(read.error)}\n`);
+      return EXIT_UNUSABLE;
+    }
+    const built = buildPolicySet(read.files, config.policyDir);
+    if (!built.ok) {
+      for (const e of built.errors) io.stderr.write(`error: ${formatIssue(e)}\n`);
+      io.stderr.write(`meshid authz check: ${config.policyDir}: ${built.errors.length} error${built.errors.length === 1 ? '' : 's'}; no decision made\n`);
+      return EXIT_UNUSABLE;
+    }
+    let text: string;
+    try {
+      text = config.request === '-' ? fs.readFileSync(0, 'utf8') : fs.readFileSync(config.request, 'utf8');
+    } catch (e) {
+      io.stderr.write(`meshid authz check: cannot read ${config.request}: ${(e as NodeJS.ErrnoException).code ?? errorMessage(e)}\n`);
+      return EXIT_UNUSABLE;
+    }
+    let request;
+    try {
+      request = checkRequestFromJson(JSON.parse(text) as unknown);
+    } catch (e) {
+      io.stderr.write(`meshid authz check: ${config.request}: ${errorMessage(e)}\n`);
+      return EXIT_UNUSABLE;
+    }
+    let roots: readonly Certificate[] | undefined;
+    if (config.bundle) {
+      let pem: string;
+      try {
+        pem = fs.readFileSync(config.bundle, 'utf8');
+      } catch (e) {
+        io.stderr.write(`meshid authz check: cannot read ${config.bundle}: ${(e as NodeJS.ErrnoException).code ?? errorMessage(e)}\n`);
+        return EXIT_UNUSABLE;
+      }
+      try {
+        roots = parseTrustBundle(config.trustDomain, pem, config.bundle).roots;
+      } catch (e) {
+        io.stderr.write(`meshid authz check: ${errorMessage(e)}\n`);
+        return EXIT_UNUSABLE;
+      }
+    }
+    const certificates = peerCertificateChecker({
+      trustRoots: () => roots,
+      verify: verifyX509Svid,
+      trustDomain: config.trustDomain,
+      now: () => Date.now(),
+    });
+    const { decision, input } = decideCheckRequest(built.set, request, certificates.check);
+    const view = {
+      ...decisionView(decision),
+      principal: input?.principal ?? null,
+      certificate: input?.peerCertificate?.status ?? 'absent',
+      request: input ? { method: input.method, host: input.host ?? null, path: input.path } : null,
+    };
+    io.stdout.write(`${JSON.stringify(view)}\n`);
+    return EXIT_DECIDED;
   },
 });

@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import YAML from 'yaml';
+import { editDistance } from '../lib/edit-distance.js';
 import { type ConfigOf, ConfigValueError, envName, type OptionSpec, type OptionSpecs } from './options.js';
 
 export type ValueSource =
@@ -223,20 +224,6 @@ function suggest(name: string, byFlag: Map<string, unknown>, prefix = ''): strin
     if (d < bestScore) [best, bestScore] = [flag, d];
   }
   return best !== undefined && bestScore <= Math.max(2, Math.floor(name.length / 3)) ? ` (did you mean ${prefix}${best}?)` : '';
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return row[b.length]!;
 }
 
 /** The effective configuration with secrets redacted, one "key: value  # source" per line. */

@@ -1,0 +1,93 @@
+/**
+ * npm run bench:authz
+ *
+ * (a) Engine only: ns per decision (median, p99) with 10, 1,000 and 10,000 ALLOW rules over
+ *     distinct principals and paths (plus DENY, AUDIT and dry-run policies), each decision timed
+ *     on its own with the timer's own cost subtracted. Ratio: 10,000 rules against 10.
+ * (b) End to end over TCP and the Unix socket, against a bare grpc-js server: see authz-e2e.ts.
+ *
+ * Flags: --quick (short runs, to check the benchmark works), --engine-only.
+ *
+ * Prints the figures, then, as the last line, one JSON object with them. Bounded: a few seconds.
+ */
+import { evaluate } from '../src/authz/engine.js';
+import { runEndToEnd, type EndToEndResult } from './authz-e2e.js';
+import { benchInputs, compileBenchSet } from './authz-fixtures.js';
+
+const RULE_COUNTS = [10, 1_000, 10_000] as const;
+
+interface EngineFigures {
+  readonly rules: number;
+  readonly medianNs: number;
+  readonly p99Ns: number;
+  readonly allowed: number;
+}
+
+function quantile(sorted: Float64Array, q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+function timerOverheadNs(samples: number): number {
+  const t = new Float64Array(samples);
+  for (let i = 0; i < samples; i++) {
+    const a = process.hrtime.bigint();
+    t[i] = Number(process.hrtime.bigint() - a);
+  }
+  return quantile(t.sort(), 0.5);
+}
+
+function benchEngine(rules: number, samples: number, overhead: number): EngineFigures {
+  const set = compileBenchSet(rules);
+  const inputs = benchInputs(rules, 4096);
+  let allowed = 0;
+  for (let i = 0; i < 50_000; i++) if (evaluate(set, inputs[i & 4095]!).allow) allowed++; // warm-up
+  allowed = 0;
+  const t = new Float64Array(samples);
+  for (let i = 0; i < samples; i++) {
+    const input = inputs[i & 4095]!;
+    const a = process.hrtime.bigint();
+    const d = evaluate(set, input);
+    t[i] = Math.max(0, Number(process.hrtime.bigint() - a) - overhead);
+    if (d.allow) allowed++;
+  }
+  t.sort();
+  return { rules, medianNs: quantile(t, 0.5), p99Ns: quantile(t, 0.99), allowed: allowed / samples };
+}
+
+async function main(): Promise<void> {
+  const args = new Set(process.argv.slice(2));
+  const samples = args.has('--quick') ? 50_000 : 300_000;
+  const overhead = timerOverheadNs(100_000);
+  console.log(`engine: ns per decision, ${samples} decisions each, timer overhead ${overhead} ns subtracted`);
+  const engine: EngineFigures[] = [];
+  for (const rules of RULE_COUNTS) {
+    const f = benchEngine(rules, samples, overhead);
+    engine.push(f);
+    console.log(`  ${String(rules).padStart(6)} rules: median ${f.medianNs} ns, p99 ${f.p99Ns} ns (${(f.allowed * 100).toFixed(0)} % allowed)`);
+  }
+  const e10 = engine[0]!;
+  const e10k = engine[2]!;
+  const flatness = e10k.medianNs / Math.max(1, e10.medianNs);
+  console.log(`  median at 10,000 rules / median at 10 rules: ${flatness.toFixed(2)} (target: near 1; median under 5,000 ns)`);
+
+  let e2e: EndToEndResult | undefined;
+  if (!args.has('--engine-only')) e2e = await runEndToEnd({ quick: args.has('--quick'), log: (s) => console.log(s) });
+
+  console.log(
+    JSON.stringify({
+      engine_ns_median_10: e10.medianNs,
+      engine_ns_p99_10: e10.p99Ns,
+      engine_ns_median_1000: engine[1]!.medianNs,
+      engine_ns_p99_1000: engine[1]!.p99Ns,
+      engine_ns_median_10000: e10k.medianNs,
+      engine_ns_p99_10000: e10k.p99Ns,
+      engine_ratio_10000_to_10: Number(flatness.toFixed(3)),
+      ...(e2e ? e2e.figures : {}),
+    }),
+  );
+}
+
+main().catch((e: unknown) => {
+  console.error(`bench:authz failed: ${(e as Error).message}`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,24 @@
+/**
+ * What the ext_authz service reports for counting. Prometheus wiring (a later issue) implements
+ * this interface; until then the no-op default costs nothing.
+ */
+import type { DecisionReason } from './engine.js';
+import type { PeerCertificateStatus } from './facts.js';
+
+export interface AuthzMetrics {
+  /** One per Check answered; seconds is the handler's own time. */
+  decision(outcome: 'allow' | 'deny', reason: DecisionReason, seconds: number, dryRunChanged: boolean): void;
+  /** A changed policy directory was loaded (and swapped in) or rejected (the last good set stays). */
+  policyReload(result: 'loaded' | 'rejected'): void;
+  /** The policy set in force: its revision and number of policies. */
+  policySet(revision: string, policies: number): void;
+  /** A peer certificate sent by Envoy, by what its check found (cache hits included). */
+  peerCertificate(status: PeerCertificateStatus['status']): void;
+}
+
+export const noopAuthzMetrics: AuthzMetrics = {
+  decision() {},
+  policyReload() {},
+  policySet() {},
+  peerCertificate() {},
+};

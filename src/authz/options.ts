@@ -1,0 +1,43 @@
+/**
+ * The agent's ext_authz settings, declared once: flags, YAML keys, MESHID_* variables, defaults
+ * and help all come from these specs. `meshid agent` spreads them into its options.
+ */
+import { type ConfigOf, opt } from '../config/options.js';
+
+export const authzOptionSpecs = {
+  authzSocket: opt.string('authz-socket', {
+    description: 'serve Envoy ext_authz (envoy.service.auth.v3.Authorization) on this Unix socket',
+    metavar: 'PATH',
+  }),
+  authzListen: opt.hostPort('authz-listen', {
+    description: 'serve ext_authz on this TCP address too (plaintext gRPC: keep it on loopback)',
+  }),
+  policyDir: opt.string('policy-dir', {
+    description: 'directory of Istio AuthorizationPolicy YAML files, watched for changes',
+    metavar: 'DIR',
+  }),
+  authzDecisionLogSample: opt.number('authz-decision-log-sample', {
+    description: 'fraction of decisions written to the decision log, 0 (off) to 1 (all); decisions a dry-run policy would change are always logged',
+    metavar: 'RATE',
+    default: 1,
+    min: 0,
+    max: 1,
+  }),
+  authzDenyDetails: opt.bool('authz-deny-details', {
+    description: 'name the reason, policy and rule in the body of 403 responses (false: "access denied" only)',
+    default: true,
+  }),
+  policyReloadDebounce: opt.duration('policy-reload-debounce', {
+    description: 'quiet period after a policy file changes before the directory is reloaded',
+    default: 200,
+    min: 0,
+    max: 60_000,
+  }),
+  policyResync: opt.duration('policy-resync', {
+    description: 'also re-read the policy directory this often, in case a file event was missed (0: only on events)',
+    default: 30_000,
+    min: 0,
+  }),
+};
+
+export type AuthzOptions = ConfigOf<typeof authzOptionSpecs>;

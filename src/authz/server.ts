@@ -1,0 +1,265 @@
+/**
+ * The ext_authz gRPC service (envoy.service.auth.v3.Authorization/Check) on a Unix socket and/or
+ * TCP. The handler only converts: CheckRequest to engine input, decision to CheckResponse. The RPC
+ * succeeds for every decision, because Envoy treats a failed RPC as an error (and, with
+ * failure_mode_allow, might let the request through): a malformed request, a missing policy set
+ * or an internal error are all answered with a deny that names the reason.
+ */
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import type { HostPort } from '../config/options.js';
+import { formatHostPort } from '../config/options.js';
+import { envoyProtos } from '../envoy/protos.js';
+import type { Certificate } from '../identity/certificate.js';
+import { verifyX509Svid } from '../identity/svid-verify.js';
+import type { Clock } from '../lib/clock.js';
+import { errorMessage, MeshidError } from '../lib/errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { CheckRequestLike } from './check-request.js';
+import { encodeCheckResponse } from './check-response.js';
+import { type CheckOutcome, decideCheckRequest } from './decide.js';
+import { DecisionLog } from './decision-log.js';
+import { denyDecision } from './engine.js';
+import { type AuthzMetrics, noopAuthzMetrics } from './metrics.js';
+import type { AuthzOptions } from './options.js';
+import { peerCertificateChecker, type SvidVerifier } from './peer-certificate.js';
+import { type PolicySource, startPolicySource } from './policy-source.js';
+
+export interface AuthzServiceConfig {
+  /** Unix socket path; a stale socket file there is replaced. */
+  readonly socket?: string;
+  readonly listen?: HostPort;
+  readonly policyDir: string;
+  /** Fraction of decisions logged (default 1). */
+  readonly decisionLogSample?: number;
+  /** Reason, policy and rule in 403 bodies (default true). */
+  readonly denyDetails?: boolean;
+  readonly reloadDebounceMs?: number;
+  /** Periodic re-read of the policy directory (default 30 s; 0: only on file events). */
+  readonly resyncMs?: number;
+}
+
+export interface AuthzServiceDeps {
+  readonly logger: Logger;
+  readonly clock: Clock;
+  /** The trust bundle for peer certificates Envoy forwards; absent or undefined: not verified. */
+  readonly trustRoots?: () => readonly Certificate[] | undefined;
+  readonly trustDomain?: string;
+  /** Default: verifyX509Svid (src/identity/svid-verify.ts). */
+  readonly verifySvid?: SvidVerifier;
+  readonly metrics?: AuthzMetrics;
+  /** For decision-log sampling (tests make it deterministic). */
+  readonly random?: () => number;
+}
+
+export interface AuthzService {
+  /** A valid policy set is in force. */
+  ready(): boolean;
+  /** The revision in force, '' before the first valid set. */
+  revision(): string;
+  /** The bound TCP port (useful with port 0), if listening on TCP. */
+  readonly tcpPort: number | undefined;
+  readonly socketPath: string | undefined;
+  readonly policies: PolicySource;
+  close(): Promise<void>;
+}
+
+/** Maps the agent's parsed options to the service config; undefined when ext_authz is off. */
+export function authzServiceConfig(o: AuthzOptions): AuthzServiceConfig | undefined {
+  if (!o.authzSocket && !o.authzListen) return undefined;
+  if (!o.policyDir) throw new MeshidError('invalid_argument', 'policy_dir_required', '--policy-dir is required with --authz-socket or --authz-listen');
+  return {
+    ...(o.authzSocket ? { socket: o.authzSocket } : {}),
+    ...(o.authzListen ? { listen: o.authzListen } : {}),
+    policyDir: o.policyDir,
+    decisionLogSample: o.authzDecisionLogSample,
+    denyDetails: o.authzDenyDetails,
+    reloadDebounceMs: o.policyReloadDebounce,
+    resyncMs: o.policyResync,
+  };
+}
+
+/** Server options shared with the benchmark's bare baseline server, so they differ only in the handler. */
+export const GRPC_SERVER_OPTIONS: grpc.ServerOptions = {
+  'grpc.enable_channelz': 0,
+  'grpc.max_receive_message_length': 4 * 1024 * 1024,
+};
+
+const SHUTDOWN_GRACE_MS = 2000;
+
+/** A request that could not be decoded: denied as malformed rather than failing the RPC. */
+interface Undecodable {
+  readonly undecodable: string;
+}
+
+export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzServiceDeps): Promise<AuthzService> {
+  if (!config.socket && !config.listen) throw new MeshidError('invalid_argument', 'authz_no_listener', 'ext_authz needs a Unix socket or a TCP address');
+  const log = deps.logger.child({ component: 'authz' });
+  const metrics = deps.metrics ?? noopAuthzMetrics;
+  const decisionLog = new DecisionLog(deps.logger.child({ component: 'authz-decision' }), {
+    sampleRate: config.decisionLogSample ?? 1,
+    ...(deps.random ? { random: deps.random } : {}),
+  });
+  const responseOptions = { denyDetails: config.denyDetails ?? true };
+  const certificates = peerCertificateChecker({
+    trustRoots: deps.trustRoots ?? (() => undefined),
+    verify: deps.verifySvid ?? verifyX509Svid,
+    ...(deps.trustDomain ? { trustDomain: deps.trustDomain } : {}),
+    now: () => deps.clock.now(),
+  });
+  const checkCertificate = (encoded: string) => {
+    const status = certificates.check(encoded);
+    metrics.peerCertificate(status.status);
+    return status;
+  };
+
+  const policies = await startPolicySource({
+    dir: config.policyDir,
+    clock: deps.clock,
+    logger: deps.logger,
+    metrics,
+    ...(config.reloadDebounceMs !== undefined ? { debounceMs: config.reloadDebounceMs } : {}),
+    ...(config.resyncMs !== undefined ? { resyncMs: config.resyncMs } : {}),
+  });
+
+  const check = (request: CheckRequestLike | Undecodable): Buffer => {
+    const started = performance.now();
+    const decisionId = randomUUID();
+    let response: Buffer;
+    let outcome: CheckOutcome;
+    if ('undecodable' in request) {
+      outcome = { decision: denyDecision('malformed_request', policies.current()?.revision ?? '', request.undecodable) };
+    } else {
+      outcome = decideCheckRequest(policies.current(), request, checkCertificate);
+    }
+    try {
+      response = encodeCheckResponse(outcome.decision, decisionId, responseOptions);
+    } catch (e) {
+      outcome = { decision: denyDecision('internal_error', outcome.decision.revision, errorMessage(e)) };
+      response = FALLBACK_DENY;
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const d = outcome.decision;
+    metrics.decision(d.allow ? 'allow' : 'deny', d.reason, seconds, d.dryRun?.changed === true);
+    if (decisionLog.wants(d)) {
+      const input = outcome.input;
+      decisionLog.record({
+        decisionId,
+        requestId: outcome.requestId,
+        principal: input?.principal,
+        method: input?.method,
+        host: input?.host,
+        path: input?.path,
+        decision: d,
+        latencyUs: Math.round(seconds * 1e6),
+      });
+    }
+    return response;
+  };
+
+  const server = new grpc.Server(GRPC_SERVER_OPTIONS);
+  server.addService(checkServiceDefinition(), {
+    Check(call: grpc.ServerUnaryCall<CheckRequestLike | Undecodable, Buffer>, callback: grpc.sendUnaryData<Buffer>) {
+      let response: Buffer;
+      try {
+        response = check(call.request);
+      } catch (e) {
+        // Fail closed: whatever went wrong, the answer is a deny, not an RPC error.
+        log.error({ err: errorMessage(e) }, 'ext_authz handler failed; answering deny');
+        response = FALLBACK_DENY;
+      }
+      callback(null, response);
+    },
+  });
+
+  let socketPath: string | undefined;
+  let tcpPort: number | undefined;
+  try {
+    if (config.socket) {
+      socketPath = path.resolve(config.socket);
+      prepareSocketPath(socketPath);
+      await bind(server, `unix:${socketPath}`);
+      log.info({ socket: socketPath }, 'ext_authz serving on Unix socket');
+    }
+    if (config.listen) {
+      tcpPort = await bind(server, formatHostPort(config.listen));
+      log.info({ address: formatHostPort({ host: config.listen.host, port: tcpPort }) }, 'ext_authz serving on TCP');
+    }
+  } catch (e) {
+    server.forceShutdown();
+    await policies.close();
+    throw e;
+  }
+  if (!policies.current()) log.warn({ dir: config.policyDir }, 'ext_authz not ready: no valid policy set; every check is denied');
+
+  return {
+    ready: () => policies.current() !== undefined,
+    revision: () => policies.current()?.revision ?? '',
+    tcpPort,
+    socketPath,
+    policies,
+    async close() {
+      await new Promise<void>((resolve) => {
+        // In-flight checks get a grace period, then connections are cut.
+        const timer = deps.clock.setTimer(SHUTDOWN_GRACE_MS, () => {
+          server.forceShutdown();
+          resolve();
+        });
+        server.tryShutdown(() => {
+          timer.cancel();
+          resolve();
+        });
+      });
+      await policies.close();
+      decisionLog.flush();
+      if (socketPath) fs.rmSync(socketPath, { force: true });
+    },
+  };
+}
+
+/** Check, with our codec: requests decoded without conversion, responses already encoded. */
+function checkServiceDefinition(): grpc.ServiceDefinition {
+  const protos = envoyProtos();
+  const base = protos.authzService.Check!;
+  const CheckRequest = protos.CheckRequest;
+  return {
+    Check: {
+      ...base,
+      requestDeserialize: (bytes: Buffer): CheckRequestLike | Undecodable => {
+        try {
+          return CheckRequest.decode(bytes) as CheckRequestLike;
+        } catch (e) {
+          return { undecodable: `the CheckRequest cannot be decoded: ${errorMessage(e)}` };
+        }
+      },
+      responseSerialize: (response: Buffer) => response,
+    },
+  };
+}
+
+/** Answer for when even encoding a decision failed: PERMISSION_DENIED, 403, no details. */
+const FALLBACK_DENY = encodeCheckResponse(denyDecision('internal_error', ''), 'none', { denyDetails: false });
+
+function bind(server: grpc.Server, address: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => {
+      if (err) reject(new MeshidError('unavailable', 'authz_bind_failed', `ext_authz cannot listen on ${address}: ${err.message}`));
+      else resolve(port);
+    });
+  });
+}
+
+/** Creates the socket's directory, and removes a stale socket (never a regular file). */
+function prepareSocketPath(socket: string): void {
+  fs.mkdirSync(path.dirname(socket), { recursive: true });
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(socket);
+  } catch {
+    return;
+  }
+  if (!st.isSocket()) throw new MeshidError('failed_precondition', 'authz_socket_path_taken', `${socket} exists and is not a socket; refusing to replace it`);
+  fs.rmSync(socket);
+}

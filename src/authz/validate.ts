@@ -1,0 +1,588 @@
+/**
+ * Strict validation of AuthorizationPolicy YAML. Every problem names the file, the document (index
+ * and policy name), the field path and the line, and all problems are collected before anything
+ * is refused: an operator fixes a whole file in one pass. Typos that Istio would silently read as
+ * "field not set" (an unknown field, an empty list) are errors here, because in an authorization
+ * policy "not set" means "anything". Pure: takes text, does no I/O.
+ */
+import { type Document, LineCounter, parseAllDocuments, isMap, isSeq, isScalar, type Node as YamlNode } from 'yaml';
+import { closest } from '../lib/edit-distance.js';
+import { OPERATION_KINDS, parseConditionKey, SOURCE_KINDS, type ValueKind, valueProblem } from './attributes.js';
+import {
+  type AuthorizationPolicy,
+  type Condition,
+  OPERATION_FIELDS,
+  type Operation,
+  type PolicyAction,
+  policyId,
+  type Rule,
+  SOURCE_FIELDS,
+  type Source,
+  type TargetRef,
+} from './policy.js';
+
+export const API_VERSIONS = ['security.istio.io/v1', 'security.istio.io/v1beta1'] as const;
+export const KIND = 'AuthorizationPolicy';
+export const DRY_RUN_ANNOTATION = 'istio.io/dry-run';
+
+export type Severity = 'error' | 'warning';
+
+export interface PolicyIssue {
+  readonly severity: Severity;
+  /** Stable machine-readable code, e.g. unknown_field, bad_port. */
+  readonly code: string;
+  readonly file: string;
+  readonly doc?: number;
+  /** The policy's name when the document has one. */
+  readonly policy?: string;
+  /** Field path, e.g. spec.rules[0].from[0].source.principals[1]. */
+  readonly path?: string;
+  readonly line?: number;
+  readonly message: string;
+}
+
+/** `file:line doc N (name): path: message`, the one line an operator needs. */
+export function formatIssue(i: PolicyIssue): string {
+  let where = i.file;
+  if (i.line !== undefined) where += `:${i.line}`;
+  if (i.doc !== undefined) where += ` doc ${i.doc}`;
+  if (i.policy !== undefined) where += ` (${i.policy})`;
+  return `${where}: ${i.path ? `${i.path}: ` : ''}${i.message}`;
+}
+
+export interface PolicyFileText {
+  /** As shown to the operator: relative to the policy directory. */
+  readonly file: string;
+  readonly text: string;
+}
+
+export interface ParsedPolicies {
+  readonly policies: readonly AuthorizationPolicy[];
+  readonly errors: readonly PolicyIssue[];
+}
+
+type PathSeg = string | number;
+type Path = readonly PathSeg[];
+
+export function pathText(path: Path): string {
+  let out = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(seg)) out += out === '' ? seg : `.${seg}`;
+    else out += `[${JSON.stringify(seg)}]`;
+  }
+  return out;
+}
+
+/** Validates every document of every file, then across files (duplicate names). */
+export function parsePolicyFiles(files: readonly PolicyFileText[]): ParsedPolicies {
+  const policies: AuthorizationPolicy[] = [];
+  const errors: PolicyIssue[] = [];
+  for (const f of files) {
+    const r = parsePolicyFile(f.file, f.text);
+    policies.push(...r.policies);
+    errors.push(...r.errors);
+  }
+  const seen = new Map<string, AuthorizationPolicy>();
+  for (const p of policies) {
+    const first = seen.get(p.id);
+    if (first) {
+      errors.push({
+        severity: 'error',
+        code: 'duplicate_policy',
+        file: p.origin.file,
+        doc: p.origin.doc,
+        policy: p.name,
+        ...(p.origin.line !== undefined ? { line: p.origin.line } : {}),
+        path: 'metadata.name',
+        message: `policy ${p.id} is defined twice (first in ${first.origin.file} doc ${first.origin.doc})`,
+      });
+    } else {
+      seen.set(p.id, p);
+    }
+  }
+  return { policies, errors };
+}
+
+export function parsePolicyFile(file: string, text: string): ParsedPolicies {
+  const lineCounter = new LineCounter();
+  const docs = parseAllDocuments(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
+  const policies: AuthorizationPolicy[] = [];
+  const errors: PolicyIssue[] = [];
+  if (!Array.isArray(docs)) return { policies, errors }; // an empty stream: no documents
+  docs.forEach((doc, i) => {
+    const reader = new DocReader(file, i + 1, doc, lineCounter);
+    const policy = reader.read();
+    const issues = reader.issues();
+    // In line order (stable), as an editor shows them.
+    errors.push(...issues.map((issue, k) => [issue, k] as const).sort(([a, ka], [b, kb]) => (a.line ?? 0) - (b.line ?? 0) || ka - kb).map(([issue]) => issue));
+    if (policy && issues.length === 0) policies.push(policy);
+  });
+  return { policies, errors };
+}
+
+const TOP_FIELDS = ['apiVersion', 'kind', 'metadata', 'spec', 'status'];
+/** ObjectMeta as `kubectl get -o yaml` prints it: accepted so exported YAML loads unchanged. */
+const METADATA_FIELDS = [
+  'name',
+  'namespace',
+  'labels',
+  'annotations',
+  'uid',
+  'resourceVersion',
+  'generation',
+  'creationTimestamp',
+  'deletionTimestamp',
+  'deletionGracePeriodSeconds',
+  'finalizers',
+  'ownerReferences',
+  'managedFields',
+  'generateName',
+  'selfLink',
+];
+const SPEC_FIELDS = ['selector', 'targetRef', 'targetRefs', 'rules', 'action', 'provider'];
+const RULE_FIELDS = ['from', 'to', 'when'];
+const TARGET_REF_FIELDS = ['group', 'kind', 'name', 'namespace'];
+const CONDITION_FIELDS = ['key', 'values', 'notValues'];
+
+type Refusals = Readonly<Record<string, { readonly code: string; readonly message: string }>>;
+
+const SOURCE_REFUSALS: Refusals = {
+  requestPrincipals: { code: 'unsupported_field', message: 'requestPrincipals needs JWT authentication, which meshid does not support yet' },
+  notRequestPrincipals: { code: 'unsupported_field', message: 'notRequestPrincipals needs JWT authentication, which meshid does not support yet' },
+  serviceAccounts: { code: 'unsupported_field', message: 'serviceAccounts is not supported by meshid; write principals: ["*/ns/<namespace>/sa/<name>"]' },
+  notServiceAccounts: { code: 'unsupported_field', message: 'notServiceAccounts is not supported by meshid; write notPrincipals: ["*/ns/<namespace>/sa/<name>"]' },
+};
+
+const DNS_SUBDOMAIN_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const DNS_LABEL_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+class DocReader {
+  private readonly found: PolicyIssue[] = [];
+  private name: string | undefined;
+
+  constructor(
+    private readonly file: string,
+    private readonly index: number,
+    private readonly doc: Document.Parsed,
+    private readonly lines: LineCounter,
+  ) {}
+
+  issues(): PolicyIssue[] {
+    return this.name === undefined ? this.found : this.found.map((i) => ({ ...i, policy: this.name }));
+  }
+
+  read(): AuthorizationPolicy | undefined {
+    for (const e of this.doc.errors) {
+      const line = e.linePos?.[0]?.line;
+      this.found.push({
+        severity: 'error',
+        code: 'yaml_syntax',
+        file: this.file,
+        doc: this.index,
+        ...(line !== undefined ? { line } : {}),
+        message: `not valid YAML: ${e.message.split('\n')[0]}`,
+      });
+    }
+    if (this.doc.errors.length > 0) return undefined;
+    const contents = this.doc.contents;
+    // An empty document: a stray "---", or only comments.
+    if (contents === null || (isScalar(contents) && contents.value === null)) return undefined;
+    let value: unknown;
+    try {
+      value = this.doc.toJS({ maxAliasCount: 100 });
+    } catch (e) {
+      this.error([], 'yaml_syntax', `cannot read the document: ${(e as Error).message}`);
+      return undefined;
+    }
+    return this.policy(value);
+  }
+
+  private policy(value: unknown): AuthorizationPolicy | undefined {
+    const top = this.mapping(value, [], TOP_FIELDS);
+    if (!top) return undefined;
+    // Read the name first so that every later message can carry it.
+    const metaRaw = top.metadata;
+    if (isPlainObject(metaRaw) && typeof metaRaw.name === 'string' && metaRaw.name !== '') this.name = metaRaw.name;
+
+    const apiVersion = top.apiVersion;
+    if (apiVersion === undefined) this.error(['apiVersion'], 'wrong_api_version', `missing; expected ${API_VERSIONS.join(' or ')}`);
+    else if (!(API_VERSIONS as readonly unknown[]).includes(apiVersion)) {
+      this.error(['apiVersion'], 'wrong_api_version', `${JSON.stringify(apiVersion)} is not supported; expected ${API_VERSIONS.join(' or ')}`);
+    }
+    if (top.kind === undefined) this.error(['kind'], 'wrong_kind', `missing; expected ${KIND}`);
+    else if (top.kind !== KIND) this.error(['kind'], 'wrong_kind', `${JSON.stringify(top.kind)}: only ${KIND} documents belong in the policy directory`);
+    if (this.found.length > 0) return undefined; // another kind of document: its fields mean something else
+
+    const meta = this.metadata(top.metadata);
+    if (top.spec === undefined) {
+      this.error([], 'missing_spec', 'spec is required (write "spec: {}" for a policy that matches nothing)');
+      return undefined;
+    }
+    // The spec is checked even when the metadata is bad, so that one pass reports everything.
+    const spec = this.mapping(top.spec, ['spec'], SPEC_FIELDS);
+    if (!spec) return undefined;
+
+    const action = this.action(spec.action, spec.provider);
+    const selector = spec.selector === undefined ? undefined : this.selector(spec.selector);
+    const targetRefs: TargetRef[] = [];
+    if (spec.targetRef !== undefined) {
+      const ref = this.targetRef(spec.targetRef, ['spec', 'targetRef']);
+      if (ref) targetRefs.push(ref);
+    }
+    if (spec.targetRefs !== undefined) {
+      const list = this.list(spec.targetRefs, ['spec', 'targetRefs']);
+      list?.forEach((r, i) => {
+        const ref = this.targetRef(r, ['spec', 'targetRefs', i]);
+        if (ref) targetRefs.push(ref);
+      });
+    }
+    if (spec.targetRef !== undefined && spec.targetRefs !== undefined) {
+      this.error(['spec', 'targetRef'], 'conflicting_fields', 'use targetRef or targetRefs, not both');
+    }
+    if (spec.selector !== undefined && (spec.targetRef !== undefined || spec.targetRefs !== undefined)) {
+      this.error(['spec', 'selector'], 'conflicting_fields', 'a policy has a selector or target references, not both');
+    }
+    const rules: Rule[] = [];
+    if (spec.rules !== undefined) {
+      const list = this.list(spec.rules, ['spec', 'rules'], true);
+      list?.forEach((r, i) => {
+        const rule = this.rule(r, ['spec', 'rules', i]);
+        if (rule) rules.push(rule);
+      });
+    }
+    if (!meta || !action || this.found.length > 0) return undefined;
+    return Object.freeze({
+      name: meta.name,
+      ...(meta.namespace !== undefined ? { namespace: meta.namespace } : {}),
+      id: policyId(meta.name, meta.namespace),
+      apiVersion: apiVersion as string,
+      action,
+      dryRun: meta.dryRun,
+      rules,
+      ...(selector ? { selector } : {}),
+      targetRefs,
+      origin: { file: this.file, doc: this.index, ...this.lineOf([]) },
+    });
+  }
+
+  private metadata(value: unknown): { name: string; namespace?: string; dryRun: boolean } | undefined {
+    const path = ['metadata'];
+    if (value === undefined) {
+      this.error(path, 'missing_name', 'metadata.name is required');
+      return undefined;
+    }
+    const meta = this.mapping(value, path, METADATA_FIELDS);
+    if (!meta) return undefined;
+    let ok = true;
+    const name = meta.name;
+    if (name === undefined || name === '') {
+      this.error(path, 'missing_name', 'metadata.name is required');
+      ok = false;
+    } else if (typeof name !== 'string' || name.length > 253 || !DNS_SUBDOMAIN_RE.test(name)) {
+      this.error([...path, 'name'], 'bad_name', `${JSON.stringify(name)} is not a valid name (lower-case letters, digits, "-" and ".")`);
+      ok = false;
+    }
+    const namespace = meta.namespace;
+    if (namespace !== undefined && (typeof namespace !== 'string' || namespace.length > 63 || !DNS_LABEL_RE.test(namespace))) {
+      this.error([...path, 'namespace'], 'bad_name', `${JSON.stringify(namespace)} is not a valid namespace (lower-case letters, digits and "-")`);
+      ok = false;
+    }
+    for (const key of ['labels', 'annotations'] as const) {
+      if (meta[key] === undefined) continue;
+      const m = this.mapping(meta[key], [...path, key], null);
+      if (!m) {
+        ok = false;
+        continue;
+      }
+      for (const [k, v] of Object.entries(m)) {
+        if (typeof v !== 'string') {
+          this.error([...path, key, k], 'wrong_type', `must be a string (quote it: "${String(v)}")`);
+          ok = false;
+        }
+      }
+    }
+    let dryRun = false;
+    const annotations = isPlainObject(meta.annotations) ? meta.annotations : {};
+    const dr = annotations[DRY_RUN_ANNOTATION];
+    if (typeof dr === 'string') {
+      if (dr === 'true') dryRun = true;
+      else if (dr !== 'false') {
+        this.error([...path, 'annotations', DRY_RUN_ANNOTATION], 'bad_annotation', `must be "true" or "false", got ${JSON.stringify(dr)}`);
+        ok = false;
+      }
+    }
+    if (!ok) return undefined;
+    return { name: name as string, ...(typeof namespace === 'string' ? { namespace } : {}), dryRun };
+  }
+
+  private action(value: unknown, provider: unknown): PolicyAction | undefined {
+    const path = ['spec', 'action'];
+    let action: PolicyAction | undefined;
+    if (value === undefined) action = 'ALLOW'; // Istio's default
+    else if (value === 'ALLOW' || value === 'DENY' || value === 'AUDIT') action = value;
+    else if (value === 'CUSTOM') {
+      this.error(path, 'custom_refused', 'CUSTOM delegates to an external authorizer; meshid is the external authorizer, so write ALLOW, DENY or AUDIT policies for it');
+    } else if (typeof value === 'string' && ['ALLOW', 'DENY', 'AUDIT', 'CUSTOM'].includes(value.toUpperCase())) {
+      this.error(path, 'unknown_action', `${JSON.stringify(value)}: actions are upper case (${value.toUpperCase()})`);
+    } else {
+      this.error(path, 'unknown_action', `${JSON.stringify(value)} is not an action; expected ALLOW, DENY or AUDIT`);
+    }
+    if (provider !== undefined && value !== 'CUSTOM') {
+      this.error(['spec', 'provider'], 'unknown_field', 'provider is only meaningful with action CUSTOM, which meshid refuses');
+    }
+    return action;
+  }
+
+  private selector(value: unknown): Record<string, string> | undefined {
+    const path = ['spec', 'selector'];
+    const sel = this.mapping(value, path, ['matchLabels']);
+    if (!sel) return undefined;
+    if (sel.matchLabels === undefined) {
+      this.error(path, 'empty_selector', 'a selector needs matchLabels (remove the selector to select every workload)');
+      return undefined;
+    }
+    const labels = this.mapping(sel.matchLabels, [...path, 'matchLabels'], null);
+    if (!labels) return undefined;
+    if (Object.keys(labels).length === 0) {
+      this.error([...path, 'matchLabels'], 'empty_selector', 'matchLabels is empty (remove the selector to select every workload)');
+      return undefined;
+    }
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(labels)) {
+      if (typeof v !== 'string' || v === '') this.error([...path, 'matchLabels', k], 'wrong_type', 'a label value must be a non-empty string');
+      else out[k] = v;
+    }
+    return Object.freeze(out);
+  }
+
+  private targetRef(value: unknown, path: Path): TargetRef | undefined {
+    const ref = this.mapping(value, path, TARGET_REF_FIELDS);
+    if (!ref) return undefined;
+    let ok = true;
+    for (const k of ['kind', 'name'] as const) {
+      if (typeof ref[k] !== 'string' || ref[k] === '') {
+        this.error([...path, k], ref[k] === undefined ? 'missing_field' : 'wrong_type', `${k} is required and must be a non-empty string`);
+        ok = false;
+      }
+    }
+    for (const k of ['group', 'namespace'] as const) {
+      if (ref[k] !== undefined && typeof ref[k] !== 'string') {
+        this.error([...path, k], 'wrong_type', 'must be a string');
+        ok = false;
+      }
+    }
+    if (!ok) return undefined;
+    return Object.freeze({
+      kind: ref.kind as string,
+      name: ref.name as string,
+      ...(typeof ref.group === 'string' ? { group: ref.group } : {}),
+      ...(typeof ref.namespace === 'string' ? { namespace: ref.namespace } : {}),
+    });
+  }
+
+  private rule(value: unknown, path: Path): Rule | undefined {
+    if (value === null || value === undefined) {
+      this.error(path, 'wrong_type', 'a rule must be a mapping (write "{}" for a rule that matches every request)');
+      return undefined;
+    }
+    const r = this.mapping(value, path, RULE_FIELDS);
+    if (!r) return undefined;
+    const rule: { from?: Source[]; to?: Operation[]; when?: Condition[] } = {};
+    if (r.from !== undefined) {
+      const list = this.list(r.from, [...path, 'from']);
+      if (list) rule.from = this.entries(list, [...path, 'from'], 'source', (v, p) => this.source(v, p));
+    }
+    if (r.to !== undefined) {
+      const list = this.list(r.to, [...path, 'to']);
+      if (list) rule.to = this.entries(list, [...path, 'to'], 'operation', (v, p) => this.operation(v, p));
+    }
+    if (r.when !== undefined) {
+      const list = this.list(r.when, [...path, 'when']);
+      if (list) {
+        rule.when = [];
+        list.forEach((c, i) => {
+          const cond = this.condition(c, [...path, 'when', i]);
+          if (cond) rule.when!.push(cond);
+        });
+      }
+    }
+    return Object.freeze(rule);
+  }
+
+  /** `from: [{source: ...}]` and `to: [{operation: ...}]`: a wrapper with exactly one key. */
+  private entries<T>(list: unknown[], path: Path, key: string, read: (v: unknown, p: Path) => T | undefined): T[] {
+    const out: T[] = [];
+    list.forEach((entry, i) => {
+      const wrapper = this.mapping(entry, [...path, i], [key]);
+      if (!wrapper) return;
+      if (wrapper[key] === undefined || wrapper[key] === null) {
+        this.error([...path, i], 'missing_field', `each entry needs "${key}:"`);
+        return;
+      }
+      const v = read(wrapper[key], [...path, i, key]);
+      if (v) out.push(v);
+    });
+    return out;
+  }
+
+  private source(value: unknown, path: Path): Source | undefined {
+    return this.fields(value, path, SOURCE_FIELDS, SOURCE_KINDS, SOURCE_REFUSALS, 'empty_source');
+  }
+
+  private operation(value: unknown, path: Path): Operation | undefined {
+    return this.fields(value, path, OPERATION_FIELDS, OPERATION_KINDS, {}, 'empty_operation');
+  }
+
+  private fields<K extends string>(
+    value: unknown,
+    path: Path,
+    names: readonly K[],
+    kinds: Readonly<Record<K, ValueKind>>,
+    refusals: Refusals,
+    emptyCode: string,
+  ): Partial<Record<K, readonly string[]>> | undefined {
+    const m = this.mapping(value, path, names, refusals);
+    if (!m) return undefined;
+    const out: Partial<Record<K, readonly string[]>> = {};
+    let any = false;
+    for (const name of names) {
+      if (m[name] === undefined) continue;
+      any = true;
+      const values = this.values(m[name], [...path, name], kinds[name]);
+      if (values) out[name] = values;
+    }
+    // Only a truly empty mapping: one holding a misspelt field already has its error.
+    if (!any && Object.keys(m).length === 0) {
+      this.error(path, emptyCode, `must set at least one of ${names.join(', ')}`);
+    }
+    return Object.freeze(out);
+  }
+
+  private condition(value: unknown, path: Path): Condition | undefined {
+    const c = this.mapping(value, path, CONDITION_FIELDS);
+    if (!c) return undefined;
+    if (typeof c.key !== 'string' || c.key === '') {
+      this.error([...path, 'key'], c.key === undefined ? 'missing_field' : 'wrong_type', 'key is required and must be a non-empty string');
+      return undefined;
+    }
+    const key = parseConditionKey(c.key);
+    if ('code' in key) {
+      this.error([...path, 'key'], key.code, key.message);
+      return undefined;
+    }
+    if (c.values === undefined && c.notValues === undefined) {
+      this.error(path, 'when_without_values', `at least one of values or notValues must be set for key ${c.key}`);
+      return undefined;
+    }
+    const cond: { key: string; values?: readonly string[]; notValues?: readonly string[] } = { key: c.key };
+    if (c.values !== undefined) {
+      const v = this.values(c.values, [...path, 'values'], key.kind);
+      if (v) cond.values = v;
+    }
+    if (c.notValues !== undefined) {
+      const v = this.values(c.notValues, [...path, 'notValues'], key.kind);
+      if (v) cond.notValues = v;
+    }
+    return Object.freeze(cond);
+  }
+
+  private values(value: unknown, path: Path, kind: ValueKind): readonly string[] | undefined {
+    const list = this.list(value, path);
+    if (!list) return undefined;
+    const out: string[] = [];
+    list.forEach((v, i) => {
+      if (typeof v !== 'string') {
+        const hint = typeof v === 'number' ? ` (quote it: "${v}")` : '';
+        this.error([...path, i], 'wrong_type', `must be a string, got ${describe(v)}${hint}`);
+        return;
+      }
+      const problem = valueProblem(kind, v);
+      if (problem) this.error([...path, i], problem.code, problem.message);
+      else out.push(v);
+    });
+    return Object.freeze(out);
+  }
+
+  /** A mapping whose keys are checked against `allowed` (null: any keys). */
+  private mapping(value: unknown, path: Path, allowed: readonly string[] | null, refusals: Refusals = {}): Record<string, unknown> | undefined {
+    if (!isPlainObject(value)) {
+      this.error(path, 'wrong_type', `expected a mapping, got ${describe(value)}`);
+      return undefined;
+    }
+    if (allowed) {
+      for (const key of Object.keys(value)) {
+        if (allowed.includes(key)) continue;
+        const refusal = refusals[key];
+        if (refusal) {
+          this.error([...path, key], refusal.code, refusal.message);
+          continue;
+        }
+        const hint = closest(key, allowed);
+        this.error([...path, key], 'unknown_field', `unknown field${hint ? ` (did you mean ${hint}?)` : ''}; expected ${allowed.join(', ')}`);
+      }
+    }
+    return value;
+  }
+
+  /** A list; an explicit empty list is an error unless allowEmpty (Istio reads [] as "not set"). */
+  private list(value: unknown, path: Path, allowEmpty = false): unknown[] | undefined {
+    if (!Array.isArray(value)) {
+      this.error(path, 'wrong_type', `expected a list, got ${describe(value)}`);
+      return undefined;
+    }
+    if (value.length === 0 && !allowEmpty) {
+      this.error(path, 'empty_list', 'empty list: Istio reads an empty list as "not set", which matches anything; remove the field or add values');
+      return undefined;
+    }
+    return value;
+  }
+
+  private error(path: Path, code: string, message: string): void {
+    this.found.push({
+      severity: 'error',
+      code,
+      file: this.file,
+      doc: this.index,
+      ...(path.length > 0 ? { path: pathText(path) } : {}),
+      ...this.lineOf(path),
+      message,
+    });
+  }
+
+  /** The line of the deepest node on path that exists (the key, for a mapping entry). */
+  private lineOf(path: Path): { line?: number } {
+    let node: unknown = this.doc.contents;
+    let offset: number | undefined = rangeStart(node);
+    for (const seg of path) {
+      if (isMap(node)) {
+        const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
+        if (!pair) break;
+        offset = rangeStart(pair.key) ?? offset;
+        node = pair.value;
+      } else if (isSeq(node) && typeof seg === 'number') {
+        node = node.items[seg];
+        offset = rangeStart(node) ?? offset;
+      } else {
+        break;
+      }
+    }
+    return offset === undefined ? {} : { line: this.lines.linePos(offset).line };
+  }
+}
+
+function rangeStart(node: unknown): number | undefined {
+  const range = (node as YamlNode | null | undefined)?.range;
+  return range ? range[0] : undefined;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function describe(v: unknown): string {
+  if (v === null || v === undefined) return 'nothing (null)';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  return `${typeof v} ${JSON.stringify(v)}`;
+}
