@@ -5,7 +5,7 @@
  * left alone, and the well-known types (Struct, Timestamp, wrappers) take their JSON forms.
  */
 import protobuf from 'protobufjs';
-import { envoyProtos, LOADER_OPTIONS } from '../envoy/protos.js';
+import { envoyProtos, TO_OBJECT_OPTIONS } from '../envoy/protos.js';
 import { MeshidError } from '../lib/errors.js';
 import type { CheckRequestLike } from './check-request.js';
 
@@ -18,7 +18,7 @@ export function checkRequestFromJson(json: unknown): CheckRequestLike {
   } catch (e) {
     throw invalid(`CheckRequest: ${(e as Error).message}`);
   }
-  return type.toObject(message, LOADER_OPTIONS) as CheckRequestLike;
+  return type.toObject(message, TO_OBJECT_OPTIONS) as CheckRequestLike;
 }
 
 function invalid(message: string): MeshidError {

@@ -7,7 +7,7 @@ import type { PeerCertificateStatus } from './facts.js';
 
 export interface AuthzMetrics {
   /** One per Check answered; seconds is the handler's own time. */
-  decision(outcome: 'allow' | 'deny', reason: DecisionReason, seconds: number, dryRunChanged: boolean): void;
+  decision(outcome: 'allow' | 'deny', reason: DecisionReason, policy: string | undefined, seconds: number, dryRunChanged: boolean): void;
   /** A changed policy directory was loaded (and swapped in) or rejected (the last good set stays). */
   policyReload(result: 'loaded' | 'rejected'): void;
   /** The policy set in force: its revision and number of policies. */

@@ -142,7 +142,7 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
     }
     const seconds = (performance.now() - started) / 1000;
     const d = outcome.decision;
-    metrics.decision(d.allow ? 'allow' : 'deny', d.reason, seconds, d.dryRun?.changed === true);
+    metrics.decision(d.allow ? 'allow' : 'deny', d.reason, d.rule?.policy.id, seconds, d.dryRun?.changed === true);
     if (decisionLog.wants(d)) {
       const input = outcome.input;
       decisionLog.record({

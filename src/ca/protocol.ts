@@ -2,7 +2,7 @@
  * The CA wire protocol: istio.v1.auth.IstioCertificateService from proto/istio_ca.proto, loaded
  * once with proto-loader (google/protobuf/struct.proto comes from its bundled copies).
  */
-import { fileURLToPath } from 'node:url';
+import { packagePath } from '../lib/package-path.js';
 import type * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
@@ -28,7 +28,7 @@ export interface CaServiceDefinition extends grpc.ServiceDefinition {
 }
 
 // The compiled module sits in dist/src/ca; the proto stays at the repository root.
-const PROTO_FILE = fileURLToPath(new URL('../../../proto/istio_ca.proto', import.meta.url));
+const PROTO_FILE = packagePath('proto', 'istio_ca.proto');
 
 let service: CaServiceDefinition | undefined;
 

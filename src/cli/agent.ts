@@ -1,12 +1,252 @@
+/**
+ * `meshid agent`: the per-pod daemon. This is where the components meet: the CA client feeds the
+ * SVID manager, which feeds the SDS server and the ext_authz trust roots; the admin endpoint
+ * reports on all of them. Nothing else in the tree wires components together.
+ */
+import fs from 'node:fs/promises';
+import { format } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
+import { authzOptionSpecs } from '../authz/options.js';
+import { type AuthzService, authzServiceConfig, startAuthzService } from '../authz/server.js';
+import { CaClient, DEFAULT_CA_DEADLINE_MS } from '../ca/client.js';
+import { DEFAULT_ADMIN_LISTEN, DEFAULT_TRUST_DOMAIN } from '../config/defaults.js';
+import { ConfigError } from '../config/load.js';
+import { type ConfigOf, opt, parseHostPort } from '../config/options.js';
+import { parseCertificatesPem } from '../identity/certificate.js';
+import { KEY_ALGORITHMS } from '../identity/keys.js';
+import { spiffeIdFromServiceAccountClaims, unverifiedJwtClaims } from '../identity/service-account.js';
+import { parseSpiffeId, parseTrustDomain, type SpiffeId } from '../identity/spiffe-id.js';
+import { type Clock, systemClock } from '../lib/clock.js';
+import { errorMessage } from '../lib/errors.js';
+import { type PathWatch, watchPaths } from '../lib/file-watch.js';
+import { type AdminServer, startAdminServer } from '../observability/admin.js';
+import { createLogger, type Logger } from '../observability/logger.js';
+import { AgentMetrics } from '../observability/metrics.js';
+import { SvidManager } from '../rotation/manager.js';
+import { sdsOptions } from '../sds/options.js';
+import { type SdsServer, startSdsServer } from '../sds/server.js';
 import { defineCommand } from './command.js';
-import { MeshidError } from '../lib/errors.js';
 
-// Placeholder until the command lands; replaced by its issue's work.
+export const agentOptions = {
+  caAddress: opt.string('ca-address', {
+    description: 'the CA (meshid ca, istiod or istio-csr): HOST:PORT of istio.v1.auth.IstioCertificateService over TLS',
+    metavar: 'HOST:PORT',
+    required: true,
+  }),
+  caBundle: opt.string('ca-bundle', { description: "PEM trust anchors for the CA's TLS certificate", metavar: 'FILE', required: true }),
+  caServerName: opt.string('ca-server-name', { description: "name to verify in the CA's certificate, when it is not the host of --ca-address", metavar: 'NAME' }),
+  caTimeout: opt.duration('ca-timeout', { description: 'deadline of one CA request', default: DEFAULT_CA_DEADLINE_MS, min: 100, max: 120_000 }),
+  tokenFile: opt.string('token-file', {
+    description: 'bearer token for the CA (a projected service-account JWT), re-read at every request since it rotates',
+    metavar: 'FILE',
+    required: true,
+  }),
+  trustDomain: opt.checked('trust-domain', { description: 'the trust domain of this workload', metavar: 'TD', default: DEFAULT_TRUST_DOMAIN }, parseTrustDomain),
+  spiffeId: opt.checked('spiffe-id', {
+    description: "this workload's SPIFFE ID (default: from the token's service-account claims, spiffe://<td>/ns/<ns>/sa/<sa>)",
+    metavar: 'ID',
+  }, (s) => parseSpiffeId(s).uri),
+  trustBundle: opt.string('trust-bundle', {
+    description: "PEM roots of the trust domain (e.g. the CA's bundle.pem), watched; trusted with the root of each issued chain",
+    metavar: 'FILE',
+  }),
+  keyAlgorithm: opt.oneOf('key-algorithm', KEY_ALGORITHMS, { description: 'algorithm of the workload key generated in memory', default: 'ec-p256' }),
+  svidTtl: opt.duration('svid-ttl', { description: "lifetime to ask the CA for (default: the CA's default)", min: 10_000 }),
+  renewFraction: opt.number('renew-fraction', { description: 'renew at this fraction of the SVID lifetime', default: 0.5, min: 0.1, max: 0.9 }),
+  renewJitter: opt.number('renew-jitter', { description: 'random spread of the renewal point, as a fraction of the lifetime (±)', default: 0.1, min: 0, max: 0.4 }),
+  adminListen: opt.hostPort('admin-listen', { description: 'HTTP address of /healthz, /readyz and /metrics', default: parseHostPort(DEFAULT_ADMIN_LISTEN) }),
+  logLevel: opt.oneOf('log-level', ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], { description: 'log level', default: 'info' }),
+  ...sdsOptions,
+  ...authzOptionSpecs,
+};
+
+export type AgentConfig = ConfigOf<typeof agentOptions>;
+
+export interface AgentDeps {
+  readonly logger: Logger;
+  readonly clock?: Clock;
+}
+
+export interface RunningAgent {
+  readonly spiffeId: SpiffeId;
+  readonly manager: SvidManager;
+  readonly sds: SdsServer;
+  readonly authz: AuthzService | undefined;
+  readonly admin: AdminServer;
+  readonly metrics: AgentMetrics;
+  ready(): boolean;
+  close(): Promise<void>;
+}
+
+/** Starts every part of the agent; a startup failure throws after undoing what had started. */
+export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<RunningAgent> {
+  const clock = deps.clock ?? systemClock;
+  const logger = deps.logger;
+  const log = logger.child({ component: 'agent' });
+  const closers: Array<() => Promise<void> | void> = [];
+  const closeAll = async () => {
+    for (const close of closers.reverse()) await Promise.resolve(close()).catch((e: unknown) => log.warn({ error: errorMessage(e) }, 'error while closing'));
+  };
+  try {
+    const caBundlePem = await readStartupFile(config.caBundle, 'ca-bundle');
+    parseCertificatesPem(caBundlePem, `--ca-bundle ${config.caBundle}`);
+    const readToken = async () => (await fs.readFile(config.tokenFile, 'utf8')).trim();
+    const spiffeId = await resolveSpiffeId(config, readToken);
+    const metrics = new AgentMetrics(clock);
+
+    const client = new CaClient({
+      address: config.caAddress,
+      caBundlePem,
+      deadlineMs: config.caTimeout,
+      ...(config.caServerName ? { serverName: config.caServerName } : {}),
+    });
+    closers.push(() => client.close());
+
+    const manager = new SvidManager({
+      spiffeId,
+      signer: client,
+      token: readToken,
+      clock,
+      logger,
+      keyAlgorithm: config.keyAlgorithm,
+      ...(config.svidTtl ? { ttlSeconds: Math.round(config.svidTtl / 1000) } : {}),
+      policy: { renewal: { renewFraction: config.renewFraction, jitterFraction: config.renewJitter } },
+      metrics: metrics.svidHooks(),
+      ...(config.trustBundle ? { configuredRootsPem: await readStartupFile(config.trustBundle, 'trust-bundle') } : {}),
+    });
+    closers.push(() => manager.stop());
+    if (config.trustBundle) closers.push(await watchTrustBundle(config.trustBundle, manager, clock, log));
+
+    const sds = await startSdsServer(config, { source: manager, logger, clock, metrics: metrics.sdsHooks() });
+    closers.push(() => sds.close());
+
+    const authzConfig = authzServiceConfig(config);
+    const authz = authzConfig
+      ? await startAuthzService(authzConfig, {
+          logger,
+          clock,
+          trustDomain: spiffeId.trustDomain,
+          trustRoots: () => manager.trustRoots(),
+          metrics: metrics.authzHooks(),
+        })
+      : undefined;
+    if (authz) closers.push(() => authz.close());
+
+    const ready = () => manager.ready() && sds.serving() && (authz?.ready() ?? true);
+    const admin = await startAdminServer(
+      config.adminListen,
+      () => ({ svid: manager.ready(), sds: sds.serving(), ...(authz ? { authz_policies: authz.ready() } : {}) }),
+      metrics,
+    );
+    closers.push(() => admin.close());
+
+    manager.start();
+    log.info(
+      {
+        spiffeId: spiffeId.uri,
+        ca: config.caAddress,
+        sdsSocket: sds.socketPath,
+        ...(authz?.socketPath ? { authzSocket: authz.socketPath } : {}),
+        ...(authz?.tcpPort !== undefined ? { authzPort: authz.tcpPort } : {}),
+        admin: admin.url,
+      },
+      'agent started',
+    );
+    return { spiffeId, manager, sds, authz, admin, metrics, ready, close: closeAll };
+  } catch (e) {
+    await closeAll();
+    throw e;
+  }
+}
+
+async function readStartupFile(path: string, key: string): Promise<string> {
+  try {
+    return await fs.readFile(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError([`${key}: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? errorMessage(e)}`]);
+  }
+}
+
+/** --spiffe-id, or the identity the token's service-account claims stand for. */
+async function resolveSpiffeId(config: AgentConfig, readToken: () => Promise<string>): Promise<SpiffeId> {
+  if (config.spiffeId) {
+    const id = parseSpiffeId(config.spiffeId);
+    if (id.trustDomain !== config.trustDomain) {
+      throw new ConfigError([`spiffe-id: ${id.uri} is not in the trust domain ${config.trustDomain} (--trust-domain)`]);
+    }
+    return id;
+  }
+  let token: string;
+  try {
+    token = await readToken();
+  } catch (e) {
+    throw new ConfigError([`token-file: cannot read ${config.tokenFile}: ${(e as NodeJS.ErrnoException).code ?? errorMessage(e)}`]);
+  }
+  const claims = unverifiedJwtClaims(token);
+  if (!claims) {
+    throw new ConfigError([`spiffe-id: not given, and the token in ${config.tokenFile} is not a JWT to read it from; pass --spiffe-id`]);
+  }
+  try {
+    return spiffeIdFromServiceAccountClaims(claims, config.trustDomain);
+  } catch (e) {
+    throw new ConfigError([`spiffe-id: not given, and the token does not say it: ${errorMessage(e)}; pass --spiffe-id`]);
+  }
+}
+
+async function watchTrustBundle(path: string, manager: SvidManager, clock: Clock, log: Logger): Promise<() => Promise<void>> {
+  const reload = async () => {
+    try {
+      manager.setConfiguredRoots(await fs.readFile(path, 'utf8'));
+    } catch (e) {
+      log.error({ file: path, error: errorMessage(e) }, 'trust bundle file unusable; keeping the previous roots');
+    }
+  };
+  const watch: PathWatch = watchPaths([path], () => void reload(), { clock, onError: (e) => log.warn({ error: errorMessage(e) }, 'trust bundle watch error') });
+  await watch.ready;
+  return () => watch.close();
+}
+
+/** Resolves on SIGINT or SIGTERM; SIGUSR1 renews the SVID at once. */
+export function untilShutdown(log: Logger, manager?: SvidManager): Promise<NodeJS.Signals> {
+  const onUsr1 = () => {
+    const started = manager?.renewNow() ?? false;
+    log.info({ event: 'signal', signal: 'SIGUSR1' }, started ? 'SIGUSR1: renewing the SVID now' : 'SIGUSR1: a renewal is already under way');
+  };
+  process.on('SIGUSR1', onUsr1);
+  return new Promise((resolve) => {
+    const done = (signal: NodeJS.Signals) => {
+      process.off('SIGINT', done);
+      process.off('SIGTERM', done);
+      process.off('SIGUSR1', onUsr1);
+      resolve(signal);
+    };
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+  });
+}
+
+/** grpc-js writes its own errors to stderr; ours already say what failed, so keep its lines at debug. */
+export function quietGrpcLogs(logger: Logger): void {
+  grpc.setLogger({ error: (...args: unknown[]) => logger.debug({ component: 'grpc' }, format(...args)), info: () => {}, debug: () => {} } as Console);
+}
+
 export default defineCommand({
   name: 'agent',
-  summary: 'not implemented yet',
-  options: {},
-  run: async () => {
-    throw new MeshidError('unimplemented', 'not_implemented', 'this command is not implemented yet');
+  summary: 'the per-pod agent: a local key and an X.509-SVID from the CA, served to Envoy over SDS, with ext_authz',
+  details: `
+The agent generates the workload's private key in memory, obtains an X.509-SVID for it from the CA,
+serves certificate ("default") and trust bundle ("ROOTCA") to Envoy over SDS on --sds-socket, and
+renews well before expiry with a fresh key. With --authz-socket or --authz-listen and --policy-dir
+it also answers Envoy ext_authz checks under Istio AuthorizationPolicy rules.
+Send SIGUSR1 to renew the SVID at once.`,
+  options: agentOptions,
+  async run({ config }) {
+    const logger = createLogger({ level: config.logLevel });
+    quietGrpcLogs(logger);
+    const agent = await startAgent(config, { logger });
+    const signal = await untilShutdown(logger, agent.manager);
+    logger.info({ event: 'signal', signal }, `${signal}: shutting down`);
+    await agent.close();
+    return 0;
   },
 });

@@ -1,12 +1,242 @@
+/**
+ * `meshid dev`: the reference CA and an agent in one process, on embedded defaults, so a newcomer
+ * sees meshid work with one command. State lives in ./.meshid (git-ignored). With --demo, a second
+ * agent and two workload stand-ins show the whole loop: identities issued and rotated, used for
+ * mTLS, and requests allowed and denied by the sample policies, with the deciding policy.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { startCa } from '../ca/server.js';
+import { caOptions } from '../ca/options.js';
+import { DEFAULT_ADMIN_LISTEN, DEFAULT_AUTHZ_SOCKET, DEFAULT_SDS_SOCKET, DEFAULT_TRUST_DOMAIN } from '../config/defaults.js';
+import { loadConfig } from '../config/load.js';
+import { formatHostPort, opt, parseHostPort } from '../config/options.js';
+import { DemoClient, DEMO_ROUND, type DemoOutcome, DemoServer } from '../demo/demo.js';
+import { WorkloadTls } from '../demo/workload-tls.js';
+import { parseTrustDomain, workloadSpiffeId } from '../identity/spiffe-id.js';
+import { errorMessage } from '../lib/errors.js';
+import { packagePath } from '../lib/package-path.js';
+import { createLogger, type Logger } from '../observability/logger.js';
+import { SdsClient } from '../sds/client.js';
+import { agentOptions, quietGrpcLogs, type RunningAgent, startAgent, untilShutdown } from './agent.js';
 import { defineCommand } from './command.js';
-import { MeshidError } from '../lib/errors.js';
 
-// Placeholder until the command lands; replaced by its issue's work.
+const devOptions = {
+  stateDir: opt.string('state-dir', { description: 'where dev mode keeps the CA, tokens, sockets and the rendered Envoy bootstrap', metavar: 'DIR', default: '.meshid' }),
+  trustDomain: opt.checked('trust-domain', { description: 'trust domain of the dev CA', metavar: 'TD', default: DEFAULT_TRUST_DOMAIN }, parseTrustDomain),
+  ttl: opt.duration('ttl', { description: 'SVID lifetime; short, so a rotation shows within a minute', default: 60_000, min: 10_000 }),
+  policyDir: opt.string('policy-dir', { description: 'AuthorizationPolicy directory for the agent', metavar: 'DIR', default: packagePath('deploy', 'policies') }),
+  adminListen: opt.hostPort('admin-listen', { description: "the agent's /healthz, /readyz and /metrics", default: parseHostPort(DEFAULT_ADMIN_LISTEN) }),
+  demo: opt.bool('demo', { description: 'add two workloads that talk mTLS through allowed and denied paths', default: false }),
+  demoInterval: opt.duration('demo-interval', { description: 'pause between two rounds of demo requests', default: 10_000, min: 100 }),
+  logLevel: opt.oneOf('log-level', ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], { description: 'log level', default: 'info' }),
+};
+
+const NAMESPACE = 'shop';
+
 export default defineCommand({
   name: 'dev',
-  summary: 'not implemented yet',
-  options: {},
-  run: async () => {
-    throw new MeshidError('unimplemented', 'not_implemented', 'this command is not implemented yet');
+  summary: 'run the reference CA and an agent together on embedded defaults (state in ./.meshid)',
+  details: `
+Starts the reference CA and the agent for spiffe://<td>/ns/shop/sa/orders: SDS and ext_authz on
+Unix sockets under <state-dir>/run, the admin port, and the sample policies from deploy/policies.
+Prints where everything is and the Envoy bootstrap to use, then one line per rotation and per
+authorization decision. Ctrl-C stops everything and removes the sockets. SIGUSR1 rotates now.`,
+  options: devOptions,
+  async run({ config }) {
+    const logger = createLogger({ level: config.logLevel });
+    quietGrpcLogs(logger);
+    const log = logger.child({ component: 'dev' });
+    const state = path.resolve(config.stateDir);
+    const run = path.join(state, 'run');
+    await fs.mkdir(run, { recursive: true, mode: 0o700 });
+    await fs.chmod(state, 0o700);
+
+    const closers: Array<() => Promise<void> | void> = [];
+    const closeAll = async () => {
+      for (const close of closers.reverse()) await Promise.resolve(close()).catch((e: unknown) => log.warn({ error: errorMessage(e) }, 'error while stopping'));
+    };
+    try {
+      const ordersId = workloadSpiffeId(config.trustDomain, NAMESPACE, 'orders');
+      const frontendId = workloadSpiffeId(config.trustDomain, NAMESPACE, 'frontend');
+      const tokens = await writeDevTokens(state, { orders: ordersId.uri, ...(config.demo ? { frontend: frontendId.uri } : {}) });
+
+      const caConfig = loadConfig(caOptions, {
+        argv: [
+          '--listen=127.0.0.1:0',
+          `--trust-domain=${config.trustDomain}`,
+          `--state-dir=${path.join(state, 'ca')}`,
+          `--ttl=${config.ttl}ms`,
+          `--max-ttl=${Math.max(config.ttl, 86_400_000)}ms`,
+          `--static-tokens=${tokens.file}`,
+        ],
+        fileAndEnv: false,
+      }).config;
+      const ca = await startCa(caConfig, { logger });
+      closers.push(() => ca.close());
+
+      const agentFlags = (name: string, id: string, extra: string[]) => [
+        `--ca-address=127.0.0.1:${ca.port}`,
+        `--ca-bundle=${ca.bundlePath}`,
+        `--trust-bundle=${ca.bundlePath}`,
+        `--token-file=${tokens.files[name]!}`,
+        `--trust-domain=${config.trustDomain}`,
+        `--spiffe-id=${id}`,
+        `--log-level=${config.logLevel}`,
+        ...extra,
+      ];
+      const sdsSocket = path.join(run, 'sds.sock');
+      const authzSocket = path.join(run, 'authz.sock');
+      const orders = await startAgent(
+        loadConfig(agentOptions, {
+          argv: agentFlags('orders', ordersId.uri, [
+            `--sds-socket=${sdsSocket}`,
+            `--authz-socket=${authzSocket}`,
+            `--policy-dir=${config.policyDir}`,
+            `--admin-listen=${formatHostPort(config.adminListen)}`,
+          ]),
+          fileAndEnv: false,
+        }).config,
+        { logger },
+      );
+      closers.push(() => orders.close());
+      const svid = await orders.manager.firstSvid();
+      reportRotations(orders, log);
+
+      const bootstrap = await renderEnvoyBootstrap(state, sdsSocket, authzSocket);
+      log.info(
+        {
+          event: 'dev_ready',
+          spiffeId: ordersId.uri,
+          expiresAt: new Date(svid.expiresAt).toISOString(),
+          ca: `127.0.0.1:${ca.port}`,
+          bundle: ca.bundlePath,
+          sdsSocket,
+          authzSocket,
+          admin: orders.admin.url,
+          policyDir: config.policyDir,
+          envoyBootstrap: bootstrap,
+        },
+        `meshid dev is running. Identity ${ordersId.uri} (expires ${new Date(svid.expiresAt).toISOString()}); ` +
+          `SDS ${sdsSocket}; ext_authz ${authzSocket}; admin ${orders.admin.url}; CA 127.0.0.1:${ca.port}. ` +
+          `Run Envoy with: envoy -c ${bootstrap}`,
+      );
+
+      if (config.demo) closers.push(await startDemo({ config, ca, run, agentFlags, frontendId: frontendId.uri, ordersId: ordersId.uri, authzSocket, sdsSocket, logger, log }));
+
+      const signal = await untilShutdown(log, orders.manager);
+      log.info({ event: 'signal', signal }, `${signal}: shutting down`);
+    } finally {
+      await closeAll();
+    }
+    log.info({ event: 'stopped' }, 'stopped; sockets removed');
+    return 0;
   },
 });
+
+/** Random dev-only bearer tokens for the static-token file, one per workload, files 0600. */
+async function writeDevTokens(state: string, ids: Record<string, string>): Promise<{ file: string; files: Record<string, string> }> {
+  const entries: string[] = [];
+  const files: Record<string, string> = {};
+  for (const [name, id] of Object.entries(ids)) {
+    const token = `dev-${crypto.randomBytes(24).toString('base64url')}`;
+    entries.push(`  ${token}: ${id}`);
+    files[name] = path.join(state, `${name}.token`);
+    await fs.writeFile(files[name]!, `${token}\n`, { mode: 0o600 });
+  }
+  const file = path.join(state, 'tokens.yaml');
+  await fs.writeFile(file, `# meshid dev: development-only static tokens, regenerated at each start\ntokens:\n${entries.join('\n')}\n`, { mode: 0o600 });
+  return { file, files };
+}
+
+/** deploy/envoy/envoy.yaml with the dev socket paths, for `envoy -c`. */
+async function renderEnvoyBootstrap(state: string, sdsSocket: string, authzSocket: string): Promise<string> {
+  const template = await fs.readFile(packagePath('deploy', 'envoy', 'envoy.yaml'), 'utf8');
+  const out = path.join(state, 'envoy.yaml');
+  await fs.writeFile(out, template.replaceAll(DEFAULT_SDS_SOCKET, sdsSocket).replaceAll(DEFAULT_AUTHZ_SOCKET, authzSocket));
+  return out;
+}
+
+function reportRotations(agent: RunningAgent, log: Logger): void {
+  let last = agent.manager.currentSvid()?.version;
+  agent.manager.subscribe(() => {
+    const svid = agent.manager.currentSvid();
+    if (!svid || svid.version === last) return;
+    last = svid.version;
+    log.info(
+      { event: 'rotated', spiffeId: svid.spiffeId, serial: svid.version, expiresAt: new Date(svid.expiresAt).toISOString() },
+      `rotated ${svid.spiffeId}: new key and certificate ${svid.version.slice(0, 16)}, expires ${new Date(svid.expiresAt).toISOString()}; pushed over SDS`,
+    );
+  });
+}
+
+interface DemoContext {
+  config: { trustDomain: string; demoInterval: number; logLevel: string };
+  ca: { port: number };
+  run: string;
+  agentFlags: (name: string, id: string, extra: string[]) => string[];
+  frontendId: string;
+  ordersId: string;
+  authzSocket: string;
+  sdsSocket: string;
+  logger: Logger;
+  log: Logger;
+}
+
+/** A second agent for the frontend, and the two workloads; returns what stops them. */
+async function startDemo(ctx: DemoContext): Promise<() => Promise<void>> {
+  const frontendSds = path.join(ctx.run, 'frontend-sds.sock');
+  const frontend = await startAgent(
+    loadConfig(agentOptions, {
+      argv: ctx.agentFlags('frontend', ctx.frontendId, [`--sds-socket=${frontendSds}`, '--admin-listen=127.0.0.1:0']),
+      fileAndEnv: false,
+    }).config,
+    { logger: ctx.logger },
+  );
+  reportRotations(frontend, ctx.log);
+  const ordersSds = new SdsClient({ socketPath: ctx.sdsSocket, node: { id: 'demo-orders', cluster: 'orders' } });
+  const frontendSdsClient = new SdsClient({ socketPath: frontendSds, node: { id: 'demo-frontend', cluster: 'frontend' } });
+  const ordersTls = new WorkloadTls(ordersSds);
+  const frontendTls = new WorkloadTls(frontendSdsClient);
+  await Promise.all([ordersTls.ready(), frontendTls.ready()]);
+  const server = new DemoServer(ordersTls, { trustDomain: ctx.config.trustDomain, spiffeId: ctx.ordersId, authzSocket: ctx.authzSocket });
+  const port = await server.listen();
+  const client = new DemoClient(frontendTls, { port, serverId: ctx.ordersId });
+  ctx.log.info({ event: 'demo_ready', frontend: ctx.frontendId, orders: ctx.ordersId, port }, `demo: ${ctx.frontendId} -> ${ctx.ordersId} on 127.0.0.1:${port}, mTLS with SDS-delivered SVIDs`);
+
+  let stopped = false;
+  const round = async () => {
+    for (const r of DEMO_ROUND) {
+      if (stopped) return;
+      try {
+        reportOutcome(ctx.log, await client.send(r));
+      } catch (e) {
+        ctx.log.warn({ event: 'demo_request_failed', method: r.method, path: r.path, error: errorMessage(e) }, `demo: ${r.method} ${r.path} failed: ${errorMessage(e)}`);
+      }
+    }
+  };
+  let timer: NodeJS.Timeout | undefined;
+  const loop = async () => {
+    await round();
+    if (!stopped) timer = setTimeout(() => void loop(), ctx.config.demoInterval);
+  };
+  void loop();
+  return async () => {
+    stopped = true;
+    if (timer) clearTimeout(timer);
+    client.close();
+    await server.close();
+    ordersSds.close();
+    frontendSdsClient.close();
+    await frontend.close();
+  };
+}
+
+function reportOutcome(log: Logger, o: DemoOutcome): void {
+  const allowed = o.status === 200;
+  log.info(
+    { event: 'demo_request', method: o.request.method, path: o.request.path, status: o.status, allowed, decidedBy: o.decidedBy, body: o.body },
+    `demo: frontend ${o.request.method} ${o.request.path} -> ${o.status} ${allowed ? 'allowed' : 'denied'} by ${o.decidedBy}${allowed ? '' : ` (${o.body})`}`,
+  );
+}

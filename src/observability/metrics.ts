@@ -9,6 +9,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { Clock } from '../lib/clock.js';
 import type { SvidMetrics } from '../rotation/metrics.js';
 import type { SdsMetrics } from '../sds/metrics.js';
+import type { AuthzMetrics } from '../authz/metrics.js';
 
 /** "OK", "UNAVAILABLE", ...: the names gRPC itself uses, readable on a dashboard. */
 function grpcCodeName(code: number): string {
@@ -96,6 +97,51 @@ export class AgentMetrics {
     registers: [this.registry],
   });
 
+  readonly authzDecisions = new Counter({
+    name: 'meshid_authz_decisions_total',
+    help: 'ext_authz decisions, by outcome, reason and deciding policy ("" for default outcomes)',
+    labelNames: ['outcome', 'reason', 'policy'] as const,
+    registers: [this.registry],
+  });
+  readonly authzCheckDuration = new Histogram({
+    name: 'meshid_authz_check_duration_seconds',
+    help: 'Time the agent spent answering one ext_authz Check',
+    buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05],
+    registers: [this.registry],
+  });
+  readonly authzDryRunChanged = new Counter({
+    name: 'meshid_authz_dry_run_would_change_total',
+    help: 'Decisions that dry-run policies would have changed if enforced',
+    registers: [this.registry],
+  });
+  readonly policyReloads = new Counter({
+    name: 'meshid_authz_policy_reloads_total',
+    help: 'Policy directory changes loaded and swapped in',
+    registers: [this.registry],
+  });
+  readonly policyReloadErrors = new Counter({
+    name: 'meshid_authz_policy_reload_errors_total',
+    help: 'Policy directory changes rejected as invalid (the last good set stays in force)',
+    registers: [this.registry],
+  });
+  readonly policyRevision = new Gauge({
+    name: 'meshid_authz_policy_revision_info',
+    help: 'The policy set in force: 1, labelled with its revision',
+    labelNames: ['revision'] as const,
+    registers: [this.registry],
+  });
+  readonly policies = new Gauge({
+    name: 'meshid_authz_policies',
+    help: 'Number of AuthorizationPolicy documents in force',
+    registers: [this.registry],
+  });
+  readonly peerCertificates = new Counter({
+    name: 'meshid_authz_peer_certificates_total',
+    help: 'Peer certificates Envoy forwarded, by what their check found',
+    labelNames: ['status'] as const,
+    registers: [this.registry],
+  });
+
   constructor(clock: Clock, options: { processMetrics?: boolean } = {}) {
     const self = this;
     this.svidRemaining = new Gauge({
@@ -139,6 +185,31 @@ export class AgentMetrics {
       nackReceived: (kind) => this.sdsNacks.inc({ kind }),
       requestRejected: (reason) => this.sdsRejected.inc({ reason }),
       fileReloadFailed: (kind) => this.sdsFileReloadFailures.inc({ kind }),
+    };
+  }
+
+  /** The ext_authz service's hooks; decision counters are bound per label set once, off the hot path. */
+  authzHooks(): AuthzMetrics {
+    const decisions = new Map<string, { inc(): void }>();
+    return {
+      decision: (outcome, reason, policy, seconds, dryRunChanged) => {
+        const key = `${outcome}\0${reason}\0${policy ?? ''}`;
+        let counter = decisions.get(key);
+        if (!counter) {
+          counter = this.authzDecisions.labels(outcome, reason, policy ?? '');
+          decisions.set(key, counter);
+        }
+        counter.inc();
+        this.authzCheckDuration.observe(seconds);
+        if (dryRunChanged) this.authzDryRunChanged.inc();
+      },
+      policyReload: (result) => (result === 'loaded' ? this.policyReloads.inc() : this.policyReloadErrors.inc()),
+      policySet: (revision, policies) => {
+        this.policyRevision.reset();
+        this.policyRevision.labels(revision).set(1);
+        this.policies.set(policies);
+      },
+      peerCertificate: (status) => this.peerCertificates.inc({ status }),
     };
   }
 

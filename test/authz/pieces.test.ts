@@ -10,7 +10,7 @@ import { parsePattern } from '../../src/authz/patterns.js';
 import { authzServiceConfig } from '../../src/authz/server.js';
 import { parsePolicyFile } from '../../src/authz/validate.js';
 import { loadConfig } from '../../src/config/load.js';
-import { envoyProtos, LOADER_OPTIONS } from '../../src/envoy/protos.js';
+import { envoyProtos, TO_OBJECT_OPTIONS } from '../../src/envoy/protos.js';
 import { compileDescs, policyYaml, type PolicyDesc } from './helpers/policies.js';
 
 test('patterns: exact, prefix, suffix, presence; misplaced wildcards refused', (t) => {
@@ -85,7 +85,7 @@ test('response encoding: long fields (lengths over 127 bytes) decode with Envoy\
   const d = evaluate(set, { principal: 'spiffe://td/ns/a/sa/b', method: 'GET', path: '/' });
   const bytes = encodeCheckResponse(d, 'decision-1', { denyDetails: true });
   const { CheckResponse } = envoyProtos();
-  const r = CheckResponse.toObject(CheckResponse.decode(bytes), LOADER_OPTIONS) as {
+  const r = CheckResponse.toObject(CheckResponse.decode(bytes), TO_OBJECT_OPTIONS) as {
     status: { code: number; message: string };
     denied_response: { status: { code: string }; body: string };
     dynamic_metadata: { fields: Record<string, { stringValue?: string; numberValue?: number }> };
@@ -96,7 +96,7 @@ test('response encoding: long fields (lengths over 127 bytes) decode with Envoy\
   t.is(r.dynamic_metadata.fields.policy?.stringValue, `shop/${long}`);
   t.is(r.dynamic_metadata.fields.rule?.numberValue, 0);
   const huge = encodeCheckResponse(denyDecision('malformed_request', 'x'.repeat(5000)), 'd', { denyDetails: true });
-  t.is((CheckResponse.toObject(CheckResponse.decode(huge), LOADER_OPTIONS) as typeof r).dynamic_metadata.fields.revision?.stringValue, 'x'.repeat(5000));
+  t.is((CheckResponse.toObject(CheckResponse.decode(huge), TO_OBJECT_OPTIONS) as typeof r).dynamic_metadata.fields.revision?.stringValue, 'x'.repeat(5000));
 });
 
 function lintOf(policies: PolicyDesc[]) {
