@@ -41,7 +41,8 @@ export interface DemoOutcome {
 interface CheckResponseLike {
   status?: { code?: number; message?: string };
   denied_response?: { status?: { code?: string | number }; body?: string };
-  dynamic_metadata?: { fields?: Record<string, { string_value?: string; number_value?: number; bool_value?: boolean }> };
+  // google.protobuf.Struct is one of protobufjs' built-in types, whose fields are camelCase.
+  dynamic_metadata?: { fields?: Record<string, { stringValue?: string; numberValue?: number; boolValue?: boolean }> };
 }
 
 /** The server side: mTLS from the trust domain, then ext_authz for every request. */
@@ -109,8 +110,8 @@ export class DemoServer {
       return;
     }
     const fields = check.dynamic_metadata?.fields ?? {};
-    const policy = fields.policy?.string_value;
-    const rule = fields.rule?.number_value;
+    const policy = fields.policy?.stringValue;
+    const rule = fields.rule?.numberValue;
     res.setHeader('x-meshid-decided-by', policy ? `${policy}${rule !== undefined ? ` rule ${rule}` : ''}` : 'default');
     if ((check.status?.code ?? 0) === 0) res.writeHead(200, { 'content-type': 'text/plain' }).end(`orders: ${req.method} ${req.url} ok\n`);
     else res.writeHead(403, { 'content-type': 'text/plain' }).end(check.denied_response?.body ?? 'access denied\n');

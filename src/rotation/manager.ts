@@ -100,7 +100,7 @@ export class SvidManager {
   private readonly first: Deferred<WorkloadSvid>;
 
   private phase: Phase = { kind: 'created' };
-  private held: { readonly svid: WorkloadSvid; readonly renewAt: number } | undefined;
+  private held: { readonly svid: WorkloadSvid; readonly renewAt: number; readonly receivedAt: number } | undefined;
   private expiryAnnounced = false;
   private wake: Timer | undefined;
   private attemptSeq = 0;
@@ -276,7 +276,8 @@ export class SvidManager {
   private async request(seq: number): Promise<Outcome> {
     const now = this.clock.now();
     const valid = this.currentSvid();
-    const authKind = authKindFor(now, valid?.expiresAt, this.policy.mtlsMarginMs, this.mtlsRefused);
+    const lifetime = this.held ? this.held.svid.expiresAt - this.held.receivedAt : Infinity;
+    const authKind = authKindFor(now, valid?.expiresAt, Math.min(this.policy.mtlsMarginMs, lifetime / 4), this.mtlsRefused);
     this.log.debug({ auth: authKind }, 'requesting an SVID');
     try {
       const key = await generateKeyPair(this.options.keyAlgorithm ?? 'ec-p256');
@@ -353,7 +354,7 @@ export class SvidManager {
     const { svid, leaf, root } = accepted;
     const renewAt = renewalTime({ notBefore: leaf.notBefore.getTime(), notAfter: svid.expiresAt }, now, this.random(), this.policy.renewal);
     const previous = this.held?.svid.version;
-    this.held = { svid, renewAt };
+    this.held = { svid, renewAt, receivedAt: now };
     this.expiryAnnounced = false;
     this.backoff.reset();
     this.consecutiveFailures = 0;

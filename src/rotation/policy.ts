@@ -98,12 +98,17 @@ export interface Validity {
  * When to renew an SVID just received at `now` (epoch ms). `random` is one uniform draw in [0, 1):
  * each agent draws its own, so a fleet issued at the same moment spreads its renewals over
  * 2 x jitterFraction of the lifetime instead of hitting the CA in step.
+ *
+ * The lifetime runs from when the SVID became usable to us, max(notBefore, now): CAs back-date
+ * notBefore to absorb clock skew (meshid and Istio by a minute), and counting that minute would
+ * renew a short-lived SVID at once.
  */
 export function renewalTime(validity: Validity, now: number, random: number, options: RenewalOptions): number {
   const r = Math.min(Math.max(random, 0), 1);
-  const lifetime = validity.notAfter - validity.notBefore;
+  const start = Math.max(validity.notBefore, Math.min(now, validity.notAfter));
+  const lifetime = validity.notAfter - start;
   const fraction = options.renewFraction + options.jitterFraction * (2 * r - 1);
-  let delay = validity.notBefore + lifetime * fraction - now;
+  let delay = start + lifetime * fraction - now;
   if (delay > options.maxDelayMs) delay = options.maxDelayMs * (1 - options.jitterFraction * r);
   const remaining = Math.max(0, validity.notAfter - now);
   const floor = Math.min(options.minDelayMs, remaining * options.renewFraction);
@@ -125,6 +130,8 @@ export function retryDelay(now: number, backoffMs: number, expiresAt: number | u
 /**
  * How to authenticate the next request: over mTLS with the current SVID while it stays valid for
  * at least marginMs more and the CA has not just refused it; otherwise with the bearer token.
+ * The manager caps marginMs at a quarter of the SVID's lifetime so short-lived SVIDs renew over
+ * mTLS too.
  */
 export function authKindFor(now: number, expiresAt: number | undefined, marginMs: number, mtlsRefused: boolean): 'mtls' | 'token' {
   if (expiresAt === undefined || mtlsRefused) return 'token';

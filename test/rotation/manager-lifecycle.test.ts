@@ -69,8 +69,9 @@ test('renewal happens at the chosen time, with a fresh key, over mTLS with the c
 });
 
 test('renewal falls back to the token when the SVID is too close to expiry for mTLS', async (t) => {
-  // A margin of 45 minutes puts a 1 h SVID's renewal point (24 to 36 minutes in) inside it.
-  const h = harness(t, { manager: { policy: { mtlsMarginMs: 45 * MINUTE } } });
+  // Renewing at 90 % leaves 6 minutes; the margin (45 minutes, capped at a quarter of the 1 h
+  // lifetime: 15 minutes) does not fit in them.
+  const h = harness(t, { manager: { policy: { mtlsMarginMs: 45 * MINUTE, renewal: { renewFraction: 0.9, jitterFraction: 0 } } } });
   await started(h);
   await advanceUntil(h.clock, () => h.signer.requests.length === 2, HOUR);
   t.like(h.signer.requests[1], { auth: 'token', token: TOKEN, outcome: 'issued' });
@@ -285,4 +286,13 @@ test('renewNow renews at once with a fresh key, and is refused while a request i
   t.true(h.manager.status().nextAttemptAt! > h.clock.now(), 'the next renewal is scheduled from the new SVID');
   h.manager.stop();
   t.false(h.manager.renewNow());
+});
+
+test('a short-lived, back-dated SVID (1 min, notBefore 1 min early) renews at half of its usable life, over mTLS', async (t) => {
+  const h = harness(t, { signer: { ttlMs: MINUTE, backdateMs: MINUTE }, manager: { policy: { renewal: { jitterFraction: 0 } } } });
+  const first = await started(h);
+  t.is(h.manager.status().nextAttemptAt, h.clock.now() + 30_000, 'half of the minute it is usable, not of the two minutes since notBefore');
+  await advanceUntil(h.clock, () => h.signer.requests.length === 2, MINUTE);
+  t.like(h.signer.requests[1], { auth: 'mtls', outcome: 'issued' }, 'the 60 s mTLS margin is capped at a quarter of the lifetime');
+  t.not(h.manager.currentSvid()!.version, first.version);
 });
