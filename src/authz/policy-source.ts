@@ -7,7 +7,7 @@
  * changes a watcher missed. Until a valid set has been loaded,
  * current() is undefined: the server denies and reports not ready.
  */
-import type { Clock, Timer } from '../lib/clock.js';
+import type { Clock } from '../lib/clock.js';
 import { errorMessage } from '../lib/errors.js';
 import { watchPaths, type PathWatch } from '../lib/file-watch.js';
 import type { Logger } from '../observability/logger.js';
@@ -120,18 +120,12 @@ export async function startPolicySource(options: PolicySourceOptions): Promise<P
   };
 
   await reload();
-  let resync: Timer | undefined;
-  const resyncMs = options.resyncMs ?? 30_000;
-  const armResync = () => {
-    if (closed || resyncMs <= 0) return;
-    resync = options.clock.setTimer(resyncMs, () => void reload().finally(armResync));
-  };
-  armResync();
   let watch: PathWatch | undefined;
   if (options.watch !== false) {
     watch = watchPaths([options.dir], () => void reload(), {
       clock: options.clock,
       debounceMs: options.debounceMs ?? 200,
+      resyncMs: options.resyncMs ?? 30_000,
       onError: (e) => log.warn({ err: errorMessage(e) }, 'policy directory watch error'),
     });
     await watch.ready;
@@ -148,7 +142,6 @@ export async function startPolicySource(options: PolicySourceOptions): Promise<P
     },
     async close() {
       closed = true;
-      resync?.cancel();
       await watch?.close();
       await running;
     },

@@ -4,6 +4,8 @@
  * call has a deadline; every failure comes back as a typed result, never as an exception.
  */
 import crypto from 'node:crypto';
+import { isIP } from 'node:net';
+import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { parseCertificate } from '../identity/certificate.js';
 import { decodePem } from '../identity/pem.js';
@@ -84,24 +86,45 @@ export class CaClient {
 
   private channelFor(auth: CaAuth): grpc.Client {
     const roots = Buffer.from(this.options.caBundlePem);
+    const verify = this.verifyOptions();
     if (auth.kind === 'token') {
-      this.tokenChannel ??= this.makeClient(grpc.credentials.createSsl(roots));
+      this.tokenChannel ??= this.makeClient(grpc.credentials.createSsl(roots, null, null, verify));
       return this.tokenChannel;
     }
     const fingerprint = crypto.createHash('sha256').update(auth.certChainPem).update('\0').update(auth.privateKeyPem).digest('hex');
     if (this.mtlsChannel?.fingerprint !== fingerprint) {
-      const client = this.makeClient(grpc.credentials.createSsl(roots, Buffer.from(auth.privateKeyPem), Buffer.from(auth.certChainPem)));
+      const client = this.makeClient(grpc.credentials.createSsl(roots, Buffer.from(auth.privateKeyPem), Buffer.from(auth.certChainPem), verify));
       this.mtlsChannel?.client.close(); // the previous identity's connection is no longer wanted
       this.mtlsChannel = { fingerprint, client };
     }
     return this.mtlsChannel.client;
   }
 
+  /**
+   * For a CA addressed by IP, the certificate is checked against that IP (an IP SAN) while the TLS
+   * server name carries a placeholder: RFC 6066 forbids IP addresses in SNI, and Node warns
+   * (DEP0123) when asked to send one.
+   */
+  private verifyOptions(): grpc.VerifyOptions {
+    const ip = this.options.serverName ? undefined : ipHostOf(this.options.address);
+    return ip ? { checkServerIdentity: (_name, cert) => tls.checkServerIdentity(ip, cert) } : {};
+  }
+
   private makeClient(credentials: grpc.ChannelCredentials): grpc.Client {
     const { serverName } = this.options;
-    const options: grpc.ChannelOptions = serverName ? { 'grpc.ssl_target_name_override': serverName, 'grpc.default_authority': serverName } : {};
+    const name = serverName ?? (ipHostOf(this.options.address) ? IP_SNI_PLACEHOLDER : undefined);
+    const options: grpc.ChannelOptions = name ? { 'grpc.ssl_target_name_override': name, 'grpc.default_authority': serverName ?? this.options.address } : {};
     return new grpc.Client(this.options.address, credentials, options);
   }
+}
+
+const IP_SNI_PLACEHOLDER = 'ca.ip-address.invalid';
+
+/** The host of "host:port" or "[v6]:port" when it is an IP literal. */
+function ipHostOf(address: string): string | undefined {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):\d+$/.exec(address);
+  const host = m?.[1] ?? m?.[2];
+  return host && isIP(host) ? host : undefined;
 }
 
 function failure(kind: ErrorKind, grpcCode: number, message: string): CaResult {

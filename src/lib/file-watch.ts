@@ -4,6 +4,11 @@
  * `..data` symlink over the old one, so the file paths themselves never see a write. We therefore
  * watch the directory that holds each file, treat any event there as "maybe changed", debounce on
  * the injected Clock, and let the consumer re-read and compare contents.
+ *
+ * chokidar throttles repeated events on one path, so the last of several quick saves can arrive
+ * with no event of its own (measured: 5 rename-over saves 5 ms apart, nothing after the last).
+ * Two backstops: every burst of events is followed by one more call once things have settled,
+ * and an optional periodic call re-reads whatever happened without any event at all.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -14,6 +19,10 @@ export interface WatchOptions {
   readonly clock: Clock;
   /** Quiet period after the last event before onChange runs (default 100 ms). */
   readonly debounceMs?: number;
+  /** After that call, one more once this much longer has passed without events (default 1 s). */
+  readonly settleMs?: number;
+  /** Also call onChange this often whatever happens (default 0: never). */
+  readonly resyncMs?: number;
   /** Called with chokidar errors; the watch keeps going. */
   readonly onError?: (error: unknown) => void;
 }
@@ -41,15 +50,31 @@ export function watchRoots(paths: readonly string[]): string[] {
 }
 
 export function watchPaths(paths: readonly string[], onChange: () => void, options: WatchOptions): PathWatch {
+  const { clock } = options;
   const debounceMs = options.debounceMs ?? 100;
+  const settleMs = options.settleMs ?? 1000;
   let timer: Timer | undefined;
+  let resync: Timer | undefined;
   let closed = false;
-  const fire = () => {
-    if (closed) return;
+  const call = () => {
+    if (!closed) onChange();
+  };
+  const arm = (ms: number, then?: () => void) => {
     timer?.cancel();
-    timer = options.clock.setTimer(debounceMs, () => {
+    timer = clock.setTimer(ms, () => {
       timer = undefined;
-      if (!closed) onChange();
+      call();
+      then?.();
+    });
+  };
+  const onEvent = () => {
+    if (!closed) arm(debounceMs, () => arm(settleMs));
+  };
+  const armResync = () => {
+    if (closed || !options.resyncMs || options.resyncMs <= 0) return;
+    resync = clock.setTimer(options.resyncMs, () => {
+      call();
+      armResync();
     });
   };
   const watcher: FSWatcher = watch(watchRoots(paths), {
@@ -59,14 +84,16 @@ export function watchPaths(paths: readonly string[], onChange: () => void, optio
     // ..data and the timestamped directories it points to sit one level down.
     depth: 2,
   });
-  watcher.on('all', fire);
+  watcher.on('all', onEvent);
   watcher.on('error', (e) => options.onError?.(e));
   const ready = new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+  armResync();
   return {
     ready,
     async close() {
       closed = true;
       timer?.cancel();
+      resync?.cancel();
       await watcher.close();
     },
   };

@@ -92,24 +92,3 @@ test('policy source: unchanged content is not reloaded; a broken edit keeps the 
   t.is(loaded.status, 'loaded');
   t.deepEqual(source.current()?.policies.map((p) => p.id), ['shop/b']);
 });
-
-test('policy source: the periodic re-read picks up a change no file event announced', async (t) => {
-  const dir = path.join(tempDir(t), 'p');
-  fs.mkdirSync(dir);
-  fs.writeFileSync(path.join(dir, 'a.yaml'), doc('a'));
-  const clock = new FakeClock();
-  const { logger } = capturingLogger();
-  const source = await startPolicySource({ dir, clock, logger, watch: false, resyncMs: 10_000 });
-  t.teardown(() => source.close());
-  const before = source.current()!.revision;
-  fs.writeFileSync(path.join(dir, 'b.yaml'), doc('b'));
-  await clock.advance(9_999);
-  t.is(source.current()!.revision, before, 'not before the interval');
-  const loaded = new Promise<void>((resolve) => source.onReload((o) => o.status === 'loaded' && resolve()));
-  await clock.advance(1);
-  await loaded;
-  t.deepEqual(source.current()?.policies.map((p) => p.id), ['shop/a', 'shop/b']);
-  await clock.waitForTimers(1); // re-armed for the next interval
-  await source.close();
-  t.is(clock.pendingCount(), 0, 'close cancels the re-read');
-});
