@@ -101,8 +101,8 @@ authorization decision. Ctrl-C stops everything and removes the sockets. SIGUSR1
         { logger },
       );
       closers.push(() => orders.close());
-      const svid = await orders.manager.firstSvid();
       reportRotations(orders, log);
+      const svid = await orders.manager.firstSvid();
 
       const bootstrap = await renderEnvoyBootstrap(state, sdsSocket, authzSocket);
       log.info(
@@ -163,11 +163,11 @@ function reportRotations(agent: RunningAgent, log: Logger): void {
   agent.manager.subscribe(() => {
     const svid = agent.manager.currentSvid();
     if (!svid || svid.version === last) return;
+    const first = last === undefined;
     last = svid.version;
-    log.info(
-      { event: 'rotated', spiffeId: svid.spiffeId, serial: svid.version, expiresAt: new Date(svid.expiresAt).toISOString() },
-      `rotated ${svid.spiffeId}: new key and certificate ${svid.version.slice(0, 16)}, expires ${new Date(svid.expiresAt).toISOString()}; pushed over SDS`,
-    );
+    const fields = { spiffeId: svid.spiffeId, serial: svid.version, expiresAt: new Date(svid.expiresAt).toISOString() };
+    if (first) log.info({ event: 'issued', ...fields }, `identity issued: ${svid.spiffeId}, certificate ${svid.version.slice(0, 16)}, expires ${fields.expiresAt}`);
+    else log.info({ event: 'rotated', ...fields }, `rotated ${svid.spiffeId}: new key and certificate ${svid.version.slice(0, 16)}, expires ${fields.expiresAt}; pushed over SDS`);
   });
 }
 
