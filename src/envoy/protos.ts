@@ -48,8 +48,8 @@ export function protoIncludeDirs(): string[] {
   return [...['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(deps, d)), protobufjsDir];
 }
 
-export function envoyProtos(): EnvoyProtos {
-  if (loaded) return loaded;
+/** A protobufjs Root holding the given Envoy API files and everything they import. */
+export function loadEnvoyRoot(files: readonly string[]): protobuf.Root {
   const dirs = protoIncludeDirs();
   const root = new protobuf.Root();
   root.resolvePath = (_origin, target) => {
@@ -59,8 +59,14 @@ export function envoyProtos(): EnvoyProtos {
     }
     return target; // the other google/protobuf/* types are built into protobufjs
   };
-  root.loadSync(ENTRY_FILES, { keepCase: true });
+  root.loadSync([...files], { keepCase: true });
   root.resolveAll();
+  return root;
+}
+
+export function envoyProtos(): EnvoyProtos {
+  if (loaded) return loaded;
+  const root = loadEnvoyRoot(ENTRY_FILES);
   loaded = {
     root,
     sdsService: serviceDefinition(root, SDS_SERVICE),

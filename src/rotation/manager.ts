@@ -22,7 +22,8 @@ import type { CaAuth, CaResult, CertificateSigner } from './ca-signer.js';
 import { type AcceptedSvid, acceptIssuedChain } from './issued-svid.js';
 import type { RotationFailureKind, SvidMetrics } from './metrics.js';
 import { authKindFor, renewalTime, resolveRotationPolicy, retryDelay, type RotationPolicy, type RotationPolicyInput } from './policy.js';
-import type { TrustBundleView, WorkloadSvid } from './svid.js';
+// The SDS server declares what it consumes; the manager implements that contract.
+import type { IdentitySource, TrustBundleView, WorkloadSvid } from '../sds/identity-source.js';
 import { TrustBundleState } from './trust-bundle.js';
 
 export interface SvidManagerOptions {
@@ -86,7 +87,7 @@ type Outcome =
       readonly message: string;
     };
 
-export class SvidManager {
+export class SvidManager implements IdentitySource {
   readonly spiffeId: SpiffeId;
   private readonly clock: Clock;
   private readonly log: Logger;

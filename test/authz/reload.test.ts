@@ -13,6 +13,7 @@ import { type AuthzService, startAuthzService } from '../../src/authz/server.js'
 import { tempDir } from '../helpers/tmp.js';
 import { authzClient, capturingLogger, checkRequest, metadataOf } from './helpers/authz-client.js';
 import { policyDoc } from './helpers/policies.js';
+import { writeK8sVolume } from '../helpers/k8s-volume.js';
 
 const FRONTEND = 'spiffe://cluster.local/ns/shop/sa/frontend';
 const DEBOUNCE_MS = 30;
@@ -39,22 +40,6 @@ function revisionOfSet(files: Record<string, string>): string {
   return revisionOf(Object.entries(files).map(([file, text]) => ({ file, text })));
 }
 
-/** A Kubernetes atomic-writer update: new timestamped dir, ..data swapped, old dir removed. */
-function k8sWrite(dir: string, files: Record<string, string>, generation: number): void {
-  const ts = path.join(dir, `..2026_01_01_00_00_${String(generation).padStart(2, '0')}.000000001`);
-  fs.mkdirSync(ts);
-  for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(ts, name), content);
-  const tmp = path.join(dir, '..data_tmp');
-  fs.symlinkSync(path.basename(ts), tmp);
-  fs.renameSync(tmp, path.join(dir, '..data'));
-  for (const name of Object.keys(files)) {
-    const link = path.join(dir, name);
-    if (!fs.existsSync(link)) fs.symlinkSync(path.join('..data', name), link);
-  }
-  for (const old of fs.readdirSync(dir)) {
-    if (old.startsWith('..2026') && old !== path.basename(ts)) fs.rmSync(path.join(dir, old), { recursive: true });
-  }
-}
 
 /** Fires the debounce timer whenever the watcher arms it, until stopped: debouncing without wall-clock sleeps. */
 function pumpClock(clock: FakeClock): () => Promise<void> {
@@ -127,8 +112,7 @@ function assertNoMix(t: ExecutionContext, seen: readonly Observed[], revisions: 
 test('..data swaps and an invalid edit while requests flow: every decision is one set or the other, never a mix', async (t) => {
   const dir = path.join(tempDir(t), 'policies');
   fs.mkdirSync(dir);
-  let generation = 1;
-  k8sWrite(dir, SETS.a, generation++);
+  writeK8sVolume(dir, SETS.a);
   const clock = new FakeClock();
   const { logger, lines } = capturingLogger();
   const socket = path.join(tempDir(t, 'meshid-sock-'), 'authz.sock');
@@ -149,13 +133,13 @@ test('..data swaps and an invalid edit while requests flow: every decision is on
       // An invalid edit: rejected, and the set in force stays.
       const before = service.revision();
       const rejected = nextOutcome(service, (o) => o.status === 'rejected');
-      k8sWrite(dir, INVALID, generation++);
+      writeK8sVolume(dir, INVALID);
       const outcome = await rejected;
       t.is(outcome.status === 'rejected' ? outcome.kept : undefined, before);
       t.is(service.revision(), before, 'the invalid edit changed nothing');
     }
     const loaded = nextOutcome(service, (o) => o.status === 'loaded' && o.revision === want);
-    k8sWrite(dir, SETS[next], generation++);
+    writeK8sVolume(dir, SETS[next]);
     await loaded;
     t.is(service.revision(), want);
     swaps.push(next);

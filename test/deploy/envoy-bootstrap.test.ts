@@ -3,8 +3,8 @@ import test from 'ava';
 import protobuf from 'protobufjs';
 import YAML from 'yaml';
 import { DEFAULT_AUTHZ_SOCKET, DEFAULT_SDS_SOCKET, DEFAULT_TRUST_DOMAIN, SDS_ROOT_SECRET, SDS_WORKLOAD_SECRET } from '../../src/config/defaults.js';
-import { AUTHZ_SERVICE, SDS_SERVICE } from '../../src/envoy/protos.js';
-import { checkMessage, loadEnvoyRoot } from '../helpers/proto-shape.js';
+import { AUTHZ_SERVICE, loadEnvoyRoot, SDS_SERVICE } from '../../src/envoy/protos.js';
+import { checkMessage } from '../helpers/proto-shape.js';
 
 const BOOTSTRAP = 'deploy/envoy/envoy.yaml';
 const doc = YAML.parse(fs.readFileSync(BOOTSTRAP, 'utf8'), { merge: true }) as Record<string, any>;

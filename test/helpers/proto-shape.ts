@@ -4,25 +4,7 @@
  * google.protobuf.Any is resolved through its "@type". protobufjs' own fromObject ignores unknown
  * fields, which would let a typo in a deployment file pass.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import protobuf from 'protobufjs';
-import { protoIncludeDirs } from '../../src/envoy/protos.js';
-
-export function loadEnvoyRoot(files: string[]): protobuf.Root {
-  const dirs = protoIncludeDirs();
-  const root = new protobuf.Root();
-  root.resolvePath = (_origin, target) => {
-    for (const dir of dirs) {
-      const candidate = path.join(dir, target);
-      if (fs.existsSync(candidate)) return candidate;
-    }
-    return target;
-  };
-  root.loadSync(files, { keepCase: true });
-  root.resolveAll();
-  return root;
-}
 
 const SCALARS: Record<string, (v: unknown) => boolean> = {
   string: (v) => typeof v === 'string',

@@ -5,23 +5,8 @@ import { systemClock } from '../../src/lib/clock.js';
 import { FakeClock } from '../../src/lib/fake-clock.js';
 import { watchPaths } from '../../src/lib/file-watch.js';
 import { tempDir } from '../helpers/tmp.js';
+import { writeK8sVolume } from '../helpers/k8s-volume.js';
 
-/** Lays out dir like a Kubernetes volume: name -> ..data/name, ..data -> ..<ts>. */
-function k8sWrite(dir: string, files: Record<string, string>, generation: number): void {
-  const ts = path.join(dir, `..2026_11_23_${generation}`);
-  fs.mkdirSync(ts);
-  for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(ts, name), content);
-  const tmp = path.join(dir, '..data_tmp');
-  fs.symlinkSync(path.basename(ts), tmp);
-  fs.renameSync(tmp, path.join(dir, '..data'));
-  for (const name of Object.keys(files)) {
-    const link = path.join(dir, name);
-    if (!fs.existsSync(link)) fs.symlinkSync(path.join('..data', name), link);
-  }
-  for (const old of fs.readdirSync(dir)) {
-    if (old.startsWith('..2026') && old !== path.basename(ts)) fs.rmSync(path.join(dir, old), { recursive: true });
-  }
-}
 
 function nextChange(register: (resolve: () => void) => void, ms = 5000): Promise<boolean> {
   return new Promise((resolve) => {
@@ -35,13 +20,13 @@ function nextChange(register: (resolve: () => void) => void, ms = 5000): Promise
 
 test('a Kubernetes ..data swap is seen through a watched file path', async (t) => {
   const dir = tempDir(t);
-  k8sWrite(dir, { 'root.pem': 'v1' }, 1);
+  writeK8sVolume(dir, { 'root.pem': 'v1' });
   let waiter: (() => void) | undefined;
   const w = watchPaths([path.join(dir, 'root.pem')], () => waiter?.(), { clock: systemClock, debounceMs: 20 });
   t.teardown(() => w.close());
   await w.ready;
   const changed = nextChange((r) => (waiter = r));
-  k8sWrite(dir, { 'root.pem': 'v2' }, 2);
+  writeK8sVolume(dir, { 'root.pem': 'v2' });
   t.true(await changed, 'no change event after the ..data swap');
   t.is(fs.readFileSync(path.join(dir, 'root.pem'), 'utf8'), 'v2');
 });

@@ -9,21 +9,11 @@ import type { CaAuth, CaResult, CertificateSigner } from '../../src/rotation/ca-
 import type { Clock } from '../../src/lib/clock.js';
 import { type ErrorKind, errorMessage } from '../../src/lib/errors.js';
 import { grpcStatusOf } from '../../src/lib/grpc-status.js';
-import { buildCertificate, parseCertificate, randomSerial } from '../../src/identity/certificate.js';
+import { LeafTemplate } from '../../src/ca/leaf-template.js';
+import { parseCertificate, randomSerial } from '../../src/identity/certificate.js';
 import { parseCsr } from '../../src/identity/csr.js';
 import { type Asn1, encodeDer } from '../../src/identity/der.js';
-import {
-  authorityKeyIdValue,
-  basicConstraintsValue,
-  extensionNode,
-  extKeyUsageValue,
-  generalNamesValue,
-  keyUsageValue,
-  subjectKeyIdValue,
-} from '../../src/identity/extensions.js';
-import { generateKeyPairSync, keyIdentifier, spkiNode } from '../../src/identity/keys.js';
-import { nameNode } from '../../src/identity/name.js';
-import { OID } from '../../src/identity/oids.js';
+import { generateKeyPairSync, spkiNode } from '../../src/identity/keys.js';
 import { encodePem } from '../../src/identity/pem.js';
 import { type Issued, makeIntermediate, makeRoot } from '../helpers/pki.js';
 
@@ -196,27 +186,10 @@ export class InProcessSigner implements CertificateSigner {
     }
   }
 
+  /** Leaves are built by the reference CA's own template: only the policy around it is the test's. */
   private issueLeaf(spiffeId: string, spki: Asn1, notBefore: Date, notAfter: Date): { pem: string; serial: string } {
     const serial = randomSerial();
-    const der = buildCertificate(
-      {
-        serial,
-        issuer: this.issuer.name,
-        subject: nameNode([]),
-        notBefore,
-        notAfter,
-        spki,
-        extensions: [
-          extensionNode(OID.basicConstraints, true, basicConstraintsValue({ ca: false })),
-          extensionNode(OID.keyUsage, true, keyUsageValue(['digitalSignature'])),
-          extensionNode(OID.extKeyUsage, false, extKeyUsageValue([OID.serverAuth, OID.clientAuth])),
-          extensionNode(OID.subjectKeyIdentifier, false, subjectKeyIdValue(keyIdentifier(spki))),
-          extensionNode(OID.authorityKeyIdentifier, false, authorityKeyIdValue(keyIdentifier(this.issuer.cert.spki))),
-          extensionNode(OID.subjectAltName, true, generalNamesValue([{ type: 'uri', value: spiffeId }])),
-        ],
-      },
-      this.issuer.key.privateKey,
-    );
+    const der = new LeafTemplate(this.issuer.cert, this.issuer.key.privateKey).build({ serial, spki, keyKind: 'ec', spiffeId, notBefore, notAfter });
     return { pem: encodePem('CERTIFICATE', der), serial: serial.toString('hex') };
   }
 }
