@@ -23,6 +23,8 @@ import { OID } from '../../src/identity/oids.js';
 import { parseSpiffeId } from '../../src/identity/spiffe-id.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { tempDir } from '../helpers/tmp.js';
+import { captureLogs, type LogLine } from '../helpers/logs.js';
+export type { LogLine };
 
 export const TD = 'example.org';
 export const JWT_ISSUER = 'https://kubernetes.default.svc.cluster.local';
@@ -58,15 +60,9 @@ export function baseConfig(dir: string, overrides: Partial<CaConfig> = {}): CaCo
   };
 }
 
-export function logCapture(): { stream: Writable; logs: Array<Record<string, unknown>> } {
-  const logs: Array<Record<string, unknown>> = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString().split('\n')) if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { stream, logs };
+export function logCapture(): { stream: Writable; logs: LogLine[] } {
+  const { stream, lines } = captureLogs();
+  return { stream, logs: lines };
 }
 
 export async function startHarness(t: ExecutionContext, overrides: Partial<CaConfig> = {}, deps: CaDeps = {}): Promise<Harness> {

@@ -1,10 +1,11 @@
 /** A FakeClock, an in-process CA and an SVID manager wired together, with logs captured. */
-import { Writable } from 'node:stream';
 import type { ExecutionContext } from 'ava';
 import { FakeClock } from '../../src/lib/fake-clock.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { SvidManager, type SvidManagerOptions } from '../../src/rotation/manager.js';
 import { InProcessSigner, type InProcessSignerOptions } from './in-process-signer.js';
+import { captureLogs, type LogLine } from '../helpers/logs.js';
+export type { LogLine };
 
 export const ID = 'spiffe://example.org/ns/shop/sa/frontend';
 export const TOKEN = 's3cr3t-token-1';
@@ -24,24 +25,9 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-export interface LogLine {
-  level: string;
-  msg: string;
-  [field: string]: unknown;
-}
 
-export function capturedLogger(): { logger: ReturnType<typeof createLogger>; lines: LogLine[]; raw: string[] } {
-  const raw: string[] = [];
-  const lines: LogLine[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      const text = chunk.toString();
-      raw.push(text);
-      for (const l of text.split('\n')) if (l.trim()) lines.push(JSON.parse(l) as LogLine);
-      done();
-    },
-  });
-  return { logger: createLogger({ level: 'debug', pretty: false, destination }), lines, raw };
+export function capturedLogger(): { logger: ReturnType<typeof captureLogs>['logger']; lines: LogLine[]; raw: string[] } {
+  return captureLogs();
 }
 
 export interface Harness {

@@ -40,7 +40,7 @@ test('root rotation without a configured bundle: new root added on re-issuance, 
   await h.clock.advance(1);
   t.deepEqual(rootNames(h.manager.currentBundle()?.rootsPem), ['root 2'], 'retired exactly when the last SVID under it expired');
   t.is(h.notifications.length, told + 1, 'subscribers are told of the retirement');
-  t.truthy(h.logs.find((l) => l.msg.startsWith('trust bundle changed: a root from an earlier chain retired')));
+  t.truthy(h.logs.find((l) => l.msg?.startsWith('trust bundle changed: a root from an earlier chain retired')));
 });
 
 test('root rotation with a configured bundle: roots added and removed through the file reach subscribers', async (t) => {

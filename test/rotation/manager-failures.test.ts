@@ -87,7 +87,7 @@ test('CA down until expiry: served up to the last millisecond, withdrawn exactly
   t.is(h.manager.currentSvid(), undefined);
   t.false(h.manager.ready());
   t.deepEqual(h.notifications.slice(told), [first.expiresAt], 'subscribers are told at the instant of expiry');
-  t.truthy(h.logs.find((l) => l.level === 'error' && l.msg.startsWith('the SVID expired')));
+  t.truthy(h.logs.find((l) => l.level === 'error' && l.msg?.startsWith('the SVID expired')));
 
   await h.clock.advance(10 * MINUTE);
   t.is(h.manager.currentSvid(), undefined, 'never served again once expired');

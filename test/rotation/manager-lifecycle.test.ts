@@ -122,7 +122,7 @@ test('an unreadable or empty token is a logged failure that is retried, and reac
   h.setToken('  \n');
   await advanceUntil(h.clock, () => h.tokenReads() === 2, 10_000);
   t.is(h.signer.requests.length, 0);
-  const failures = h.logs.filter((l) => l.msg.startsWith('could not obtain'));
+  const failures = h.logs.filter((l) => l.msg?.startsWith('could not obtain'));
   t.like(failures[0], { level: 'warn', kind: 'token_unreadable', code: 'token_unreadable' });
   t.regex(String(failures[0]!['error']), /ENOENT/);
   t.like(failures[1], { kind: 'token_unreadable', code: 'token_empty' });
@@ -219,7 +219,7 @@ test('logs carry the CA error but never the token or a private key', async (t) =
   h.setToken(TOKEN);
   await advanceUntil(h.clock, () => h.manager.ready(), 10_000);
   await advanceUntil(h.clock, () => h.signer.requests.length === 3, HOUR); // an mTLS renewal
-  const failure = h.logs.find((l) => l.msg.startsWith('could not obtain'));
+  const failure = h.logs.find((l) => l.msg?.startsWith('could not obtain'));
   t.like(failure, { level: 'warn', kind: 'unauthenticated', grpcCode: 16, error: 'test CA: unknown bearer token', auth: 'token', serving: false });
   const all = h.rawLogs.join('');
   const svid = h.manager.currentSvid()!;

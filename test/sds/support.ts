@@ -1,6 +1,5 @@
 /** Shared setup for the SDS tests: a server on a temp socket, a test identity, counting metrics, captured logs. */
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import type { ExecutionContext } from 'ava';
 import { FakeClock } from '../../src/lib/fake-clock.js';
 import { createLogger, type Logger } from '../../src/observability/logger.js';
@@ -10,22 +9,13 @@ import { type SdsServer, type SdsServerConfig, startSdsServer } from '../../src/
 import { SdsClient, type SdsClientOptions } from '../../src/sds/client.js';
 import { TestIdentitySource, type TestIdentityOptions } from '../helpers/test-identity-source.js';
 import { tempDir } from '../helpers/tmp.js';
+import { captureLogs, type LogLine } from '../helpers/logs.js';
+export type { LogLine };
 
-export type LogLine = Record<string, unknown> & { msg?: string; level?: string };
 
 export function captureLogger(): { logger: Logger; lines: () => LogLine[] } {
-  const stream = new PassThrough();
-  const lines: LogLine[] = [];
-  let buffered = '';
-  stream.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString();
-    let nl;
-    while ((nl = buffered.indexOf('\n')) !== -1) {
-      lines.push(JSON.parse(buffered.slice(0, nl)) as LogLine);
-      buffered = buffered.slice(nl + 1);
-    }
-  });
-  return { logger: createLogger({ level: 'debug', destination: stream }), lines: () => lines };
+  const { logger, lines } = captureLogs();
+  return { logger, lines: () => lines };
 }
 
 export class CountingMetrics implements SdsMetrics {

@@ -1,8 +1,9 @@
 /** A grpc-js ext_authz client using Envoy's official protos (the standard codec, not meshid's). */
-import { Writable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import { envoyProtos } from '../../../src/envoy/protos.js';
 import { createLogger, type Logger } from '../../../src/observability/logger.js';
+import { captureLogs, type LogLine } from '../../helpers/logs.js';
+export type { LogLine };
 
 export interface CheckResponseObject {
   status?: { code?: number; message?: string };
@@ -45,25 +46,9 @@ export function metadataOf(r: CheckResponseObject): Record<string, string | numb
   return out;
 }
 
-/** A logger whose JSON lines the test can read back. */
-export function capturingLogger(): { logger: Logger; lines: () => Array<Record<string, unknown>> } {
-  const chunks: string[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      chunks.push(chunk.toString('utf8'));
-      cb();
-    },
-  });
-  const logger = createLogger({ destination, level: 'debug' });
-  return {
-    logger,
-    lines: () =>
-      chunks
-        .join('')
-        .split('\n')
-        .filter((l) => l.trim() !== '')
-        .map((l) => JSON.parse(l) as Record<string, unknown>),
-  };
+export function capturingLogger(): { logger: Logger; lines: () => LogLine[] } {
+  const { logger, lines } = captureLogs();
+  return { logger, lines: () => lines };
 }
 
 /** A CheckRequest object (proto field names) for an HTTP request. */
