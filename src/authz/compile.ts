@@ -10,7 +10,7 @@
 import { type ConditionKey, OPERATION_KINDS, parseConditionKey, SOURCE_KINDS, type ValueKind } from './attributes.js';
 import { type CidrBlock, cidrContains, type IpAddress, parseCidr } from './cidr.js';
 import { type FactNeeds, hostValueHasPort, type RequestFacts, stripPort } from './facts.js';
-import { compilePatterns, matchPatterns, parsePattern, type PatternSet, type StringPattern } from './patterns.js';
+import { compilePatterns, matchPatterns, parsePattern, type StringPattern } from './patterns.js';
 import { type AuthorizationPolicy, OPERATION_FIELDS, type Operation, type PolicyAction, type Rule, SOURCE_FIELDS, type Source } from './policy.js';
 
 /** The rule that decided, as reported in decisions, logs and Envoy metadata. */

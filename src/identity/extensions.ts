@@ -16,7 +16,6 @@ import {
   Tag,
   TagClass,
 } from './der.js';
-import { OID } from './oids.js';
 
 export interface Extension {
   readonly oid: string;

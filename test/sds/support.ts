@@ -2,7 +2,7 @@
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { FakeClock } from '../../src/lib/fake-clock.js';
-import { createLogger, type Logger } from '../../src/observability/logger.js';
+import type { Logger } from '../../src/observability/logger.js';
 import type { SdsMetrics } from '../../src/sds/metrics.js';
 import type { SecretKind } from '../../src/sds/resource-names.js';
 import { type SdsServer, type SdsServerConfig, startSdsServer } from '../../src/sds/server.js';

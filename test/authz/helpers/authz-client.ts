@@ -1,7 +1,7 @@
 /** A grpc-js ext_authz client using Envoy's official protos (the standard codec, not meshid's). */
 import * as grpc from '@grpc/grpc-js';
 import { envoyProtos } from '../../../src/envoy/protos.js';
-import { createLogger, type Logger } from '../../../src/observability/logger.js';
+import type { Logger } from '../../../src/observability/logger.js';
 import { captureLogs, type LogLine } from '../../helpers/logs.js';
 export type { LogLine };
 
