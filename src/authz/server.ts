@@ -213,7 +213,6 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
         });
       });
       await policies.close();
-      decisionLog.flush();
       if (socketPath) fs.rmSync(socketPath, { force: true });
     },
   };
