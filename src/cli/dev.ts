@@ -15,10 +15,12 @@ import { formatHostPort, opt, parseHostPort } from '../config/options.js';
 import { DemoClient, DEMO_ROUND, type DemoOutcome, DemoServer } from '../demo/demo.js';
 import { WorkloadTls } from '../demo/workload-tls.js';
 import { parseTrustDomain, workloadSpiffeId } from '../identity/spiffe-id.js';
-import { errorMessage } from '../lib/errors.js';
+import { systemClock } from '../lib/clock.js';
+import { errorMessage, MeshidError } from '../lib/errors.js';
 import { packagePath } from '../lib/package-path.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { SdsClient } from '../sds/client.js';
+import { socketAnswers } from '../sds/unix-socket.js';
 import { agentOptions, quietGrpcLogs, type RunningAgent, startAgent, untilShutdown } from './agent.js';
 import { defineCommand } from './command.js';
 
@@ -53,6 +55,13 @@ authorization decision. Ctrl-C stops everything and removes the sockets. SIGUSR1
     await fs.mkdir(run, { recursive: true, mode: 0o700 });
     await fs.chmod(state, 0o700);
 
+    const sdsSocket = path.join(run, 'sds.sock');
+    const authzSocket = path.join(run, 'authz.sock');
+    // Checked before anything is written: a second start would otherwise replace the tokens the running one still uses.
+    if (await socketAnswers(sdsSocket, systemClock)) {
+      throw new MeshidError('failed_precondition', 'dev_state_in_use', `${state} is in use by another meshid dev (its SDS socket ${sdsSocket} answers); stop it or pass another --state-dir`);
+    }
+
     const closers: Array<() => Promise<void> | void> = [];
     const closeAll = async () => {
       for (const close of closers.reverse()) await Promise.resolve(close()).catch((e: unknown) => log.warn({ error: errorMessage(e) }, 'error while stopping'));
@@ -86,8 +95,6 @@ authorization decision. Ctrl-C stops everything and removes the sockets. SIGUSR1
         `--log-level=${config.logLevel}`,
         ...extra,
       ];
-      const sdsSocket = path.join(run, 'sds.sock');
-      const authzSocket = path.join(run, 'authz.sock');
       const orders = await startAgent(
         loadConfig(agentOptions, {
           argv: agentFlags('orders', ordersId.uri, [
@@ -163,7 +170,10 @@ function reportRotations(agent: RunningAgent, log: Logger): void {
   agent.manager.subscribe(() => {
     const svid = agent.manager.currentSvid();
     if (!svid || svid.version === last) return;
+    const first = last === undefined;
     last = svid.version;
+    // The first SVID is an issuance, not a rotation.
+    if (first) return;
     log.info(
       { event: 'rotated', spiffeId: svid.spiffeId, serial: svid.version, expiresAt: new Date(svid.expiresAt).toISOString() },
       `rotated ${svid.spiffeId}: new key and certificate ${svid.version.slice(0, 16)}, expires ${new Date(svid.expiresAt).toISOString()}; pushed over SDS`,
