@@ -25,6 +25,8 @@ COPY --from=build /src/dist/src ./dist/src
 COPY package.json ./
 COPY proto ./proto
 COPY deploy/policies ./deploy/policies
+# meshid dev renders its Envoy bootstrap from this template.
+COPY deploy/envoy ./deploy/envoy
 # The "node" user (uid 1000) of the base image; Kubernetes manifests also set runAsNonRoot.
 USER 1000:1000
 ENTRYPOINT ["node", "/app/dist/src/cli/main.js"]
