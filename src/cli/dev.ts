@@ -27,7 +27,7 @@ import { defineCommand } from './command.js';
 const devOptions = {
   stateDir: opt.string('state-dir', { description: 'where dev mode keeps the CA, tokens, sockets and the rendered Envoy bootstrap', metavar: 'DIR', default: '.meshid' }),
   trustDomain: opt.checked('trust-domain', { description: 'trust domain of the dev CA', metavar: 'TD', default: DEFAULT_TRUST_DOMAIN }, parseTrustDomain),
-  ttl: opt.duration('ttl', { description: 'SVID lifetime; short, so a rotation shows within a minute', default: 60_000, min: 10_000 }),
+  ttl: opt.duration('ttl', { description: 'SVID lifetime; short, so a rotation shows within a minute', default: 60_000, min: 60_000 }),
   policyDir: opt.string('policy-dir', { description: 'AuthorizationPolicy directory for the agent', metavar: 'DIR', default: packagePath('deploy', 'policies') }),
   adminListen: opt.hostPort('admin-listen', { description: "the agent's /healthz, /readyz and /metrics", default: parseHostPort(DEFAULT_ADMIN_LISTEN) }),
   demo: opt.bool('demo', { description: 'add two workloads that talk mTLS through allowed and denied paths', default: false }),
