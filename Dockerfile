@@ -9,6 +9,7 @@ COPY src ./src
 COPY proto ./proto
 COPY test ./test
 COPY bench ./bench
+COPY scripts ./scripts
 RUN npx tsc -p tsconfig.json && chmod +x dist/src/cli/main.js
 
 FROM node:20-bookworm-slim AS deps

@@ -142,6 +142,8 @@ export interface Repository {
   readonly runtimeFiles: readonly string[];
   /** Packages src loads at run time (imports, require.resolve, pino transport targets). */
   readonly runtimePackages: readonly string[];
+  /** Top-level paths tsconfig.json's "include" compiles (src, test, ...). */
+  readonly tsconfigRoots: readonly string[];
 }
 
 function problems(check: (report: (p: string) => void) => void): string[] {
@@ -281,6 +283,22 @@ export function checkRuntimeContents(stages: readonly Stage[], repo: Repository)
   });
 }
 
+/** The stage that compiles sees every directory tsconfig.json includes: tsc fails on an import it cannot resolve. */
+export function checkBuildInputs(stages: readonly Stage[], repo: Repository): string[] {
+  return problems((report) => {
+    const builders = stages.filter(builds);
+    if (builders.length === 0) report('no stage compiles the TypeScript (tsc or npm run build)');
+    for (const stage of builders) {
+      const workdir = finalWorkdir(stage);
+      for (const root of ['package.json', 'package-lock.json', 'tsconfig.json', ...repo.tsconfigRoots]) {
+        if (originsOf(stage, path.posix.join(workdir, root), repo.exists).length === 0) {
+          report(`stage ${stage.name ?? '(unnamed)'} compiles without ${root}, which tsconfig.json and npm ci need`);
+        }
+      }
+    }
+  });
+}
+
 export const ALL_DOCKERFILE_CHECKS = {
   checkMultiStage: (s: readonly Stage[], _r: Repository) => checkMultiStage(s),
   checkProductionDependencies: (s: readonly Stage[], _r: Repository) => checkProductionDependencies(s),
@@ -288,4 +306,5 @@ export const ALL_DOCKERFILE_CHECKS = {
   checkEntrypoint,
   checkCopySources,
   checkRuntimeContents,
+  checkBuildInputs,
 };

@@ -44,11 +44,18 @@ function runtimePackages(): string[] {
   return [...out].sort();
 }
 
+/** The first path segment of each tsconfig.json "include" pattern. */
+function tsconfigRoots(): string[] {
+  const include = (JSON.parse(fs.readFileSync('tsconfig.json', 'utf8')) as { include: string[] }).include;
+  return [...new Set(include.map((p) => p.split('/')[0]!))];
+}
+
 const REPO: Repository = {
   exists: (p) => fs.existsSync(path.normalize(p)),
   packageJson: JSON.parse(fs.readFileSync('package.json', 'utf8')) as Repository['packageJson'],
   runtimeFiles: runtimeFiles(),
   runtimePackages: runtimePackages(),
+  tsconfigRoots: tsconfigRoots(),
 };
 
 const real: Dockerfile = parseDockerfile(TEXT);
@@ -164,6 +171,22 @@ const MUTATIONS: Record<string, Mutation> = {
     check: 'checkRuntimeContents',
     dockerfile: () => edited(/^COPY proto \.\/proto\n(?=COPY deploy)/m, ''),
     expect: /proto\/istio_ca\.proto \(read at run time\) is not copied into the final image/,
+  },
+  'a build stage without a directory tsc compiles': {
+    check: 'checkBuildInputs',
+    dockerfile: () => edited('COPY test ./test\n', ''),
+    expect: /stage build compiles without test, which tsconfig.json and npm ci need/,
+  },
+  'a new tsconfig root the build stage does not copy': {
+    check: 'checkBuildInputs',
+    dockerfile: () => real,
+    repo: { tsconfigRoots: [...REPO.tsconfigRoots, 'tools'] },
+    expect: /stage build compiles without tools/,
+  },
+  'no stage that compiles': {
+    check: 'checkBuildInputs',
+    dockerfile: () => edited('RUN npx tsc -p tsconfig.json && chmod +x dist/src/cli/main.js', 'RUN true'),
+    expect: /no stage compiles the TypeScript/,
   },
   'a runtime import of a devDependency': {
     check: 'checkRuntimeContents',

@@ -28,7 +28,8 @@ let workload: SecretWatch | undefined;
 
 test.before(async () => {
   dev = new MeshidProcess(['dev', '--demo', '--state-dir', state, '--admin-listen', '127.0.0.1:0', '--demo-interval', '300ms']);
-  ready = await dev.waitFor('the dev_ready event', (l) => l.event === 'dev_ready');
+  // Startup loads the protos and generates the CA: allow for a busy machine (a bound, not a wait).
+  ready = await dev.waitFor('the dev_ready event', (l) => l.event === 'dev_ready', { timeoutMs: 20_000 });
   const issued = await dev.waitFor('the CA issuing the orders SVID', (l) => l.event === 'certificate_issued' && l.identity === ORDERS);
   issuedSerial = String(issued.serial);
 });
