@@ -9,6 +9,7 @@ COPY src ./src
 COPY proto ./proto
 COPY test ./test
 COPY bench ./bench
+COPY scripts ./scripts
 RUN npx tsc -p tsconfig.json && chmod +x dist/src/cli/main.js
 
 FROM node:20-bookworm-slim AS deps
@@ -25,6 +26,8 @@ COPY --from=build /src/dist/src ./dist/src
 COPY package.json ./
 COPY proto ./proto
 COPY deploy/policies ./deploy/policies
+# meshid dev renders its Envoy bootstrap from this template.
+COPY deploy/envoy ./deploy/envoy
 # The "node" user (uid 1000) of the base image; Kubernetes manifests also set runAsNonRoot.
 USER 1000:1000
 ENTRYPOINT ["node", "/app/dist/src/cli/main.js"]

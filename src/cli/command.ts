@@ -1,6 +1,6 @@
 /** The shape of a meshid command, and its generated --help. */
 import { type LoadedConfig, loadConfig, renderConfig } from '../config/load.js';
-import { envName, type OptionSpecs } from '../config/options.js';
+import { envName, type OptionSpec, type OptionSpecs } from '../config/options.js';
 
 export interface CommandIO {
   readonly stdout: NodeJS.WritableStream;
@@ -40,19 +40,29 @@ export async function invoke<S extends OptionSpecs>(command: Command<S>, argv: r
   return command.run(loaded, io);
 }
 
+/** An option's default as --help (and the README's reference) show it; undefined when there is none to show. */
+export function defaultText(spec: OptionSpec<unknown>): string | undefined {
+  if (spec.default === undefined || spec.secret) return undefined;
+  const shown = spec.format ? spec.format(spec.default) : spec.default;
+  return Array.isArray(shown) ? shown.join(',') || '(none)' : String(shown);
+}
+
+/** "--flag METAVAR", or "--flag" for a switch. */
+export function flagUsage(spec: OptionSpec<unknown>): string {
+  return `--${spec.flag}${spec.isSwitch ? '' : ` ${spec.metavar ?? 'VALUE'}`}`;
+}
+
 export function renderHelp(command: Command): string {
   const lines = [`Usage: meshid ${command.name} [flags]${command.positionals ? ` ${command.positionals}` : ''}`, '', command.summary];
   if (command.details) lines.push('', command.details.trim());
   lines.push('', 'Flags:');
   const rows: Array<[string, string]> = [];
   for (const spec of Object.values(command.options)) {
-    const left = `--${spec.flag}${spec.isSwitch ? '' : ` ${spec.metavar ?? 'VALUE'}`}`;
+    const left = flagUsage(spec);
     const notes: string[] = [];
     if (spec.required) notes.push('required');
-    if (spec.default !== undefined && !spec.secret) {
-      const shown = spec.format ? spec.format(spec.default) : spec.default;
-      notes.push(`default ${Array.isArray(shown) ? shown.join(',') || '(none)' : String(shown)}`);
-    }
+    const shown = defaultText(spec);
+    if (shown !== undefined) notes.push(`default ${shown}`);
     if (spec.repeatable) notes.push('repeatable');
     if (command.fileAndEnv !== false) notes.push(`env ${envName(spec.flag)}`);
     rows.push([left, `${spec.description}${notes.length ? ` (${notes.join('; ')})` : ''}`]);

@@ -15,17 +15,19 @@ import { formatHostPort, opt, parseHostPort } from '../config/options.js';
 import { DemoClient, DEMO_ROUND, type DemoOutcome, DemoServer } from '../demo/demo.js';
 import { WorkloadTls } from '../demo/workload-tls.js';
 import { parseTrustDomain, workloadSpiffeId } from '../identity/spiffe-id.js';
-import { errorMessage } from '../lib/errors.js';
+import { systemClock } from '../lib/clock.js';
+import { errorMessage, MeshidError } from '../lib/errors.js';
 import { packagePath } from '../lib/package-path.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { SdsClient } from '../sds/client.js';
+import { socketAnswers } from '../sds/unix-socket.js';
 import { agentOptions, quietGrpcLogs, type RunningAgent, startAgent, untilShutdown } from './agent.js';
 import { defineCommand } from './command.js';
 
 const devOptions = {
   stateDir: opt.string('state-dir', { description: 'where dev mode keeps the CA, tokens, sockets and the rendered Envoy bootstrap', metavar: 'DIR', default: '.meshid' }),
   trustDomain: opt.checked('trust-domain', { description: 'trust domain of the dev CA', metavar: 'TD', default: DEFAULT_TRUST_DOMAIN }, parseTrustDomain),
-  ttl: opt.duration('ttl', { description: 'SVID lifetime; short, so a rotation shows within a minute', default: 60_000, min: 10_000 }),
+  ttl: opt.duration('ttl', { description: 'SVID lifetime; short, so a rotation shows within a minute', default: 60_000, min: 60_000 }),
   policyDir: opt.string('policy-dir', { description: 'AuthorizationPolicy directory for the agent', metavar: 'DIR', default: packagePath('deploy', 'policies') }),
   adminListen: opt.hostPort('admin-listen', { description: "the agent's /healthz, /readyz and /metrics", default: parseHostPort(DEFAULT_ADMIN_LISTEN) }),
   demo: opt.bool('demo', { description: 'add two workloads that talk mTLS through allowed and denied paths', default: false }),
@@ -52,6 +54,13 @@ authorization decision. Ctrl-C stops everything and removes the sockets. SIGUSR1
     const run = path.join(state, 'run');
     await fs.mkdir(run, { recursive: true, mode: 0o700 });
     await fs.chmod(state, 0o700);
+
+    const sdsSocket = path.join(run, 'sds.sock');
+    const authzSocket = path.join(run, 'authz.sock');
+    // Checked before anything is written: a second start would otherwise replace the tokens the running one still uses.
+    if (await socketAnswers(sdsSocket, systemClock)) {
+      throw new MeshidError('failed_precondition', 'dev_state_in_use', `${state} is in use by another meshid dev (its SDS socket ${sdsSocket} answers); stop it or pass another --state-dir`);
+    }
 
     const closers: Array<() => Promise<void> | void> = [];
     const closeAll = async () => {
@@ -86,8 +95,6 @@ authorization decision. Ctrl-C stops everything and removes the sockets. SIGUSR1
         `--log-level=${config.logLevel}`,
         ...extra,
       ];
-      const sdsSocket = path.join(run, 'sds.sock');
-      const authzSocket = path.join(run, 'authz.sock');
       const orders = await startAgent(
         loadConfig(agentOptions, {
           argv: agentFlags('orders', ordersId.uri, [

@@ -55,6 +55,16 @@ function probe(socketPath: string, clock: Clock, boundMs = 1000): Promise<Probe>
   });
 }
 
+/** Whether a live server answers on socketPath; false for no file, a stale socket or one that cannot be checked. */
+export async function socketAnswers(socketPath: string, clock: Clock): Promise<boolean> {
+  try {
+    if (!fs.lstatSync(socketPath).isSocket()) return false;
+  } catch {
+    return false;
+  }
+  return (await probe(socketPath, clock)).state === 'live';
+}
+
 function bindAsync(server: grpc.Server, socketPath: string): Promise<void> {
   return new Promise((resolve, reject) => {
     server.bindAsync(`unix:${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
