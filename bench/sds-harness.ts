@@ -25,7 +25,7 @@ import { silentLogger } from '../src/observability/logger.js';
 import { noopSdsMetrics, type SdsMetrics } from '../src/sds/metrics.js';
 import { encodeSecret, responseWithNonce } from '../src/sds/secret-encoding.js';
 import { startSdsServer } from '../src/sds/server.js';
-import { listenOnUnixSocket } from '../src/sds/unix-socket.js';
+import { listenOnUnixSocket } from '../src/lib/unix-socket.js';
 import { TestIdentitySource } from '../test/helpers/test-identity-source.js';
 
 export type HarnessRequest = { type: 'rotate' } | { type: 'memory' } | { type: 'close' };
@@ -88,7 +88,7 @@ async function startBare(socketPath: string): Promise<ServerUnderTest> {
     FetchSecrets: (_call: unknown, cb: grpc.sendUnaryData<Buffer>) => cb({ code: grpc.status.UNIMPLEMENTED }),
     DeltaSecrets: (call: grpc.ServerDuplexStream<unknown, unknown>) => call.emit('error', { code: grpc.status.UNIMPLEMENTED }),
   } as grpc.UntypedServiceImplementation);
-  const socket = await listenOnUnixSocket(server, socketPath, 0o600, systemClock);
+  const socket = await listenOnUnixSocket(server, socketPath, 0o600, systemClock, { name: 'sds', label: 'SDS' });
   return {
     streams: () => calls.size,
     rotate: () => {

@@ -9,6 +9,10 @@ export const authzOptionSpecs = {
     description: 'serve Envoy ext_authz (envoy.service.auth.v3.Authorization) on this Unix socket',
     metavar: 'PATH',
   }),
+  authzSocketMode: opt.fileMode('authz-socket-mode', {
+    description: "file mode of the ext_authz socket, octal (0660 lets the socket's group, e.g. Envoy's, connect)",
+    default: 0o600,
+  }),
   authzListen: opt.hostPort('authz-listen', {
     description: 'serve ext_authz on this TCP address too (plaintext gRPC: keep it on loopback)',
   }),

@@ -6,8 +6,6 @@
  * or an internal error are all answered with a deny that names the reason.
  */
 import { randomUUID } from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { HostPort } from '../config/options.js';
 import { formatHostPort } from '../config/options.js';
@@ -16,6 +14,7 @@ import type { Certificate } from '../identity/certificate.js';
 import { verifyX509Svid } from '../identity/svid-verify.js';
 import type { Clock } from '../lib/clock.js';
 import { errorMessage, MeshidError } from '../lib/errors.js';
+import { type BoundSocket, listenOnUnixSocket } from '../lib/unix-socket.js';
 import type { Logger } from '../observability/logger.js';
 import type { CheckRequestLike } from './check-request.js';
 import { encodeCheckResponse } from './check-response.js';
@@ -28,8 +27,10 @@ import { peerCertificateChecker, type SvidVerifier } from './peer-certificate.js
 import { type PolicySource, startPolicySource } from './policy-source.js';
 
 export interface AuthzServiceConfig {
-  /** Unix socket path; a stale socket file there is replaced. */
+  /** Unix socket path; a stale socket file there is replaced, a live one refused. */
   readonly socket?: string;
+  /** Its file mode (default 0600). */
+  readonly socketMode?: number;
   readonly listen?: HostPort;
   readonly policyDir: string;
   /** Fraction of decisions logged (default 1). */
@@ -71,7 +72,7 @@ export function authzServiceConfig(o: AuthzOptions): AuthzServiceConfig | undefi
   if (!o.authzSocket && !o.authzListen) return undefined;
   if (!o.policyDir) throw new MeshidError('invalid_argument', 'policy_dir_required', '--policy-dir is required with --authz-socket or --authz-listen');
   return {
-    ...(o.authzSocket ? { socket: o.authzSocket } : {}),
+    ...(o.authzSocket ? { socket: o.authzSocket, socketMode: o.authzSocketMode } : {}),
     ...(o.authzListen ? { listen: o.authzListen } : {}),
     policyDir: o.policyDir,
     decisionLogSample: o.authzDecisionLogSample,
@@ -80,6 +81,8 @@ export function authzServiceConfig(o: AuthzOptions): AuthzServiceConfig | undefi
     resyncMs: o.policyResync,
   };
 }
+
+const AUTHZ_SOCKET_ROLE = { name: 'authz', label: 'ext_authz' };
 
 /** Server options shared with the benchmark's bare baseline server, so they differ only in the handler. */
 export const GRPC_SERVER_OPTIONS: grpc.ServerOptions = {
@@ -175,12 +178,12 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
   });
 
   let socketPath: string | undefined;
+  let boundSocket: BoundSocket | undefined;
   let tcpPort: number | undefined;
   try {
     if (config.socket) {
-      socketPath = path.resolve(config.socket);
-      prepareSocketPath(socketPath);
-      await bind(server, `unix:${socketPath}`);
+      boundSocket = await listenOnUnixSocket(server, config.socket, config.socketMode ?? 0o600, deps.clock, AUTHZ_SOCKET_ROLE);
+      socketPath = boundSocket.path;
       log.info({ socket: socketPath }, 'ext_authz serving on Unix socket');
     }
     if (config.listen) {
@@ -213,7 +216,7 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
         });
       });
       await policies.close();
-      if (socketPath) fs.rmSync(socketPath, { force: true });
+      boundSocket?.remove();
     },
   };
 }
@@ -248,17 +251,4 @@ function bind(server: grpc.Server, address: string): Promise<number> {
       else resolve(port);
     });
   });
-}
-
-/** Creates the socket's directory, and removes a stale socket (never a regular file). */
-function prepareSocketPath(socket: string): void {
-  fs.mkdirSync(path.dirname(socket), { recursive: true });
-  let st: fs.Stats;
-  try {
-    st = fs.lstatSync(socket);
-  } catch {
-    return;
-  }
-  if (!st.isSocket()) throw new MeshidError('failed_precondition', 'authz_socket_path_taken', `${socket} exists and is not a socket; refusing to replace it`);
-  fs.rmSync(socket);
 }

@@ -20,7 +20,7 @@ import { errorMessage, MeshidError } from '../lib/errors.js';
 import { packagePath } from '../lib/package-path.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { SdsClient } from '../sds/client.js';
-import { socketAnswers } from '../sds/unix-socket.js';
+import { socketAnswers } from '../lib/unix-socket.js';
 import { agentOptions, quietGrpcLogs, type RunningAgent, startAgent, untilShutdown } from './agent.js';
 import { defineCommand } from './command.js';
 

@@ -81,6 +81,20 @@ export function formatHostPort(hp: HostPort): string {
   return hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
 }
 
+/** Parses a Unix file mode written in octal: "0600", "600" or "0o600". */
+export function parseFileMode(s: string): number {
+  const m = /^(?:0o|0)?([0-7]{3})$/.exec(s.trim());
+  if (!m) throw new ConfigValueError(`expected an octal file mode like 0600 or 0660, got ${JSON.stringify(s)}`);
+  const mode = parseInt(m[1]!, 8);
+  // The agent must be able to keep using its own socket; a mode without owner read+write is a typo.
+  if ((mode & 0o600) !== 0o600) throw new ConfigValueError(`mode ${formatFileMode(mode)} must give the owner read and write (0600 at least)`);
+  return mode;
+}
+
+export function formatFileMode(mode: number): string {
+  return `0${mode.toString(8).padStart(3, '0')}`;
+}
+
 export const opt = {
   string: <const C extends Common<string>>(flag: string, c: C): OptionSpec<string> & C => ({
     ...c,
@@ -159,6 +173,14 @@ export const opt = {
     flag,
     parse: (raw) => parseHostPort(text(raw)),
     format: formatHostPort,
+  }),
+  /** A Unix file mode in octal ("0600"). */
+  fileMode: <const C extends Common<number>>(flag: string, c: C): OptionSpec<number> & C => ({
+    ...c,
+    metavar: c.metavar ?? 'MODE',
+    flag,
+    parse: (raw) => parseFileMode(text(raw)),
+    format: formatFileMode,
   }),
   /** A list: repeat the flag, or use commas in a flag/env value, or a YAML list. */
   list: <const C extends Common<readonly string[]>>(flag: string, c: C): OptionSpec<readonly string[]> & C => ({

@@ -15,7 +15,9 @@ import type { SecretKind } from './resource-names.js';
 import { type CatalogUsage, SecretCatalog } from './secret-catalog.js';
 import { type EncodedSecret, responseWithNonce } from './secret-encoding.js';
 import { type DiscoveryRequestMessage, requestedName, SecretStream, type StreamContext } from './secret-stream.js';
-import { type BoundSocket, listenOnUnixSocket } from './unix-socket.js';
+import { type BoundSocket, listenOnUnixSocket } from '../lib/unix-socket.js';
+
+const SDS_SOCKET_ROLE = { name: 'sds', label: 'SDS' };
 
 export interface SdsServerConfig {
   /** Socket path (--sds-socket). */
@@ -180,7 +182,7 @@ export async function startSdsServer(config: SdsServerConfig, deps: SdsServerDep
 
   let socket: BoundSocket;
   try {
-    socket = await listenOnUnixSocket(server, config.sdsSocket, config.sdsSocketMode, deps.clock);
+    socket = await listenOnUnixSocket(server, config.sdsSocket, config.sdsSocketMode, deps.clock, SDS_SOCKET_ROLE);
   } catch (e) {
     server.forceShutdown();
     await catalog.close();

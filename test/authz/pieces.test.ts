@@ -136,6 +136,7 @@ test('agent options: flags, environment and defaults; service config needs a pol
   t.like(loaded.config, { authzSocket: '/run/meshid/authz.sock', authzListen: { host: '127.0.0.1', port: 15090 }, policyDir: '/etc/meshid/policies', authzDecisionLogSample: 0.25, authzDenyDetails: false, policyReloadDebounce: 200, policyResync: 30_000 });
   t.deepEqual(authzServiceConfig(loaded.config), {
     socket: '/run/meshid/authz.sock',
+    socketMode: 0o600,
     listen: { host: '127.0.0.1', port: 15090 },
     policyDir: '/etc/meshid/policies',
     decisionLogSample: 0.25,

@@ -214,6 +214,19 @@ test('a stale socket file is replaced; a regular file at the socket path is refu
   await service.close();
   t.false(fs.existsSync(socket), 'close removes the socket');
   fs.writeFileSync(path.join(dir, 'file.sock'), 'not a socket');
-  await t.throwsAsync(startAuthzService({ socket: path.join(dir, 'file.sock'), policyDir }, { logger, clock: new FakeClock() }), { message: /exists and is not a socket/ });
+  await t.throwsAsync(startAuthzService({ socket: path.join(dir, 'file.sock'), policyDir }, { logger, clock: new FakeClock() }), { message: /exists and is a regular file; refusing to replace it/ });
   t.is(fs.readFileSync(path.join(dir, 'file.sock'), 'utf8'), 'not a socket');
+});
+
+test('the Unix socket is created 0600 (or the mode asked for), never wider, and removed on close', async (t) => {
+  const dir = tempDir(t);
+  const policyDir = path.join(dir, 'p');
+  fs.mkdirSync(policyDir);
+  for (const [name, mode] of [['a.sock', undefined], ['b.sock', 0o660]] as const) {
+    const socket = path.join(dir, name);
+    const service = await startAuthzService({ socket, policyDir, ...(mode ? { socketMode: mode } : {}) }, { logger: capturingLogger().logger, clock: new FakeClock() });
+    t.is(fs.statSync(socket).mode & 0o777, mode ?? 0o600);
+    await service.close();
+    t.false(fs.existsSync(socket));
+  }
 });

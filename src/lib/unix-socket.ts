@@ -12,11 +12,19 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import type { Clock } from '../lib/clock.js';
-import { errorMessage, MeshidError } from '../lib/errors.js';
+import type { Clock } from './clock.js';
+import { errorMessage, MeshidError } from './errors.js';
 
 /** sun_path holds 108 bytes on Linux, including the terminating NUL. */
 export const MAX_SOCKET_PATH_BYTES = 107;
+
+/** Which server's socket, for error codes and messages ("sds" -> sds_socket_in_use, "--sds-socket"). */
+export interface SocketRole {
+  /** Code prefix and flag stem, e.g. "sds" or "authz". */
+  readonly name: string;
+  /** For messages, e.g. "SDS" or "ext_authz". */
+  readonly label: string;
+}
 
 export interface BoundSocket {
   readonly path: string;
@@ -24,8 +32,8 @@ export interface BoundSocket {
   remove(): void;
 }
 
-function socketError(code: string, socketPath: string, detail: string): MeshidError {
-  return new MeshidError('failed_precondition', code, `SDS socket ${socketPath}: ${detail}`);
+function socketError(role: SocketRole, problem: string, socketPath: string, detail: string): MeshidError {
+  return new MeshidError('failed_precondition', `${role.name}_socket_${problem}`, `${role.label} socket ${socketPath}: ${detail}`);
 }
 
 function describeFile(st: fs.Stats): string {
@@ -71,16 +79,16 @@ function bindAsync(server: grpc.Server, socketPath: string): Promise<void> {
   });
 }
 
-export async function listenOnUnixSocket(server: grpc.Server, requested: string, mode: number, clock: Clock): Promise<BoundSocket> {
+export async function listenOnUnixSocket(server: grpc.Server, requested: string, mode: number, clock: Clock, role: SocketRole): Promise<BoundSocket> {
   const socketPath = path.resolve(requested);
   if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH_BYTES) {
-    throw socketError('sds_socket_path_too_long', socketPath, `the path is ${Buffer.byteLength(socketPath)} bytes; Unix sockets allow at most ${MAX_SOCKET_PATH_BYTES}`);
+    throw socketError(role, 'path_too_long', socketPath, `the path is ${Buffer.byteLength(socketPath)} bytes; Unix sockets allow at most ${MAX_SOCKET_PATH_BYTES}`);
   }
   const dir = path.dirname(socketPath);
   try {
     fs.mkdirSync(dir, { recursive: true });
   } catch (e) {
-    throw socketError('sds_socket_dir', socketPath, `cannot create directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? errorMessage(e)}`);
+    throw socketError(role, 'dir', socketPath, `cannot create directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? errorMessage(e)}`);
   }
 
   let existing: fs.Stats | undefined;
@@ -88,36 +96,36 @@ export async function listenOnUnixSocket(server: grpc.Server, requested: string,
     existing = fs.lstatSync(socketPath);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
-      throw socketError('sds_socket_stat', socketPath, `cannot inspect: ${(e as NodeJS.ErrnoException).code}`);
+      throw socketError(role, 'stat', socketPath, `cannot inspect: ${(e as NodeJS.ErrnoException).code}`);
     }
   }
   if (existing && !existing.isSocket()) {
-    throw socketError('sds_socket_not_a_socket', socketPath, `the path exists and is ${describeFile(existing)}; refusing to replace it`);
+    throw socketError(role, 'not_a_socket', socketPath, `the path exists and is ${describeFile(existing)}; refusing to replace it`);
   }
   if (existing) {
     const p = await probe(socketPath, clock);
     if (p.state === 'live') {
-      throw socketError('sds_socket_in_use', socketPath, 'another process is serving on this socket; stop it or choose another --sds-socket');
+      throw socketError(role, 'in_use', socketPath, `another process is serving on this socket; stop it or choose another --${role.name}-socket`);
     }
-    if (p.state === 'unknown') throw socketError('sds_socket_probe', socketPath, `an existing socket could not be checked (${p.code}); refusing to replace it`);
+    if (p.state === 'unknown') throw socketError(role, 'probe', socketPath, `an existing socket could not be checked (${p.code}); refusing to replace it`);
   }
 
   const staging = path.join(dir, '.meshid-XXXXXX', 's');
   if (Buffer.byteLength(staging) > MAX_SOCKET_PATH_BYTES) {
     // No room for the staging directory: bind in place and narrow the mode at once.
     if (existing) fs.rmSync(socketPath, { force: true });
-    await bindOrExplain(server, socketPath, socketPath);
+    await bindOrExplain(server, socketPath, socketPath, role);
     fs.chmodSync(socketPath, mode);
   } else {
     let tmpDir: string;
     try {
       tmpDir = fs.mkdtempSync(path.join(dir, '.meshid-'));
     } catch (e) {
-      throw socketError('sds_socket_dir', socketPath, `cannot write in ${dir}: ${(e as NodeJS.ErrnoException).code ?? errorMessage(e)}`);
+      throw socketError(role, 'dir', socketPath, `cannot write in ${dir}: ${(e as NodeJS.ErrnoException).code ?? errorMessage(e)}`);
     }
     const tmpSocket = path.join(tmpDir, 's');
     try {
-      await bindOrExplain(server, tmpSocket, socketPath);
+      await bindOrExplain(server, tmpSocket, socketPath, role);
       fs.chmodSync(tmpSocket, mode);
       fs.renameSync(tmpSocket, socketPath);
     } finally {
@@ -137,10 +145,10 @@ export async function listenOnUnixSocket(server: grpc.Server, requested: string,
   };
 }
 
-async function bindOrExplain(server: grpc.Server, bindPath: string, socketPath: string): Promise<void> {
+async function bindOrExplain(server: grpc.Server, bindPath: string, socketPath: string, role: SocketRole): Promise<void> {
   try {
     await bindAsync(server, bindPath);
   } catch (e) {
-    throw socketError('sds_socket_bind', socketPath, `cannot listen: ${errorMessage(e)}`);
+    throw socketError(role, 'bind', socketPath, `cannot listen: ${errorMessage(e)}`);
   }
 }
