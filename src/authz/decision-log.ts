@@ -93,7 +93,10 @@ export class DecisionLog {
       detail: d.detail,
       latency_us: r.latencyUs,
     };
-    const msg = d.dryRun?.changed ? 'authz decision (a dry-run policy would change it)' : 'authz decision';
+    const decidedBy = d.rule ? `${d.rule.policy.id} rule ${d.rule.rule}` : d.reason;
+    const msg = `authz ${fields.outcome} ${r.method ?? '-'} ${fields.path ?? '-'} from ${r.principal ?? 'no principal'}: ${decidedBy}${
+      d.dryRun?.changed ? ` (dry-run policies would ${d.dryRun.allow ? 'allow' : 'deny'})` : ''
+    }`;
     this.logger.info(fields, msg);
   }
 }

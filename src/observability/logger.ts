@@ -31,7 +31,11 @@ export function createLogger(config: LoggerConfig = {}): Logger {
   if (pretty) {
     return pino({
       ...options,
-      transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } },
+      // One line per record, "(component) message", the other fields after it.
+      transport: {
+        target: 'pino-pretty',
+        options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,component', singleLine: true, messageFormat: '({component}) {msg}' },
+      },
     });
   }
   return config.destination ? pino(options, config.destination) : pino(options);
