@@ -5,7 +5,8 @@
  * left alone, and the well-known types (Struct, Timestamp, wrappers) take their JSON forms.
  */
 import protobuf from 'protobufjs';
-import { envoyProtos, TO_OBJECT_OPTIONS } from '../envoy/protos.js';
+import { envoyProtos } from '../envoy/protos.js';
+import { TO_OBJECT_OPTIONS } from '../lib/proto-services.js';
 import { MeshidError } from '../lib/errors.js';
 import type { CheckRequestLike } from './check-request.js';
 

@@ -1,10 +1,10 @@
 /**
  * The CA wire protocol: istio.v1.auth.IstioCertificateService from proto/istio_ca.proto, loaded
- * once with proto-loader (google/protobuf/struct.proto comes from its bundled copies).
+ * once (google/protobuf/struct.proto is built into protobufjs).
  */
-import { packagePath } from '../lib/package-path.js';
 import type * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import { packagePath } from '../lib/package-path.js';
+import { loadProtoRoot, serviceDefinition } from '../lib/proto-services.js';
 
 export const CA_SERVICE = 'istio.v1.auth.IstioCertificateService';
 export const CREATE_CERTIFICATE_PATH = `/${CA_SERVICE}/CreateCertificate`;
@@ -34,8 +34,7 @@ let service: CaServiceDefinition | undefined;
 
 export function caServiceDefinition(): CaServiceDefinition {
   if (service) return service;
-  const definition = protoLoader.loadSync(PROTO_FILE, { keepCase: true, longs: String, enums: String, defaults: false, oneofs: true });
-  const def = definition[CA_SERVICE] as grpc.ServiceDefinition | undefined;
+  const def = serviceDefinition(loadProtoRoot([PROTO_FILE], []), CA_SERVICE);
   if (!def?.CreateCertificate || def.CreateCertificate.path !== CREATE_CERTIFICATE_PATH) {
     throw new Error(`${PROTO_FILE} does not define ${CREATE_CERTIFICATE_PATH}`);
   }

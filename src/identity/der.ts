@@ -4,10 +4,11 @@
  * maintained one measured for our hot path: decoding a CSR takes about 4 us against about 100 us
  * for asn1js (see README, "Why node-forge's asn1").
  */
-import forge from 'node-forge';
+import type NodeForge from 'node-forge';
+import forge from './forge-asn1.js';
 import { MeshidError } from '../lib/errors.js';
 
-export type Asn1 = forge.asn1.Asn1;
+export type Asn1 = NodeForge.asn1.Asn1;
 const asn1 = forge.asn1;
 const U = asn1.Class.UNIVERSAL;
 const CTX = asn1.Class.CONTEXT_SPECIFIC;

@@ -1,5 +1,5 @@
 /** X.501 Names: built one attribute per RDN, compared as DER (exact-match chaining). */
-import forge from 'node-forge';
+import forge from './forge-asn1.js';
 import { type Asn1, childrenOf, der, encodeDer, readOid, Tag } from './der.js';
 import { OID } from './oids.js';
 

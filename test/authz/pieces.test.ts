@@ -10,7 +10,8 @@ import { parsePattern } from '../../src/authz/patterns.js';
 import { authzServiceConfig } from '../../src/authz/server.js';
 import { parsePolicyFile } from '../../src/authz/validate.js';
 import { loadConfig } from '../../src/config/load.js';
-import { envoyProtos, TO_OBJECT_OPTIONS } from '../../src/envoy/protos.js';
+import { envoyProtos } from '../../src/envoy/protos.js';
+import { TO_OBJECT_OPTIONS } from '../../src/lib/proto-services.js';
 import { compileDescs, policyYaml, type PolicyDesc } from './helpers/policies.js';
 
 test('patterns: exact, prefix, suffix, presence; misplaced wildcards refused', (t) => {
