@@ -66,8 +66,10 @@ export class CaClient {
           metadata,
           { deadline: Date.now() + this.deadlineMs },
           (err, response) => {
-            if (err) resolve(failure(errorKindOf(err.code), err.code, `CA ${this.options.address}: ${err.details || err.message}`));
-            else resolve(validateResponse(response));
+            if (err) {
+              if (err.code === grpc.status.UNAVAILABLE) this.discard(client);
+              resolve(failure(errorKindOf(err.code), err.code, `CA ${this.options.address}: ${err.details || err.message}`));
+            } else resolve(validateResponse(response));
           },
         );
       } catch (e) {
@@ -82,6 +84,19 @@ export class CaClient {
     this.mtlsChannel?.client.close();
     this.tokenChannel = undefined;
     this.mtlsChannel = undefined;
+  }
+
+  /**
+   * Drops a channel that could not reach the CA. grpc-js backs off reconnecting on its own (1 s
+   * growing to 2 min) and meanwhile fails calls at once without dialing, which would override the
+   * SVID manager's retry schedule: a retry right after the CA came back would fail untried. With the
+   * channel gone, every attempt the manager schedules dials afresh.
+   */
+  private discard(client: grpc.Client): void {
+    if (this.tokenChannel === client) this.tokenChannel = undefined;
+    else if (this.mtlsChannel?.client === client) this.mtlsChannel = undefined;
+    else return;
+    client.close();
   }
 
   private channelFor(auth: CaAuth): grpc.Client {
@@ -113,7 +128,11 @@ export class CaClient {
   private makeClient(credentials: grpc.ChannelCredentials): grpc.Client {
     const { serverName } = this.options;
     const name = serverName ?? (ipHostOf(this.options.address) ? IP_SNI_PLACEHOLDER : undefined);
-    const options: grpc.ChannelOptions = name ? { 'grpc.ssl_target_name_override': name, 'grpc.default_authority': serverName ?? this.options.address } : {};
+    const options: grpc.ChannelOptions = {
+      // A channel of its own: a discarded channel's connection (and its backoff) is not shared with the next one.
+      'grpc.use_local_subchannel_pool': 1,
+      ...(name ? { 'grpc.ssl_target_name_override': name, 'grpc.default_authority': serverName ?? this.options.address } : {}),
+    };
     return new grpc.Client(this.options.address, credentials, options);
   }
 }
