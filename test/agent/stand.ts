@@ -35,6 +35,27 @@ export const ORDERS_TOKEN = 'e2e-token-orders-0123456789';
 export const FRONTEND_TOKEN = 'e2e-token-frontend-0123456789';
 export const SVID_TTL_MS = 60_000;
 
+/** The orders workload's policies: no admin API for anyone; the frontend may read orders. */
+export const SHOP_POLICIES: Readonly<Record<string, string>> = {
+  '10-deny-admin.yaml': `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: deny-admin, namespace: shop }
+spec:
+  action: DENY
+  rules:
+    - to: [{ operation: { paths: ["/admin", "/admin/*"] } }]
+`,
+  '20-allow-frontend.yaml': `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: allow-frontend, namespace: shop }
+spec:
+  action: ALLOW
+  rules:
+    - from: [{ source: { principals: ["${TD}/ns/shop/sa/frontend"] } }]
+      to: [{ operation: { methods: ["GET"], paths: ["/api/orders", "/api/orders/*"] } }]
+`,
+};
+
 export interface StandOptions {
   /** The CA listens when the agent starts (default true); false: its state exists, its port is known, it is down. */
   readonly caUp?: boolean;
