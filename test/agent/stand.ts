@@ -34,6 +34,9 @@ export const FRONTEND = `spiffe://${TD}/ns/shop/sa/frontend`;
 export const ORDERS_TOKEN = 'e2e-token-orders-0123456789';
 export const FRONTEND_TOKEN = 'e2e-token-frontend-0123456789';
 export const SVID_TTL_MS = 60_000;
+/** Real time allowed for the CA's graceful shutdown, and its grace period on the injected clock (src/ca/server.ts). */
+const CA_SHUTDOWN_LIMIT_MS = 5_000;
+const CA_SHUTDOWN_GRACE_MS = 5_000;
 
 /** The orders workload's policies: no admin API for anyone; the frontend may read orders. */
 export const SHOP_POLICIES: Readonly<Record<string, string>> = {
@@ -135,7 +138,7 @@ export class Stand {
     t.teardown(async () => {
       for (const c of stand.clients) c.close();
       await agent.close();
-      await stand.ca?.close();
+      await stand.stopCa();
     });
     return stand;
   }
@@ -147,10 +150,20 @@ export class Stand {
     return this.ca;
   }
 
+  /**
+   * Stops the CA. Its graceful shutdown waits for every connection to end, and its grace period
+   * runs on the fake clock: a connection left open (a leak) would hang it, so that fails loudly.
+   */
   async stopCa(): Promise<void> {
     const ca = this.ca;
     this.ca = undefined;
-    await ca?.close();
+    if (!ca) return;
+    const closed = ca.close();
+    if ((await within(closed, CA_SHUTDOWN_LIMIT_MS)) === 'late') {
+      await this.clock.advance(CA_SHUTDOWN_GRACE_MS); // its forced shutdown, so the process is not left holding the port
+      await within(closed, 1000);
+      throw new Error(`the CA did not shut down within ${CA_SHUTDOWN_LIMIT_MS} ms: a connection to it stayed open`);
+    }
   }
 
   caLogs(): LogLine[] {
@@ -229,6 +242,15 @@ export class Stand {
     const status = this.status();
     return { ok: status.consecutiveFailures === 0 && this.servedVersion() !== version, at, status };
   }
+}
+
+/** 'late' when p has not settled after ms of real time. */
+async function within(p: Promise<void>, ms: number): Promise<'done' | 'late'> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), ms)));
+  const outcome = await Promise.race([p.then(() => 'done' as const), late]);
+  clearTimeout(timer);
+  return outcome;
 }
 
 function caConfig(dir: string, port: number) {
