@@ -32,11 +32,17 @@ export interface CaClientOptions {
 
 export const DEFAULT_CA_DEADLINE_MS = 10_000;
 
+interface CaChannel {
+  readonly client: grpc.Client;
+  /** Closed by us: a handshake it still attempts is refused (see CaClient.retire). */
+  retired: boolean;
+}
+
 export class CaClient {
   private readonly method: CreateCertificateMethod;
   private readonly deadlineMs: number;
-  private tokenChannel: grpc.Client | undefined;
-  private mtlsChannel: { fingerprint: string; client: grpc.Client } | undefined;
+  private tokenChannel: CaChannel | undefined;
+  private mtlsChannel: (CaChannel & { readonly fingerprint: string }) | undefined;
   private closed = false;
 
   constructor(private readonly options: CaClientOptions) {
@@ -47,9 +53,9 @@ export class CaClient {
   /** Never throws for CA or network failures: they come back as { ok: false }. */
   async createCertificate(csrPem: string, auth: CaAuth, validitySeconds?: number): Promise<CaResult> {
     if (this.closed) return failure('failed_precondition', grpc.status.FAILED_PRECONDITION, 'the CA client is closed');
-    let client: grpc.Client;
+    let channel: CaChannel;
     try {
-      client = this.channelFor(auth);
+      channel = this.channelFor(auth);
     } catch (e) {
       return failure('invalid_argument', grpc.status.INVALID_ARGUMENT, `cannot set up TLS to the CA: ${errorMessage(e)}`);
     }
@@ -58,7 +64,7 @@ export class CaClient {
     const request: IstioCertificateRequest = { csr: csrPem, ...(validitySeconds !== undefined ? { validity_duration: validitySeconds } : {}) };
     return new Promise<CaResult>((resolve) => {
       try {
-        client.makeUnaryRequest<IstioCertificateRequest, IstioCertificateResponse>(
+        channel.client.makeUnaryRequest<IstioCertificateRequest, IstioCertificateResponse>(
           this.method.path,
           this.method.requestSerialize,
           this.method.responseDeserialize,
@@ -66,8 +72,10 @@ export class CaClient {
           metadata,
           { deadline: Date.now() + this.deadlineMs },
           (err, response) => {
-            if (err) resolve(failure(errorKindOf(err.code), err.code, `CA ${this.options.address}: ${err.details || err.message}`));
-            else resolve(validateResponse(response));
+            if (err) {
+              if (err.code === grpc.status.UNAVAILABLE) this.retire(channel);
+              resolve(failure(errorKindOf(err.code), err.code, `CA ${this.options.address}: ${err.details || err.message}`));
+            } else resolve(validateResponse(response));
           },
         );
       } catch (e) {
@@ -78,43 +86,62 @@ export class CaClient {
 
   close(): void {
     this.closed = true;
-    this.tokenChannel?.close();
-    this.mtlsChannel?.client.close();
-    this.tokenChannel = undefined;
-    this.mtlsChannel = undefined;
+    if (this.tokenChannel) this.retire(this.tokenChannel);
+    if (this.mtlsChannel) this.retire(this.mtlsChannel);
   }
 
-  private channelFor(auth: CaAuth): grpc.Client {
-    const roots = Buffer.from(this.options.caBundlePem);
-    const verify = this.verifyOptions();
+  /**
+   * Closes a channel and forgets it. Called for the previous identity's channel, at close(), and for
+   * a channel that could not reach the CA: grpc-js backs off reconnecting on its own (1 s growing to
+   * 2 min) and meanwhile fails calls at once without dialing, which would override the SVID
+   * manager's retry schedule (a retry right after the CA came back would fail untried). With the
+   * channel gone, every attempt the manager schedules dials afresh.
+   *
+   * grpc-js 1.14 has a closed channel whose connection had failed dial once more after its backoff
+   * (a subchannel in TRANSIENT_FAILURE keeps its reconnect flag), and nothing would ever close that
+   * connection. A retired channel therefore refuses every TLS handshake it still attempts.
+   */
+  private retire(channel: CaChannel): void {
+    channel.retired = true;
+    channel.client.close();
+    if (this.tokenChannel === channel) this.tokenChannel = undefined;
+    if (this.mtlsChannel === channel) this.mtlsChannel = undefined;
+  }
+
+  private channelFor(auth: CaAuth): CaChannel {
     if (auth.kind === 'token') {
-      this.tokenChannel ??= this.makeClient(grpc.credentials.createSsl(roots, null, null, verify));
+      this.tokenChannel ??= this.openChannel(null, null);
       return this.tokenChannel;
     }
     const fingerprint = crypto.createHash('sha256').update(auth.certChainPem).update('\0').update(auth.privateKeyPem).digest('hex');
     if (this.mtlsChannel?.fingerprint !== fingerprint) {
-      const client = this.makeClient(grpc.credentials.createSsl(roots, Buffer.from(auth.privateKeyPem), Buffer.from(auth.certChainPem), verify));
-      this.mtlsChannel?.client.close(); // the previous identity's connection is no longer wanted
-      this.mtlsChannel = { fingerprint, client };
+      const channel = Object.assign(this.openChannel(Buffer.from(auth.privateKeyPem), Buffer.from(auth.certChainPem)), { fingerprint });
+      if (this.mtlsChannel) this.retire(this.mtlsChannel); // the previous identity's connection is no longer wanted
+      this.mtlsChannel = channel;
     }
-    return this.mtlsChannel.client;
+    return this.mtlsChannel;
   }
 
   /**
-   * For a CA addressed by IP, the certificate is checked against that IP (an IP SAN) while the TLS
-   * server name carries a placeholder: RFC 6066 forbids IP addresses in SNI, and Node warns
+   * A channel of its own (a local subchannel pool: no connection or backoff shared with another
+   * channel). For a CA addressed by IP, the certificate is checked against that IP (an IP SAN) while
+   * the TLS server name carries a placeholder: RFC 6066 forbids IP addresses in SNI, and Node warns
    * (DEP0123) when asked to send one.
    */
-  private verifyOptions(): grpc.VerifyOptions {
-    const ip = this.options.serverName ? undefined : ipHostOf(this.options.address);
-    return ip ? { checkServerIdentity: (_name, cert) => tls.checkServerIdentity(ip, cert) } : {};
-  }
-
-  private makeClient(credentials: grpc.ChannelCredentials): grpc.Client {
-    const { serverName } = this.options;
-    const name = serverName ?? (ipHostOf(this.options.address) ? IP_SNI_PLACEHOLDER : undefined);
-    const options: grpc.ChannelOptions = name ? { 'grpc.ssl_target_name_override': name, 'grpc.default_authority': serverName ?? this.options.address } : {};
-    return new grpc.Client(this.options.address, credentials, options);
+  private openChannel(privateKey: Buffer | null, certChain: Buffer | null): CaChannel {
+    const { serverName, address } = this.options;
+    const ip = serverName ? undefined : ipHostOf(address);
+    const name = serverName ?? (ip ? IP_SNI_PLACEHOLDER : undefined);
+    const channel: { client?: grpc.Client; retired: boolean } = { retired: false };
+    const verify: grpc.VerifyOptions = {
+      checkServerIdentity: (host, cert) => (channel.retired ? new Error('this CA channel was closed') : tls.checkServerIdentity(ip ?? host, cert)),
+    };
+    const options: grpc.ChannelOptions = {
+      'grpc.use_local_subchannel_pool': 1,
+      ...(name ? { 'grpc.ssl_target_name_override': name, 'grpc.default_authority': serverName ?? address } : {}),
+    };
+    channel.client = new grpc.Client(address, grpc.credentials.createSsl(Buffer.from(this.options.caBundlePem), privateKey, certChain, verify), options);
+    return channel as CaChannel;
   }
 }
 
