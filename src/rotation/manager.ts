@@ -293,9 +293,10 @@ export class SvidManager implements IdentitySource {
       }
       // Key generation and the token read are asynchronous: stop() may have come meanwhile.
       if (seq !== this.attemptSeq) return { ok: false, auth: authKind, kind: 'unavailable', message: 'cancelled: the manager stopped' };
-      const started = this.clock.now();
+      // A duration, not a schedule: measured on the monotonic clock, not the injected wall clock.
+      const started = performance.now();
       const result = await this.callCa(csr.pem, auth);
-      this.metrics.caRequest(Math.max(0, this.clock.now() - started), result.ok ? 0 : result.grpcCode);
+      this.metrics.caRequest(performance.now() - started, result.ok ? 0 : result.grpcCode);
       if (!result.ok) return { ok: false, auth: authKind, kind: result.kind, grpcCode: result.grpcCode, message: result.message };
       try {
         const accepted = acceptIssuedChain(result.chainPem, { spiffeId: this.spiffeId, key }, this.bundle.roots(), this.clock.now());
