@@ -40,9 +40,12 @@ async function main(): Promise<void> {
     await bind(`unix:${socket}`);
     close = () => new Promise((resolve) => server.tryShutdown(() => resolve()));
   } else {
-    // Every decision logged, as JSON lines through pino's asynchronous writer, to /dev/null.
-    // (SonicBoom is a writable stream; its typings just do not say so.)
-    const devNull = pino.destination({ dest: '/dev/null', sync: false, minLength: 8 * 1024 }) as unknown as NodeJS.WritableStream;
+    // Every decision logged, as JSON lines to /dev/null through the same kind of writer the agent
+    // uses for stdout (pino's default: synchronous SonicBoom), unless BENCH_LOG_ASYNC=1 asks for a
+    // buffered asynchronous one. (SonicBoom is a writable stream; its typings just do not say so.)
+    const devNull = pino.destination(
+      process.env.BENCH_LOG_ASYNC === '1' ? { dest: '/dev/null', sync: false, minLength: 8 * 1024 } : { dest: '/dev/null', sync: true },
+    ) as unknown as NodeJS.WritableStream;
     const service = await startAuthzService(
       { policyDir, listen: { host: '127.0.0.1', port: 0 }, socket, decisionLogSample: mode === 'meshid' ? 1 : 0 },
       { logger: createLogger({ destination: devNull }), clock: systemClock },
