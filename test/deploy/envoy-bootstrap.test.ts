@@ -5,6 +5,7 @@ import YAML from 'yaml';
 import { DEFAULT_AUTHZ_SOCKET, DEFAULT_SDS_SOCKET, DEFAULT_TRUST_DOMAIN, SDS_ROOT_SECRET, SDS_WORKLOAD_SECRET } from '../../src/config/defaults.js';
 import { AUTHZ_SERVICE, loadEnvoyRoot, SDS_SERVICE } from '../../src/envoy/protos.js';
 import { checkMessage } from '../helpers/proto-shape.js';
+import { findAll } from './kubernetes-manifests.js';
 
 const BOOTSTRAP = 'deploy/envoy/envoy.yaml';
 const doc = YAML.parse(fs.readFileSync(BOOTSTRAP, 'utf8'), { merge: true }) as Record<string, any>;
@@ -38,16 +39,6 @@ function clusterPipe(name: string): string {
   return c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.pipe.path;
 }
 
-function findAll(node: unknown, key: string, out: unknown[] = []): unknown[] {
-  if (Array.isArray(node)) node.forEach((n) => findAll(n, key, out));
-  else if (node && typeof node === 'object') {
-    for (const [k, v] of Object.entries(node)) {
-      if (k === key) out.push(v);
-      findAll(v, key, out);
-    }
-  }
-  return out;
-}
 
 test('SDS and ext_authz clusters point at the agent default sockets over HTTP/2', (t) => {
   t.is(clusterPipe('meshid_sds'), DEFAULT_SDS_SOCKET);

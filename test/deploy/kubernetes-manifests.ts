@@ -203,7 +203,8 @@ function problems(check: (report: (p: string) => void) => void): string[] {
   return out;
 }
 
-function findAll(node: unknown, key: string, out: unknown[] = []): unknown[] {
+/** Every value stored under key anywhere in a parsed YAML/JSON document. */
+export function findAll(node: unknown, key: string, out: unknown[] = []): unknown[] {
   if (Array.isArray(node)) node.forEach((n) => findAll(n, key, out));
   else if (node && typeof node === 'object') {
     for (const [k, v] of Object.entries(node)) {
