@@ -20,7 +20,7 @@ import { type Clock, systemClock } from '../lib/clock.js';
 import { errorMessage } from '../lib/errors.js';
 import { type PathWatch, watchPaths } from '../lib/file-watch.js';
 import { type AdminServer, startAdminServer } from '../observability/admin.js';
-import { createLogger, type Logger } from '../observability/logger.js';
+import { createLogger, type Logger, logLevelOption } from '../observability/logger.js';
 import { AgentMetrics } from '../observability/metrics.js';
 import { SvidManager } from '../rotation/manager.js';
 import { sdsOptions } from '../sds/options.js';
@@ -55,7 +55,7 @@ export const agentOptions = {
   renewFraction: opt.number('renew-fraction', { description: 'renew at this fraction of the SVID lifetime', default: 0.5, min: 0.1, max: 0.9 }),
   renewJitter: opt.number('renew-jitter', { description: 'random spread of the renewal point, as a fraction of the lifetime (±)', default: 0.1, min: 0, max: 0.4 }),
   adminListen: opt.hostPort('admin-listen', { description: 'HTTP address of /healthz, /readyz and /metrics', default: parseHostPort(DEFAULT_ADMIN_LISTEN) }),
-  logLevel: opt.oneOf('log-level', ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], { description: 'log level', default: 'info' }),
+  ...logLevelOption,
   ...sdsOptions,
   ...authzOptionSpecs,
 };
@@ -132,12 +132,9 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       : undefined;
     if (authz) closers.push(() => authz.close());
 
-    const ready = () => manager.ready() && sds.serving() && (authz?.ready() ?? true);
-    const admin = await startAdminServer(
-      config.adminListen,
-      () => ({ svid: manager.ready(), sds: sds.serving(), ...(authz ? { authz_policies: authz.ready() } : {}) }),
-      metrics,
-    );
+    const checks = () => ({ svid: manager.ready(), sds: sds.serving(), ...(authz ? { authz_policies: authz.ready() } : {}) });
+    const ready = () => Object.values(checks()).every(Boolean);
+    const admin = await startAdminServer(config.adminListen, checks, metrics);
     closers.push(() => admin.close());
 
     manager.start();

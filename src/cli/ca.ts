@@ -1,10 +1,9 @@
 /** `meshid ca`: the reference CA, until SIGINT/SIGTERM. */
 import { format } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
-import { opt } from '../config/options.js';
 import { caOptions } from '../ca/options.js';
 import { startCa } from '../ca/server.js';
-import { createLogger } from '../observability/logger.js';
+import { createLogger, logLevelOption } from '../observability/logger.js';
 import { defineCommand } from './command.js';
 
 export default defineCommand({
@@ -17,7 +16,7 @@ Callers authenticate by, in this order: mTLS with a still-valid SVID this CA iss
 authenticated identity. Requests for a lifetime above --max-ttl are clamped to it.`,
   options: {
     ...caOptions,
-    logLevel: opt.oneOf('log-level', ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], { description: 'log level', default: 'info' }),
+    ...logLevelOption,
   },
   async run({ config }) {
     const { logLevel, ...caConfig } = config;

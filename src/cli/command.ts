@@ -1,5 +1,5 @@
 /** The shape of a meshid command, and its generated --help. */
-import { type LoadedConfig, loadConfig, renderConfig } from '../config/load.js';
+import { ConfigError, type LoadedConfig, loadConfig, renderConfig } from '../config/load.js';
 import { envName, type OptionSpec, type OptionSpecs } from '../config/options.js';
 
 export interface CommandIO {
@@ -32,6 +32,10 @@ export async function invoke<S extends OptionSpecs>(command: Command<S>, argv: r
   if (loaded.help) {
     io.stdout.write(renderHelp(command));
     return 0;
+  }
+  // A stray word (a forgotten "--") must not be dropped silently.
+  if (!command.positionals && loaded.positionals.length > 0) {
+    throw new ConfigError([`unexpected argument ${JSON.stringify(loaded.positionals[0])} (flags are written --name)`]);
   }
   if (loaded.printConfig) {
     io.stdout.write(renderConfig(command.options, loaded));

@@ -18,7 +18,7 @@ import { parseTrustDomain, workloadSpiffeId } from '../identity/spiffe-id.js';
 import { systemClock } from '../lib/clock.js';
 import { errorMessage, MeshidError } from '../lib/errors.js';
 import { packagePath } from '../lib/package-path.js';
-import { createLogger, type Logger } from '../observability/logger.js';
+import { createLogger, type Logger, logLevelOption } from '../observability/logger.js';
 import { SdsClient } from '../sds/client.js';
 import { socketAnswers } from '../lib/unix-socket.js';
 import { agentOptions, quietGrpcLogs, type RunningAgent, startAgent, untilShutdown } from './agent.js';
@@ -32,7 +32,7 @@ const devOptions = {
   adminListen: opt.hostPort('admin-listen', { description: "the agent's /healthz, /readyz and /metrics", default: parseHostPort(DEFAULT_ADMIN_LISTEN) }),
   demo: opt.bool('demo', { description: 'add two workloads that talk mTLS through allowed and denied paths', default: false }),
   demoInterval: opt.duration('demo-interval', { description: 'pause between two rounds of demo requests', default: 10_000, min: 100 }),
-  logLevel: opt.oneOf('log-level', ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], { description: 'log level', default: 'info' }),
+  ...logLevelOption,
 };
 
 const NAMESPACE = 'shop';
@@ -52,8 +52,8 @@ authorization decision. Ctrl-C stops everything and removes the sockets. SIGUSR1
     const log = logger.child({ component: 'dev' });
     const state = path.resolve(config.stateDir);
     const run = path.join(state, 'run');
+    // Created 0700; an existing directory (--state-dir .) keeps its mode: the files are 0600.
     await fs.mkdir(run, { recursive: true, mode: 0o700 });
-    await fs.chmod(state, 0o700);
 
     const sdsSocket = path.join(run, 'sds.sock');
     const authzSocket = path.join(run, 'authz.sock');
@@ -111,7 +111,7 @@ authorization decision. Ctrl-C stops everything and removes the sockets. SIGUSR1
       reportRotations(orders, log);
       const svid = await orders.manager.firstSvid();
 
-      const bootstrap = await renderEnvoyBootstrap(state, sdsSocket, authzSocket);
+      const bootstrap = await renderEnvoyBootstrap(state, sdsSocket, authzSocket, config.trustDomain);
       log.info(
         {
           event: 'dev_ready',
@@ -130,7 +130,7 @@ authorization decision. Ctrl-C stops everything and removes the sockets. SIGUSR1
           `Run Envoy with: envoy -c ${bootstrap}`,
       );
 
-      if (config.demo) closers.push(await startDemo({ config, ca, run, agentFlags, frontendId: frontendId.uri, ordersId: ordersId.uri, authzSocket, sdsSocket, logger, log }));
+      if (config.demo) await startDemo({ config, ca, run, agentFlags, frontendId: frontendId.uri, ordersId: ordersId.uri, authzSocket, sdsSocket, logger, log, closers });
 
       const signal = await untilShutdown(log, orders.manager);
       log.info({ event: 'signal', signal }, `${signal}: shutting down`);
@@ -157,11 +157,16 @@ async function writeDevTokens(state: string, ids: Record<string, string>): Promi
   return { file, files };
 }
 
-/** deploy/envoy/envoy.yaml with the dev socket paths, for `envoy -c`. */
-async function renderEnvoyBootstrap(state: string, sdsSocket: string, authzSocket: string): Promise<string> {
+/** deploy/envoy/envoy.yaml with the dev socket paths and trust domain, for `envoy -c`. */
+export async function renderEnvoyBootstrap(state: string, sdsSocket: string, authzSocket: string, trustDomain: string): Promise<string> {
   const template = await fs.readFile(packagePath('deploy', 'envoy', 'envoy.yaml'), 'utf8');
   const out = path.join(state, 'envoy.yaml');
-  await fs.writeFile(out, template.replaceAll(DEFAULT_SDS_SOCKET, sdsSocket).replaceAll(DEFAULT_AUTHZ_SOCKET, authzSocket));
+  const rendered = template
+    .replaceAll(DEFAULT_SDS_SOCKET, sdsSocket)
+    .replaceAll(DEFAULT_AUTHZ_SOCKET, authzSocket)
+    // Only SPIFFE IDs: the DNS names in the template stay as they are.
+    .replaceAll(`spiffe://${DEFAULT_TRUST_DOMAIN}/`, `spiffe://${trustDomain}/`);
+  await fs.writeFile(out, rendered);
   return out;
 }
 
@@ -189,10 +194,11 @@ interface DemoContext {
   sdsSocket: string;
   logger: Logger;
   log: Logger;
+  closers: Array<() => Promise<void> | void>;
 }
 
-/** A second agent for the frontend, and the two workloads; returns what stops them. */
-async function startDemo(ctx: DemoContext): Promise<() => Promise<void>> {
+/** A second agent for the frontend, and the two workloads; each part's stop joins ctx.closers as soon as it runs. */
+async function startDemo(ctx: DemoContext): Promise<void> {
   const frontendSds = path.join(ctx.run, 'frontend-sds.sock');
   const frontend = await startAgent(
     loadConfig(agentOptions, {
@@ -201,13 +207,19 @@ async function startDemo(ctx: DemoContext): Promise<() => Promise<void>> {
     }).config,
     { logger: ctx.logger },
   );
+  ctx.closers.push(() => frontend.close());
   reportRotations(frontend, ctx.log);
   const ordersSds = new SdsClient({ socketPath: ctx.sdsSocket, node: { id: 'demo-orders', cluster: 'orders' } });
   const frontendSdsClient = new SdsClient({ socketPath: frontendSds, node: { id: 'demo-frontend', cluster: 'frontend' } });
+  ctx.closers.push(() => {
+    ordersSds.close();
+    frontendSdsClient.close();
+  });
   const ordersTls = new WorkloadTls(ordersSds);
   const frontendTls = new WorkloadTls(frontendSdsClient);
   await Promise.all([ordersTls.ready(), frontendTls.ready()]);
   const server = new DemoServer(ordersTls, { trustDomain: ctx.config.trustDomain, spiffeId: ctx.ordersId, authzSocket: ctx.authzSocket });
+  ctx.closers.push(() => server.close());
   const port = await server.listen();
   const client = new DemoClient(frontendTls, { port, serverId: ctx.ordersId });
   ctx.log.info({ event: 'demo_ready', frontend: ctx.frontendId, orders: ctx.ordersId, port }, `demo: ${ctx.frontendId} -> ${ctx.ordersId} on 127.0.0.1:${port}, mTLS with SDS-delivered SVIDs`);
@@ -229,15 +241,11 @@ async function startDemo(ctx: DemoContext): Promise<() => Promise<void>> {
     if (!stopped) timer = setTimeout(() => void loop(), ctx.config.demoInterval);
   };
   void loop();
-  return async () => {
+  ctx.closers.push(() => {
     stopped = true;
     if (timer) clearTimeout(timer);
     client.close();
-    await server.close();
-    ordersSds.close();
-    frontendSdsClient.close();
-    await frontend.close();
-  };
+  });
 }
 
 function reportOutcome(log: Logger, o: DemoOutcome): void {

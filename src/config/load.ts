@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import YAML from 'yaml';
-import { editDistance } from '../lib/edit-distance.js';
+import { closest } from '../lib/edit-distance.js';
 import { type ConfigOf, ConfigValueError, envName, type OptionSpec, type OptionSpecs } from './options.js';
 
 export type ValueSource =
@@ -77,7 +77,12 @@ export function loadConfig<S extends OptionSpecs>(specs: S, options: LoadOptions
   };
 
   // 1. flags are parsed first (to find --config and --help) but applied last.
-  const flags = parseArgv(options.argv, byFlag, problems);
+  const fileAndEnv = options.fileAndEnv !== false;
+  const flags = parseArgv(options.argv, byFlag, problems, fileAndEnv);
+  // --help answers whatever else is wrong: a bad environment must not hide the usage text.
+  if (flags.help) {
+    return { config: Object.freeze({}) as ConfigOf<S>, sources: Object.freeze({}) as Record<keyof S, undefined>, positionals: [], help: true, printConfig: false };
+  }
 
   // 2. defaults
   for (const [key, spec] of Object.entries(specs)) {
@@ -87,7 +92,7 @@ export function loadConfig<S extends OptionSpecs>(specs: S, options: LoadOptions
     }
   }
 
-  if (options.fileAndEnv !== false) {
+  if (fileAndEnv) {
     // 3. YAML file
     const configPath = flags.config ?? env.MESHID_CONFIG;
     if (configPath) {
@@ -114,11 +119,9 @@ export function loadConfig<S extends OptionSpecs>(specs: S, options: LoadOptions
     set(key, spec, raw, { kind: 'flag', name: flag });
   }
 
-  if (!flags.help) {
-    for (const [key, spec] of Object.entries(specs)) {
-      if (spec.required && values[key] === undefined && !invalid.has(key)) {
-        problems.push(`${spec.flag}: required (flag --${spec.flag}${options.fileAndEnv === false ? '' : `, env ${envName(spec.flag)} or the config file`})`);
-      }
+  for (const [key, spec] of Object.entries(specs)) {
+    if (spec.required && values[key] === undefined && !invalid.has(key)) {
+      problems.push(`${spec.flag}: required (flag --${spec.flag}${fileAndEnv ? `, env ${envName(spec.flag)} or the config file` : ''})`);
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);
@@ -126,7 +129,7 @@ export function loadConfig<S extends OptionSpecs>(specs: S, options: LoadOptions
     config: Object.freeze(values) as ConfigOf<S>,
     sources: Object.freeze(sources) as Record<keyof S, ValueSource | undefined>,
     positionals: Object.freeze(flags.positionals),
-    help: flags.help,
+    help: false,
     printConfig: flags.printConfig,
   };
 }
@@ -139,7 +142,8 @@ interface ParsedArgv {
   config?: string;
 }
 
-function parseArgv(argv: readonly string[], byFlag: Map<string, [string, OptionSpec<unknown>]>, problems: string[]): ParsedArgv {
+/** fileAndEnv: whether --config and --print-config exist for this command (one-shot tools have neither). */
+function parseArgv(argv: readonly string[], byFlag: Map<string, [string, OptionSpec<unknown>]>, problems: string[], fileAndEnv: boolean): ParsedArgv {
   const out: ParsedArgv = { values: [], positionals: [], help: false, printConfig: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -159,7 +163,7 @@ function parseArgv(argv: readonly string[], byFlag: Map<string, [string, OptionS
     const eq = arg.indexOf('=');
     const name = arg.slice(2, eq === -1 ? undefined : eq);
     const inline = eq === -1 ? undefined : arg.slice(eq + 1);
-    if (name === PRINT_FLAG) {
+    if (fileAndEnv && name === PRINT_FLAG) {
       out.printConfig = true;
       continue;
     }
@@ -173,7 +177,7 @@ function parseArgv(argv: readonly string[], byFlag: Map<string, [string, OptionS
       i++;
       return next;
     };
-    if (name === CONFIG_FLAG) {
+    if (fileAndEnv && name === CONFIG_FLAG) {
       const v = takeValue();
       if (v !== undefined) out.config = v;
       continue;
@@ -217,13 +221,8 @@ function readYamlFile(path: string, readFile: (p: string) => string, problems: s
 }
 
 function suggest(name: string, byFlag: Map<string, unknown>, prefix = ''): string {
-  let best: string | undefined;
-  let bestScore = Infinity;
-  for (const flag of byFlag.keys()) {
-    const d = editDistance(name, flag);
-    if (d < bestScore) [best, bestScore] = [flag, d];
-  }
-  return best !== undefined && bestScore <= Math.max(2, Math.floor(name.length / 3)) ? ` (did you mean ${prefix}${best}?)` : '';
+  const best = closest(name, byFlag.keys());
+  return best ? ` (did you mean ${prefix}${best}?)` : '';
 }
 
 /** The effective configuration with secrets redacted, one "key: value  # source" per line. */

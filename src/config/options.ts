@@ -117,15 +117,6 @@ export const opt = {
       }
     },
   }),
-  int: <const C extends Common<number> & Bounds>(flag: string, c: C): OptionSpec<number> & C => ({
-    ...c,
-    flag,
-    parse: (raw) => {
-      const s = text(raw);
-      if (!/^-?\d+$/.test(s)) throw new ConfigValueError(`expected an integer, got ${JSON.stringify(s)}`);
-      return bounded(Number(s), c.min, c.max);
-    },
-  }),
   number: <const C extends Common<number> & Bounds>(flag: string, c: C): OptionSpec<number> & C => ({
     ...c,
     flag,

@@ -147,11 +147,8 @@ export class DemoClient {
     private readonly options: { port: number; serverId: string },
   ) {
     this.agent = this.agentFor(tlsMaterial.current());
-    tlsMaterial.onChange((m) => {
-      const old = this.agent;
-      this.agent = this.agentFor(m);
-      old.destroy();
-    });
+    // New requests use the new SVID; requests in flight finish on the old agent (no keep-alive: it holds no idle sockets).
+    tlsMaterial.onChange((m) => (this.agent = this.agentFor(m)));
   }
 
   private agentFor(m: TlsMaterial): https.Agent {

@@ -25,8 +25,6 @@ export class WorkloadTls {
   private readonly rootWatch: SecretWatch;
   private readonly listeners = new Set<(m: TlsMaterial) => void>();
   private material: TlsMaterial | undefined;
-  /** Versions currently applied: [default, ROOTCA]. */
-  applied: [string | undefined, string | undefined] = [undefined, undefined];
 
   constructor(sds: SdsClient) {
     this.certWatch = sds.subscribe(SDS_WORKLOAD_SECRET);
@@ -74,7 +72,6 @@ export class WorkloadTls {
       cert: cert.secret.tlsCertificate!.certificateChain,
       ca: roots.secret.validationContext!.trustedCa,
     };
-    this.applied = [cert.version, roots.version];
     for (const l of this.listeners) l(this.material);
   }
 }

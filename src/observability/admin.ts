@@ -5,7 +5,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { HostPort } from '../config/options.js';
+import { formatHostPort, type HostPort } from '../config/options.js';
 
 export type ReadinessChecks = () => Record<string, boolean>;
 
@@ -20,7 +20,7 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-export async function startAdminServer(listen: HostPort, readiness: ReadinessChecks, metrics?: MetricsSource): Promise<AdminServer> {
+export async function startAdminServer(listen: HostPort, readiness: ReadinessChecks, metrics: MetricsSource): Promise<AdminServer> {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -37,7 +37,7 @@ export async function startAdminServer(listen: HostPort, readiness: ReadinessChe
       res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify({ ready, checks })}\n`);
       return;
     }
-    if (path === '/metrics' && metrics) {
+    if (path === '/metrics') {
       metrics.metrics().then(
         (body) => res.writeHead(200, { 'content-type': metrics.contentType }).end(body),
         (e: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics unavailable: ${(e as Error).message}\n`),
@@ -55,10 +55,9 @@ export async function startAdminServer(listen: HostPort, readiness: ReadinessChe
     });
   });
   const { port } = server.address() as AddressInfo;
-  const host = listen.host.includes(':') ? `[${listen.host}]` : listen.host;
   return {
     port,
-    url: `http://${host}:${port}`,
+    url: `http://${formatHostPort({ host: listen.host, port })}`,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -4,6 +4,7 @@
  * redact paths below are a last line of defence, not the mechanism.
  */
 import { pino, type Logger, type LoggerOptions } from 'pino';
+import { opt } from '../config/options.js';
 
 export type { Logger };
 
@@ -45,3 +46,8 @@ export function createLogger(config: LoggerConfig = {}): Logger {
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });
 }
+
+/** The --log-level option every long-running command declares. */
+export const logLevelOption = {
+  logLevel: opt.oneOf('log-level', ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], { description: 'log level', default: 'info' }),
+};

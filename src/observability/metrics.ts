@@ -142,7 +142,7 @@ export class AgentMetrics {
     registers: [this.registry],
   });
 
-  constructor(clock: Clock, options: { processMetrics?: boolean } = {}) {
+  constructor(clock: Clock) {
     const self = this;
     this.svidRemaining = new Gauge({
       name: 'meshid_svid_remaining_seconds',
@@ -153,7 +153,7 @@ export class AgentMetrics {
         this.set(at === undefined ? 0 : Math.max(0, (at - clock.now()) / 1000));
       },
     });
-    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    collectDefaultMetrics({ register: this.registry });
   }
 
   /** The SVID manager's hooks. */

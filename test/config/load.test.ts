@@ -99,3 +99,16 @@ test('durations', (t) => {
   t.throws(() => parseDuration('1 h'));
   t.throws(() => parseDuration('-1s'));
 });
+
+test('--help answers even when the environment or the config file is bad', (t) => {
+  const loaded = loadConfig(specs, { argv: ['--help'], env: { MESHID_TTL: 'soon', MESHID_CONFIG: 'missing.yaml' }, readFile: files({}) });
+  t.true(loaded.help);
+});
+
+test('one-shot tools (no file and env) have no --config or --print-config', (t) => {
+  const e = t.throws(() => loadConfig(specs, { argv: ['--ca-address', 'a:1', '--config', 'x.yaml', '--print-config'], env: {}, fileAndEnv: false }), {
+    instanceOf: ConfigError,
+  });
+  t.regex(e!.message, /--config: unknown flag/);
+  t.regex(e!.message, /--print-config: unknown flag/);
+});

@@ -1,0 +1,23 @@
+import { Writable } from 'node:stream';
+import test from 'ava';
+import { main } from '../../src/cli/router.js';
+
+function io(env: NodeJS.ProcessEnv = {}) {
+  let out = '';
+  let err = '';
+  const sink = (f: (s: string) => void) => new Writable({ write: (c: Buffer, _e, cb) => (f(c.toString()), cb()) });
+  return { io: { stdout: sink((s) => (out += s)), stderr: sink((s) => (err += s)), env }, out: () => out, err: () => err };
+}
+
+test('a stray argument is an error (exit 2), not silently dropped', async (t) => {
+  const r = io();
+  t.is(await main(['dev', 'demo', '--print-config'], r.io), 2);
+  t.regex(r.err(), /unexpected argument "demo"/);
+  t.is(r.out(), '');
+});
+
+test('--help works whatever the environment holds', async (t) => {
+  const r = io({ MESHID_LOG_LEVEL: 'verbose' });
+  t.is(await main(['agent', '--help'], r.io), 0);
+  t.regex(r.out(), /--ca-address HOST:PORT/);
+});
