@@ -3,18 +3,18 @@
  * errors that name the key and its source, and the real processes (`meshid ca` and `meshid agent`)
  * serving SDS and stopping cleanly on SIGTERM.
  */
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { agentOptions } from '../../src/cli/agent.js';
 import { SdsClient } from '../../src/sds/client.js';
+import { cleanEnv, MeshidProcess, MESHID_MAIN } from '../helpers/meshid-process.js';
 import { tempDir } from '../helpers/tmp.js';
 import { chainOf, ORDERS, ORDERS_TOKEN, SHOP_POLICIES, TD } from './stand.js';
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
-const BASE_ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MESHID_')));
+const MAIN = MESHID_MAIN;
+const BASE_ENV = cleanEnv();
 
 interface Finished {
   readonly status: number | null;
@@ -118,70 +118,6 @@ test('a --ca-bundle file that does not exist: non-zero exit, one clear line, no 
   t.false(fs.existsSync(path.join(dir, 'sds.sock')));
 });
 
-interface Running {
-  readonly child: ChildProcessWithoutNullStreams;
-  /** JSON log lines written so far. */
-  readonly lines: Array<Record<string, unknown>>;
-  stderr(): string;
-  /** The first log line matching pred (waits for it; fails if the process exits first). */
-  line(pred: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
-  /** Exit code after a signal. */
-  stop(signal: NodeJS.Signals): Promise<number | null>;
-}
-
-function start(t: import('ava').ExecutionContext, args: readonly string[]): Running {
-  const child = spawn(process.execPath, [MAIN, ...args], { env: BASE_ENV });
-  const lines: Array<Record<string, unknown>> = [];
-  let buffered = '';
-  let stderr = '';
-  let exited = false;
-  const waiters = new Set<() => void>();
-  child.stdout.on('data', (d: Buffer) => {
-    buffered += d.toString();
-    let nl;
-    while ((nl = buffered.indexOf('\n')) !== -1) {
-      lines.push(JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>);
-      buffered = buffered.slice(nl + 1);
-    }
-    for (const w of waiters) w();
-  });
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exit = new Promise<number | null>((resolve) =>
-    child.on('exit', (code) => {
-      exited = true;
-      for (const w of waiters) w();
-      resolve(code);
-    }),
-  );
-  t.teardown(() => {
-    if (!exited) child.kill('SIGKILL');
-  });
-  return {
-    child,
-    lines,
-    stderr: () => stderr,
-    line: (pred) =>
-      new Promise((resolve, reject) => {
-        const check = () => {
-          const found = lines.find(pred);
-          if (found) {
-            waiters.delete(check);
-            resolve(found);
-          } else if (exited) {
-            waiters.delete(check);
-            reject(new Error(`meshid ${args[0]} exited first: ${stderr}`));
-          }
-        };
-        waiters.add(check);
-        check();
-      }),
-    stop: (signal) => {
-      child.kill(signal);
-      return exit;
-    },
-  };
-}
-
 test('the real processes: meshid ca and meshid agent, /readyz 200, default over SDS, SIGTERM exits 0 and removes the sockets', async (t) => {
   const dir = tempDir(t, 'meshid-proc-');
   const tokens = path.join(dir, 'tokens.yaml');
@@ -192,11 +128,12 @@ test('the real processes: meshid ca and meshid agent, /readyz 200, default over 
   fs.mkdirSync(policyDir);
   for (const [name, yaml] of Object.entries(SHOP_POLICIES)) fs.writeFileSync(path.join(policyDir, name), yaml);
 
-  const ca = start(t, ['ca', '--listen=127.0.0.1:0', `--trust-domain=${TD}`, `--state-dir=${path.join(dir, 'ca')}`, `--static-tokens=${tokens}`]);
-  const listening = await ca.line((l) => l.event === 'listening');
+  const ca = new MeshidProcess(['ca', '--listen=127.0.0.1:0', `--trust-domain=${TD}`, `--state-dir=${path.join(dir, 'ca')}`, `--static-tokens=${tokens}`]);
+  t.teardown(() => ca.stop());
+  const listening = await ca.waitFor('CA listening', (l) => l.event === 'listening');
   const sdsSocket = path.join(dir, 'run', 'sds.sock');
   const authzSocket = path.join(dir, 'run', 'authz.sock');
-  const agent = start(t, [
+  const agent = new MeshidProcess([
     'agent',
     `--ca-address=${String(listening.address)}`,
     `--ca-bundle=${String(listening.bundle)}`,
@@ -208,7 +145,8 @@ test('the real processes: meshid ca and meshid agent, /readyz 200, default over 
     `--policy-dir=${policyDir}`,
     '--admin-listen=127.0.0.1:0',
   ]);
-  const started = await agent.line((l) => l.msg === 'agent started');
+  t.teardown(() => agent.stop());
+  const started = await agent.waitFor('agent started', (l) => l.msg === 'agent started');
   const admin = String(started.admin);
   // Real processes on the real clock: poll readiness (the first SVID is one CA round trip away).
   const deadline = Date.now() + 10_000;
@@ -229,11 +167,13 @@ test('the real processes: meshid ca and meshid agent, /readyz 200, default over 
   t.is(fetched.version, leaf!.serial);
   sds.close();
 
-  t.is(await agent.stop('SIGTERM'), 0, agent.stderr());
+  agent.signal('SIGTERM');
+  t.is((await agent.exited).code, 0, agent.stderr);
   t.false(fs.existsSync(sdsSocket), 'the SDS socket is removed');
   t.false(fs.existsSync(authzSocket), 'the ext_authz socket is removed');
   t.truthy(agent.lines.find((l) => l.msg === 'SIGTERM: shutting down'));
   t.false(JSON.stringify(agent.lines).includes(ORDERS_TOKEN), 'the token is never logged');
-  t.false(NO_STACK.test(agent.stderr()));
-  t.is(await ca.stop('SIGTERM'), 0, ca.stderr());
+  t.false(NO_STACK.test(agent.stderr));
+  ca.signal('SIGTERM');
+  t.is((await ca.exited).code, 0, ca.stderr);
 });

@@ -5,7 +5,7 @@ import YAML from 'yaml';
 import { DEFAULT_AUTHZ_SOCKET, DEFAULT_SDS_SOCKET, DEFAULT_TRUST_DOMAIN, SDS_ROOT_SECRET, SDS_WORKLOAD_SECRET } from '../../src/config/defaults.js';
 import { AUTHZ_SERVICE, loadEnvoyRoot, SDS_SERVICE } from '../../src/envoy/protos.js';
 import { checkMessage } from '../helpers/proto-shape.js';
-import { findAll } from './kubernetes-manifests.js';
+import { type Bootstrap, clusterPipe as pipeOf, findAll } from './kubernetes-manifests.js';
 
 const BOOTSTRAP = 'deploy/envoy/envoy.yaml';
 const doc = YAML.parse(fs.readFileSync(BOOTSTRAP, 'utf8'), { merge: true }) as Record<string, any>;
@@ -34,10 +34,7 @@ test('the shape check catches typos (it can fail)', (t) => {
   t.is(errors.length, 2, errors.join('\n'));
 });
 
-function clusterPipe(name: string): string {
-  const c = doc.static_resources.clusters.find((x: any) => x.name === name);
-  return c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.pipe.path;
-}
+const clusterPipe = (name: string) => pipeOf(doc as Bootstrap, name);
 
 
 test('SDS and ext_authz clusters point at the agent default sockets over HTTP/2', (t) => {

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import caCommand from '../../src/cli/ca.js';
-import { agentOptions } from '../../src/cli/agent.js';
+import { type AgentConfig, agentOptions } from '../../src/cli/agent.js';
 import { DEFAULT_TOKEN_AUDIENCE } from '../../src/config/defaults.js';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
 import type { ConfigOf, OptionSpecs } from '../../src/config/options.js';
@@ -138,7 +138,6 @@ function namespaceOf(o: K8sObject): string {
   return o.metadata.namespace ?? 'default';
 }
 
-export type AgentConfig = ConfigOf<typeof agentOptions>;
 export type CaCommandConfig = ConfigOf<typeof caCommand.options>;
 
 /** The container's args after the command word, parsed as that command parses them. */
@@ -302,11 +301,13 @@ interface SdsConfig {
 interface GrpcService {
   envoy_grpc?: { cluster_name?: string };
 }
-interface Bootstrap {
+/** The part of an Envoy bootstrap the deployment tests read. */
+export interface Bootstrap {
   static_resources?: { clusters?: Array<{ name: string; load_assignment?: { endpoints?: Array<{ lb_endpoints?: Array<{ endpoint?: { address?: { pipe?: { path?: string } } } }> }> } }> };
 }
 
-function clusterPipe(bootstrap: Bootstrap, name: string): string | undefined {
+/** The Unix socket path of a cluster whose endpoint is a pipe. */
+export function clusterPipe(bootstrap: Bootstrap, name: string): string | undefined {
   const c = bootstrap.static_resources?.clusters?.find((x) => x.name === name);
   return c?.load_assignment?.endpoints?.[0]?.lb_endpoints?.[0]?.endpoint?.address?.pipe?.path;
 }

@@ -13,7 +13,8 @@ import { DEFAULT_AUTHZ_SOCKET, DEFAULT_SDS_SOCKET, SDS_ROOT_SECRET, SDS_WORKLOAD
 import { parseCertificatesPem } from '../../src/identity/certificate.js';
 import { SdsClient, type SecretWatch } from '../../src/sds/client.js';
 import { opensslVerify } from '../helpers/openssl.js';
-import { type LogLine, MeshidProcess } from './dev-process.js';
+import { type LogLine, MeshidProcess } from '../helpers/meshid-process.js';
+import { type Bootstrap, clusterPipe } from '../deploy/kubernetes-manifests.js';
 
 const ORDERS = 'spiffe://cluster.local/ns/shop/sa/orders';
 const FRONTEND = 'spiffe://cluster.local/ns/shop/sa/frontend';
@@ -40,12 +41,6 @@ test.after.always(async () => {
   fs.rmSync(state, { recursive: true, force: true });
 });
 
-/** The part of an Envoy bootstrap this test reads. */
-interface Bootstrap {
-  static_resources: {
-    clusters: Array<{ name: string; load_assignment: { endpoints: Array<{ lb_endpoints: Array<{ endpoint: { address: { pipe?: { path: string } } } }> }> } }>;
-  };
-}
 
 function leafOf(watch: SecretWatch): { serial: string; uris: string[]; chainPem: string } {
   const chainPem = watch.latest()!.secret.tlsCertificate!.certificateChain;
@@ -75,8 +70,8 @@ test.serial('dev_ready names the identity, the sockets, the admin URL and a boot
   t.is(ready.envoyBootstrap, path.join(state, 'envoy.yaml'));
   const text = fs.readFileSync(String(ready.envoyBootstrap), 'utf8');
   t.false(text.includes(DEFAULT_SDS_SOCKET) || text.includes(DEFAULT_AUTHZ_SOCKET), 'no pod socket path is left');
-  const clusters = (YAML.parse(text, { merge: true }) as Bootstrap).static_resources.clusters;
-  const pipe = (name: string) => clusters.find((c) => c.name === name)?.load_assignment.endpoints[0]?.lb_endpoints[0]?.endpoint.address.pipe?.path;
+  const bootstrap = YAML.parse(text, { merge: true }) as Bootstrap;
+  const pipe = (name: string) => clusterPipe(bootstrap, name);
   t.is(pipe('meshid_sds'), String(ready.sdsSocket));
   t.is(pipe('meshid_authz'), String(ready.authzSocket));
 });

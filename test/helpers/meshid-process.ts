@@ -1,5 +1,5 @@
 /**
- * `meshid dev` as a child process, read the way a person (or a log shipper) reads it: stdout is a
+ * A meshid command as a child process, read the way a person (or a log shipper) reads it: stdout is a
  * pipe, so every line is a JSON object. Waits are event-driven on those lines; the bound on each
  * wait only turns a hang into a failure that shows the last lines seen.
  */
@@ -7,7 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-/** dist/test/dev/dev-process.js -> dist/src/cli/main.js */
+/** dist/test/helpers/meshid-process.js -> dist/src/cli/main.js */
 export const MESHID_MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
 export type LogLine = Record<string, unknown> & { msg?: string; event?: string; component?: string };
@@ -18,7 +18,7 @@ export interface Exit {
 }
 
 /** The environment without MESHID_* settings, so the child runs on its flags and defaults only. */
-function cleanEnv(): NodeJS.ProcessEnv {
+export function cleanEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MESHID_')));
 }
 
