@@ -9,7 +9,7 @@
  */
 import { type ConditionKey, OPERATION_KINDS, parseConditionKey, SOURCE_KINDS, type ValueKind } from './attributes.js';
 import { type CidrBlock, cidrContains, type IpAddress, parseCidr } from './cidr.js';
-import { type FactNeeds, hostValueHasPort, type RequestFacts, stripPort } from './facts.js';
+import { type FactNeeds, hostValueHasPort, type RequestFacts, stripPort, withoutTrailingDot } from './facts.js';
 import { compilePatterns, matchPatterns, parsePattern, type StringPattern } from './patterns.js';
 import { type AuthorizationPolicy, OPERATION_FIELDS, type Operation, type PolicyAction, type Rule, SOURCE_FIELDS, type Source } from './policy.js';
 
@@ -215,7 +215,7 @@ function guardOf(rule: Rule): Guard | undefined {
   if (hosts) {
     return hosts.map((v) => {
       const lower = v.toLowerCase();
-      return hostValueHasPort(lower) ? (['byHostPort', lower] as const) : (['byHost', stripPort(lower)] as const);
+      return hostValueHasPort(lower) ? (['byHostPort', withoutTrailingDot(lower)] as const) : (['byHost', stripPort(lower)] as const);
     });
   }
   const namespaces = collect(rule.from, (s: Source) => s.namespaces, 'namespace');
@@ -312,7 +312,7 @@ function valueMatcher(kind: ValueKind, values: readonly string[], needs: Mutable
       const withPort: StringPattern[] = [];
       const withoutPort: StringPattern[] = [];
       for (const p of patterns()) {
-        if (p.kind !== 'presence' && hostValueHasPort(p.value)) withPort.push(p);
+        if (p.kind !== 'presence' && hostValueHasPort(p.value)) withPort.push(p.kind === 'exact' ? { ...p, value: withoutTrailingDot(p.value.toLowerCase()) } : p);
         else withoutPort.push(p.kind === 'exact' || p.kind === 'suffix' ? { ...p, value: trimDot(p.value) } : p);
       }
       const full = compilePatterns(withPort, { fold: true });

@@ -65,7 +65,7 @@ export class RequestFacts {
     this.principal = principal;
     this.namespaces = needs.namespaces && principal !== undefined ? namespacesOf(principal) : NO_NAMESPACES;
     this.method = input.method || undefined;
-    const host = input.host ? input.host.toLowerCase() : undefined;
+    const host = input.host ? withoutTrailingDot(input.host.toLowerCase()) : undefined;
     this.host = host;
     this.hostNoPort = host === undefined ? undefined : stripPort(host);
     this.path = input.path ? stripQuery(input.path) : undefined;
@@ -107,7 +107,18 @@ export function stripPort(lowerHost: string): string {
   return end === lowerHost.length ? lowerHost : lowerHost.slice(0, end);
 }
 
-function stripQuery(path: string): string {
+/**
+ * "example.com.:443" -> "example.com:443", "example.com." -> "example.com": the dot ending a fully
+ * qualified name names the same host, so it must not let a request slip past a DENY on the host.
+ */
+export function withoutTrailingDot(lowerAuthority: string): string {
+  const colon = lowerAuthority.charCodeAt(0) === 0x5b /* [ */ ? lowerAuthority.indexOf(']:') + 1 : lowerAuthority.lastIndexOf(':');
+  const hostEnd = colon > 0 ? colon : lowerAuthority.length;
+  if (hostEnd < 2 || lowerAuthority.charCodeAt(hostEnd - 1) !== 0x2e /* . */) return lowerAuthority;
+  return lowerAuthority.slice(0, hostEnd - 1) + lowerAuthority.slice(hostEnd);
+}
+
+export function stripQuery(path: string): string {
   const q = path.indexOf('?');
   const hash = path.indexOf('#');
   const end = q === -1 ? hash : hash === -1 ? q : Math.min(q, hash);

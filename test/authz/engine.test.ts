@@ -112,6 +112,8 @@ const cases: Case[] = [
   ['host is case-insensitive (request)', allowIf(to({ hosts: ['orders.shop.svc.cluster.local'] })), { host: 'ORDERS.shop.svc.cluster.local' }, 'allow:allow_policy_matched@shop/a#0'],
   ['host without port matches an authority with a port', allowIf(to({ hosts: ['orders.shop.svc.cluster.local'] })), { host: 'orders.shop.svc.cluster.local:8080' }, 'allow:allow_policy_matched@shop/a#0'],
   ['a DENY on a host cannot be bypassed with a port or a trailing dot', [deny('d', [to({ hosts: ['admin.example.com'] })])], { host: 'Admin.Example.com.:443' }, 'deny:deny_policy_matched@shop/d#0'],
+  ['a DENY on a host with a port cannot be bypassed with a trailing dot', [deny('d', [to({ hosts: ['admin.example.com:443'] })])], { host: 'admin.example.com.:443' }, 'deny:deny_policy_matched@shop/d#0'],
+  ['a host value with a port and a trailing dot matches the authority without it', [deny('d', [to({ hosts: ['Admin.Example.com.:443'] })])], { host: 'admin.example.com:443' }, 'deny:deny_policy_matched@shop/d#0'],
   ['host with port matches only that port', allowIf(to({ hosts: ['orders.shop.svc.cluster.local:9090'] })), { host: 'orders.shop.svc.cluster.local:8080' }, 'deny:no_allow_policy_matched'],
   ['host with port, same port', allowIf(to({ hosts: ['orders.shop.svc.cluster.local:8080'] })), { host: 'orders.shop.svc.cluster.local:8080' }, 'allow:allow_policy_matched@shop/a#0'],
   ['host suffix', allowIf(to({ hosts: ['*.svc.cluster.local'] })), {}, 'allow:allow_policy_matched@shop/a#0'],
