@@ -40,13 +40,13 @@ function parseElement(pem: unknown, index: number): Certificate {
  * Checks, in order: the chain has a leaf and a root and every element is one certificate; the
  * leaf names exactly the SPIFFE ID we asked for and carries our public key; the last element is a
  * self-signed root that can stand in the trust domain's bundle; the chain is a valid X.509-SVID
- * (verifyX509Svid: path to that root or to one of trustedRoots at time now, SPIFFE leaf rules,
- * trust domain).
+ * (verifyX509Svid: a path to that root, and only that root, at time now, SPIFFE leaf rules, trust
+ * domain). Verifying against other trusted roots too would let an answer whose path ends at an
+ * old root slip an unrelated self-signed certificate into the bundle as the "current" root.
  */
 export function acceptIssuedChain(
   chainPem: readonly string[],
   expected: { readonly spiffeId: SpiffeId; readonly key: KeyPair },
-  trustedRoots: readonly Certificate[],
   now: number,
 ): AcceptedSvid {
   if (!Array.isArray(chainPem) || chainPem.length < 2) {
@@ -75,7 +75,7 @@ export function acceptIssuedChain(
   const served = certs.slice(0, -1);
   let expiresAt: number;
   try {
-    expiresAt = verifyX509Svid(served, [root, ...trustedRoots], { trustDomain: expected.spiffeId.trustDomain, now }).expiresAt.getTime();
+    expiresAt = verifyX509Svid(served, [root], { trustDomain: expected.spiffeId.trustDomain, now }).expiresAt.getTime();
   } catch (e) {
     throw refused('ca_chain_untrusted', `the issued chain is not a valid X.509-SVID: ${errorMessage(e)}`);
   }

@@ -299,7 +299,7 @@ export class SvidManager implements IdentitySource {
       this.metrics.caRequest(performance.now() - started, result.ok ? 0 : result.grpcCode);
       if (!result.ok) return { ok: false, auth: authKind, kind: result.kind, grpcCode: result.grpcCode, message: result.message };
       try {
-        const accepted = acceptIssuedChain(result.chainPem, { spiffeId: this.spiffeId, key }, this.bundle.roots(), this.clock.now());
+        const accepted = acceptIssuedChain(result.chainPem, { spiffeId: this.spiffeId, key }, this.clock.now());
         return { ok: true, auth: authKind, accepted };
       } catch (e) {
         const code = isMeshidError(e) ? e.code : 'ca_response_invalid';

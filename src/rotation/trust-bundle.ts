@@ -15,6 +15,8 @@ import { certificateFingerprint, type TrustBundle, trustBundleFromCertificates }
 import type { Certificate } from '../identity/certificate.js';
 import type { TrustBundleView } from '../sds/identity-source.js';
 
+const NO_ROOTS: readonly Certificate[] = Object.freeze([]);
+
 export class TrustBundleState {
   private configured: TrustBundle | undefined;
   /** Roots learned from CA responses, with the expiry of the last SVID received under each. */
@@ -48,6 +50,8 @@ export class TrustBundleState {
 
   /** Forgets earlier CA roots whose last SVID has expired. Returns whether the roots changed. */
   prune(now: number): boolean {
+    const due = this.nextPruneAt();
+    if (due === undefined || due > now) return false; // the watchdog calls this every tick
     return this.mutate(() => {
       for (const [fp, entry] of this.learned) {
         if (fp !== this.current && entry.retainUntil <= now) this.learned.delete(fp);
@@ -64,9 +68,12 @@ export class TrustBundleState {
     return next;
   }
 
-  /** The roots in the bundle, for verifying chains against it. */
+  /**
+   * The roots in the bundle, for verifying chains against it. The same array until the roots
+   * change: consumers (the ext_authz certificate cache) key on its identity.
+   */
   roots(): readonly Certificate[] {
-    return this.bundle?.roots ?? [];
+    return this.bundle?.roots ?? NO_ROOTS;
   }
 
   view(): TrustBundleView | undefined {
@@ -84,12 +91,11 @@ export class TrustBundleState {
   }
 
   private mutate(change: () => void): boolean {
-    const before = this.bundle?.version;
     change();
     const members = this.members();
-    this.bundle = members.length === 0 ? undefined : trustBundleFromCertificates(this.trustDomain, members, 'merged trust bundle');
-    const after = this.bundle?.version;
-    if (after === before) return false;
+    const next = members.length === 0 ? undefined : trustBundleFromCertificates(this.trustDomain, members, 'merged trust bundle');
+    if (next?.version === this.bundle?.version) return false; // keep the old object, and its roots array
+    this.bundle = next;
     this.cachedView = this.bundle && Object.freeze({ trustDomain: this.trustDomain, rootsPem: this.bundle.pem, version: this.bundle.version });
     return true;
   }

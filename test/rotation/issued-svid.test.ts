@@ -27,7 +27,7 @@ function refusal(t: import('ava').ExecutionContext, fn: () => unknown, code: str
 
 test('a leaf + root answer becomes an SVID: chain without root, our key, earliest expiry, serial as version', (t) => {
   const { root, key, leaf } = setup();
-  const { svid, root: acceptedRoot } = acceptIssuedChain([leaf.pem, root.pem], { spiffeId: ID, key }, [], NOW);
+  const { svid, root: acceptedRoot } = acceptIssuedChain([leaf.pem, root.pem], { spiffeId: ID, key }, NOW);
   t.is(svid.spiffeId, ID.uri);
   t.is(svid.certChainPem, leaf.pem);
   t.is(svid.version, leaf.cert.serial);
@@ -44,7 +44,7 @@ test('with an intermediate: served chain is leaf + intermediate, expiry is the e
   const inter = makeIntermediate(root, 'example.org', { notAfter: new Date(NOW + 30 * 60_000) });
   const key = generateKeyPairSync();
   const leaf = makeLeaf(inter, ID.uri, { key, notAfter: new Date(NOW + HOUR) });
-  const { svid } = acceptIssuedChain([leaf.pem, inter.pem, root.pem], { spiffeId: ID, key }, [], NOW);
+  const { svid } = acceptIssuedChain([leaf.pem, inter.pem, root.pem], { spiffeId: ID, key }, NOW);
   t.is(svid.certChainPem, chainPem(leaf, inter));
   t.is(svid.expiresAt, inter.cert.notAfter.getTime());
   const r = opensslVerify(tempDir(t), { roots: root.pem, leaf: leaf.pem, intermediates: inter.pem });
@@ -52,32 +52,32 @@ test('with an intermediate: served chain is leaf + intermediate, expiry is the e
 });
 
 test('refuses a chain of fewer than two certificates (Istio refuses them too)', (t) => {
-  const { root, key, leaf } = setup();
-  refusal(t, () => acceptIssuedChain([], { spiffeId: ID, key }, [root.cert], NOW), 'ca_chain_too_short');
-  refusal(t, () => acceptIssuedChain([leaf.pem], { spiffeId: ID, key }, [root.cert], NOW), 'ca_chain_too_short', /1 certificate/);
+  const { key, leaf } = setup();
+  refusal(t, () => acceptIssuedChain([], { spiffeId: ID, key }, NOW), 'ca_chain_too_short');
+  refusal(t, () => acceptIssuedChain([leaf.pem], { spiffeId: ID, key }, NOW), 'ca_chain_too_short', /1 certificate/);
 });
 
 test('refuses garbage elements, naming the element', (t) => {
   const { root, key, leaf } = setup();
-  refusal(t, () => acceptIssuedChain(['hello', root.pem], { spiffeId: ID, key }, [], NOW), 'ca_response_malformed', /element 1/);
-  refusal(t, () => acceptIssuedChain([leaf.pem, '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'], { spiffeId: ID, key }, [], NOW), 'ca_response_malformed', /element 2/);
-  refusal(t, () => acceptIssuedChain([leaf.pem + root.pem, root.pem], { spiffeId: ID, key }, [], NOW), 'ca_response_malformed', /holds 2 certificates/);
-  refusal(t, () => acceptIssuedChain([leaf.pem, 42 as unknown as string], { spiffeId: ID, key }, [], NOW), 'ca_response_malformed', /not a string/);
+  refusal(t, () => acceptIssuedChain(['hello', root.pem], { spiffeId: ID, key }, NOW), 'ca_response_malformed', /element 1/);
+  refusal(t, () => acceptIssuedChain([leaf.pem, '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'], { spiffeId: ID, key }, NOW), 'ca_response_malformed', /element 2/);
+  refusal(t, () => acceptIssuedChain([leaf.pem + root.pem, root.pem], { spiffeId: ID, key }, NOW), 'ca_response_malformed', /holds 2 certificates/);
+  refusal(t, () => acceptIssuedChain([leaf.pem, 42 as unknown as string], { spiffeId: ID, key }, NOW), 'ca_response_malformed', /not a string/);
 });
 
 test('refuses a leaf for another identity, or with two URI SANs', (t) => {
   const other = setup({}, 'spiffe://example.org/ns/shop/sa/admin');
-  refusal(t, () => acceptIssuedChain([other.leaf.pem, other.root.pem], { spiffeId: ID, key: other.key }, [], NOW), 'ca_wrong_identity', /sa\/admin; we asked for .*sa\/frontend/);
+  refusal(t, () => acceptIssuedChain([other.leaf.pem, other.root.pem], { spiffeId: ID, key: other.key }, NOW), 'ca_wrong_identity', /sa\/admin; we asked for .*sa\/frontend/);
   const two = setup({ sans: [{ type: 'uri', value: ID.uri }, { type: 'uri', value: 'spiffe://example.org/x' }] });
-  refusal(t, () => acceptIssuedChain([two.leaf.pem, two.root.pem], { spiffeId: ID, key: two.key }, [], NOW), 'ca_wrong_identity');
+  refusal(t, () => acceptIssuedChain([two.leaf.pem, two.root.pem], { spiffeId: ID, key: two.key }, NOW), 'ca_wrong_identity');
   const none = setup({ sans: [{ type: 'dns', value: 'frontend.shop' }] });
-  refusal(t, () => acceptIssuedChain([none.leaf.pem, none.root.pem], { spiffeId: ID, key: none.key }, [], NOW), 'ca_wrong_identity', /no URI SAN/);
+  refusal(t, () => acceptIssuedChain([none.leaf.pem, none.root.pem], { spiffeId: ID, key: none.key }, NOW), 'ca_wrong_identity', /no URI SAN/);
 });
 
 test('refuses a leaf that carries another public key', (t) => {
   const { root, leaf } = setup();
   const ours: KeyPair = generateKeyPairSync();
-  refusal(t, () => acceptIssuedChain([leaf.pem, root.pem], { spiffeId: ID, key: ours }, [], NOW), 'ca_wrong_key');
+  refusal(t, () => acceptIssuedChain([leaf.pem, root.pem], { spiffeId: ID, key: ours }, NOW), 'ca_wrong_key');
 });
 
 test('refuses a chain whose last element is not a self-signed root', (t) => {
@@ -85,7 +85,7 @@ test('refuses a chain whose last element is not a self-signed root', (t) => {
   const inter = makeIntermediate(root);
   const key = generateKeyPairSync();
   const leaf = makeLeaf(inter, ID.uri, { key });
-  refusal(t, () => acceptIssuedChain([leaf.pem, inter.pem], { spiffeId: ID, key }, [root.cert], NOW), 'ca_root_not_self_signed');
+  refusal(t, () => acceptIssuedChain([leaf.pem, inter.pem], { spiffeId: ID, key }, NOW), 'ca_root_not_self_signed');
 });
 
 const untrusted: Array<[string, () => { pems: string[]; key: KeyPair }, RegExp]> = [
@@ -141,7 +141,7 @@ function withLeaf(o: CertOptions): { pems: string[]; key: KeyPair } {
 for (const [name, make, re] of untrusted) {
   test(`refuses ${name}`, (t) => {
     const { pems, key } = make();
-    refusal(t, () => acceptIssuedChain(pems, { spiffeId: ID, key }, [], NOW), 'ca_chain_untrusted', re);
+    refusal(t, () => acceptIssuedChain(pems, { spiffeId: ID, key }, NOW), 'ca_chain_untrusted', re);
   });
 }
 
@@ -149,15 +149,15 @@ test('refuses a root that cannot stand in our trust domain bundle (another trust
   const foreign = makeRoot('other.org');
   const key = generateKeyPairSync();
   const leaf = makeLeaf(foreign, ID.uri, { key });
-  refusal(t, () => acceptIssuedChain([leaf.pem, foreign.pem], { spiffeId: ID, key }, [], NOW), 'ca_root_unusable', /trust domain "other.org"/);
+  refusal(t, () => acceptIssuedChain([leaf.pem, foreign.pem], { spiffeId: ID, key }, NOW), 'ca_root_unusable', /trust domain "other.org"/);
   const weak = makeRoot('example.org', { keyUsage: ['digitalSignature'] });
   const leaf2 = makeLeaf(weak, ID.uri, { key });
-  refusal(t, () => acceptIssuedChain([leaf2.pem, weak.pem], { spiffeId: ID, key }, [], NOW), 'ca_root_unusable', /keyCertSign/);
+  refusal(t, () => acceptIssuedChain([leaf2.pem, weak.pem], { spiffeId: ID, key }, NOW), 'ca_root_unusable', /keyCertSign/);
 });
 
-test('other roots in the bundle do not disturb verification of a chain to the CA root', (t) => {
+test('a chain that verifies only through another trusted root is refused: the last element must be its root', (t) => {
   const { root, key, leaf } = setup();
   const unrelated = makeRoot('example.org', { commonName: 'unrelated' });
-  const { svid } = acceptIssuedChain([leaf.pem, root.pem], { spiffeId: ID, key }, [unrelated.cert], NOW);
-  t.is(svid.version, leaf.cert.serial);
+  refusal(t, () => acceptIssuedChain([leaf.pem, unrelated.pem], { spiffeId: ID, key }, NOW), 'ca_chain_untrusted', /./);
+  t.is(acceptIssuedChain([leaf.pem, root.pem], { spiffeId: ID, key }, NOW).svid.version, leaf.cert.serial);
 });

@@ -85,3 +85,17 @@ test('unconfiguring the bundle falls back to CA roots only; no roots at all mean
   t.true(s.setConfigured(undefined));
   t.is(s.view(), undefined);
 });
+
+test('roots() is the same array until the roots change (consumers cache on it)', (t) => {
+  const state = new TrustBundleState('example.org');
+  t.is(state.roots(), state.roots(), 'no bundle yet: still one array');
+  const a = makeRoot('example.org', { commonName: 'a' });
+  state.learnFromCa(a.cert, Date.now() + 3_600_000);
+  const first = state.roots();
+  t.false(state.learnFromCa(a.cert, Date.now() + 7_200_000), 'the same root again changes nothing');
+  t.false(state.prune(Date.now()));
+  t.is(state.roots(), first);
+  const b = makeRoot('example.org', { commonName: 'b' });
+  t.true(state.learnFromCa(b.cert, Date.now() + 3_600_000));
+  t.not(state.roots(), first);
+});
