@@ -11,7 +11,7 @@ import { type Certificate, parseCertificatesPem } from '../identity/certificate.
 import { certificatePem } from '../identity/pem.js';
 import { encodeDer } from '../identity/der.js';
 import { generateKeyPairSync, privateKeyPkcs8Pem } from '../identity/keys.js';
-import { trustDomainId } from '../identity/spiffe-id.js';
+import { caProblem, foreignTrustDomain } from '../identity/svid-verify.js';
 import { errorMessage, MeshidError } from '../lib/errors.js';
 import type { SigningMaterial } from './authority.js';
 import { createRootCertificate } from './ca-certificates.js';
@@ -131,21 +131,17 @@ function checkDates(dir: string, name: string, cert: Certificate, now: number): 
   if (now < cert.notBefore.getTime()) throw stateError(dir, `${name} is not valid before ${cert.notBefore.toISOString()}`);
 }
 
-function spiffeTrustDomainsOf(cert: Certificate): string[] {
-  return cert.sans.flatMap((n) => (n.type === 'uri' && n.value.startsWith('spiffe://') ? [n.value] : []));
-}
-
 function checkTrustDomain(dir: string, name: string, cert: Certificate, trustDomain: string): void {
-  for (const uri of spiffeTrustDomainsOf(cert)) {
-    if (uri !== trustDomainId(trustDomain)) {
-      throw stateError(dir, `${name} is for ${uri}, not for the trust domain ${trustDomain} (--trust-domain); use another state dir for another trust domain`);
-    }
+  const foreign = foreignTrustDomain(cert, trustDomain);
+  if (foreign) {
+    throw stateError(dir, `${name} is for ${foreign.uri}, not for the trust domain ${trustDomain} (--trust-domain); use another state dir for another trust domain`);
   }
 }
 
+/** The same CA rules agents apply when they verify our chains: a CA they would refuse must not start. */
 function checkCaCert(dir: string, name: string, cert: Certificate): void {
-  if (!cert.basicConstraints?.ca) throw stateError(dir, `${name} is not a CA certificate (basicConstraints cA is not true)`);
-  if (cert.keyUsage && !cert.keyUsage.has('keyCertSign')) throw stateError(dir, `${name} may not sign certificates (keyUsage lacks keyCertSign)`);
+  const problem = caProblem(cert);
+  if (problem) throw stateError(dir, `${name} cannot issue certificates: it ${problem.detail}`);
 }
 
 function checkRoot(dir: string, key: KeyObject, root: Certificate, trustDomain: string, now: number): void {
@@ -154,7 +150,7 @@ function checkRoot(dir: string, key: KeyObject, root: Certificate, trustDomain: 
   if (!root.verifySignedBy(root.publicKey())) throw stateError(dir, `${name} is not self-signed`);
   checkCaCert(dir, name, root);
   checkTrustDomain(dir, name, root, trustDomain);
-  if (spiffeTrustDomainsOf(root).length === 0) throw stateError(dir, `${name} names no trust domain (no spiffe:// URI SAN); it was not created by meshid ca`);
+  if (!root.sans.some((n) => n.type === 'uri' && n.value.startsWith('spiffe://'))) throw stateError(dir, `${name} names no trust domain (no spiffe:// URI SAN); it was not created by meshid ca`);
   checkDates(dir, name, root, now);
 }
 

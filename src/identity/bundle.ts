@@ -4,10 +4,9 @@
  */
 import crypto from 'node:crypto';
 import { MeshidError } from '../lib/errors.js';
-import { type Certificate, certificatesToPem, parseCertificate } from './certificate.js';
-import { decodePemOf } from './pem.js';
-import { parseTrustDomain, SpiffeIdError, tryParseSpiffeId } from './spiffe-id.js';
-import { caProblem, certificateLabel } from './svid-verify.js';
+import { type Certificate, certificatesToPem, parseCertificatesPem } from './certificate.js';
+import { parseTrustDomain, SpiffeIdError } from './spiffe-id.js';
+import { caProblem, certificateLabel, foreignTrustDomain } from './svid-verify.js';
 
 export interface TrustBundle {
   readonly trustDomain: string;
@@ -37,22 +36,14 @@ export function certificateFingerprint(cert: { readonly der: Uint8Array }): stri
  * whose SPIFFE ID names another trust domain.
  */
 export function parseTrustBundle(trustDomain: string, pemText: string, source = 'trust bundle'): TrustBundle {
-  let ders: Buffer[];
+  let certs: Certificate[];
   try {
-    ders = decodePemOf(pemText, 'CERTIFICATE', source);
+    certs = parseCertificatesPem(pemText, source);
   } catch (e) {
     if (!(e instanceof MeshidError)) throw e;
     const code = e.code === 'pem_empty' || e.code === 'pem_bad_base64' ? 'bundle_not_pem' : 'bundle_not_certificate';
-    throw new TrustBundleError(code, e.message.startsWith(source) ? e.message : `${source}: ${e.message}`);
+    throw new TrustBundleError(code, e.message);
   }
-  const certs = ders.map((der, i) => {
-    try {
-      return parseCertificate(der);
-    } catch (e) {
-      if (!(e instanceof MeshidError)) throw e;
-      throw new TrustBundleError('bundle_not_certificate', `${source}, certificate ${i + 1}: ${e.message}`);
-    }
-  });
   return trustBundleFromCertificates(trustDomain, certs, source);
 }
 
@@ -72,15 +63,9 @@ export function trustBundleFromCertificates(trustDomain: string, certs: readonly
     const what = `${source}, certificate ${i + 1} (${certificateLabel(cert)})`;
     const ca = caProblem(cert);
     if (ca) throw new TrustBundleError('bundle_root_not_ca', `${what} cannot be a root: it ${ca.detail}`);
-    for (const san of cert.sans) {
-      if (san.type !== 'uri') continue;
-      const id = tryParseSpiffeId(san.value);
-      if (id.ok && id.id.trustDomain !== td) {
-        throw new TrustBundleError(
-          'bundle_root_trust_domain_mismatch',
-          `${what} belongs to trust domain "${id.id.trustDomain}" (${san.value}), not "${td}"`,
-        );
-      }
+    const foreign = foreignTrustDomain(cert, td);
+    if (foreign) {
+      throw new TrustBundleError('bundle_root_trust_domain_mismatch', `${what} belongs to trust domain "${foreign.trustDomain}" (${foreign.uri}), not "${td}"`);
     }
     const fp = certificateFingerprint(cert);
     if (fingerprints.includes(fp)) return;

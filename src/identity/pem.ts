@@ -27,7 +27,13 @@ export function decodePem(text: string): PemBlock[] {
 
 /** All blocks with the given label; throws if there are none or if other labels are present. */
 export function decodePemOf(text: string, label: string, what: string): Buffer[] {
-  const blocks = decodePem(text);
+  let blocks: PemBlock[];
+  try {
+    blocks = decodePem(text);
+  } catch (e) {
+    if (e instanceof MeshidError) throw new MeshidError(e.kind, e.code, `${what}: ${e.message}`);
+    throw e;
+  }
   if (blocks.length === 0) throw new MeshidError('invalid_argument', 'pem_empty', `${what}: no PEM block found`);
   for (const b of blocks) {
     if (b.label !== label) {

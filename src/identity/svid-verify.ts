@@ -317,6 +317,16 @@ export function caProblem(cert: Certificate): CaProblem | undefined {
   return undefined;
 }
 
+/** The first SPIFFE ID a certificate carries that is in another trust domain than td, if any. */
+export function foreignTrustDomain(cert: Certificate, td: string): { readonly trustDomain: string; readonly uri: string } | undefined {
+  for (const san of cert.sans) {
+    if (san.type !== 'uri') continue;
+    const parsed = tryParseSpiffeId(san.value);
+    if (parsed.ok && parsed.id.trustDomain !== td) return { trustDomain: parsed.id.trustDomain, uri: san.value };
+  }
+  return undefined;
+}
+
 // ---- SPIFFE rules -------------------------------------------------------------------------------
 
 /** The X509-SVID standard's leaf rules; returns the leaf's SPIFFE ID. */
@@ -365,16 +375,13 @@ function checkTrustDomain(id: SpiffeId, path: readonly Certificate[], expected: 
   }
   path.forEach((ca, i) => {
     if (i === 0) return;
-    for (const san of ca.sans) {
-      if (san.type !== 'uri') continue;
-      const parsed = tryParseSpiffeId(san.value);
-      if (parsed.ok && parsed.id.trustDomain !== id.trustDomain) {
-        throw new SvidVerificationError(
-          'ca_trust_domain_mismatch',
-          `${describe(ca, i === path.length - 1 ? 'root' : 'intermediate')} belongs to trust domain "${parsed.id.trustDomain}" (${san.value}) and cannot vouch for ${id.uri}`,
-          ca,
-        );
-      }
+    const foreign = foreignTrustDomain(ca, id.trustDomain);
+    if (foreign) {
+      throw new SvidVerificationError(
+        'ca_trust_domain_mismatch',
+        `${describe(ca, i === path.length - 1 ? 'root' : 'intermediate')} belongs to trust domain "${foreign.trustDomain}" (${foreign.uri}) and cannot vouch for ${id.uri}`,
+        ca,
+      );
     }
   });
 }

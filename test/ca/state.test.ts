@@ -128,7 +128,10 @@ test('intermediate chains that do not hold together are refused', (t) => {
     [privateKeyPkcs8Pem(root.key.privateKey), inter.pem + root.pem, /intermediate-key\.pem does not match/],
   ];
   const leaf = makeLeaf(root);
-  cases.push([privateKeyPkcs8Pem(leaf.key.privateKey), leaf.pem + root.pem, /certificate 1 is not a CA certificate/]);
+  cases.push([privateKeyPkcs8Pem(leaf.key.privateKey), leaf.pem + root.pem, /certificate 1 cannot issue certificates: it is not a CA/]);
+  // An intermediate agents would refuse (no keyUsage) must not start the CA: every chain it issued would be rejected.
+  const noKeyUsage = makeIntermediate(root, TD, { keyUsage: null });
+  cases.push([privateKeyPkcs8Pem(noKeyUsage.key.privateKey), noKeyUsage.pem + root.pem, /certificate 1 cannot issue certificates: it is a CA without a keyUsage extension/]);
   for (const [k, chain, message] of cases) {
     const e = t.throws(() => loadOrCreateState(setup(k, chain), TD, Date.now()));
     t.regex(e!.message, message);
