@@ -8,7 +8,7 @@ import { formatHostPort } from '../config/options.js';
 import type { GeneralName } from '../identity/extensions.js';
 import type { SpiffeId } from '../identity/spiffe-id.js';
 import { type Clock, systemClock, type Timer } from '../lib/clock.js';
-import { type ErrorKind, errorMessage, MeshidError } from '../lib/errors.js';
+import { errorMessage, MeshidError } from '../lib/errors.js';
 import { grpcStatusOf } from '../lib/grpc-status.js';
 import { type Logger, silentLogger } from '../observability/logger.js';
 import { type AuthMethod, CallerAuthenticator } from './auth/authenticator.js';
@@ -21,18 +21,9 @@ import { caServiceDefinition, type IstioCertificateRequest, type IstioCertificat
 import { ServingCertificateProvider, servingCredentials } from './serving-credentials.js';
 import { loadOrCreateState } from './state.js';
 
-/** What the CA counts; Prometheus is wired behind this later. */
-export interface CaMetrics {
-  issued(method: AuthMethod, ttlSeconds: number): void;
-  refused(reason: string, kind: ErrorKind): void;
-}
-
-export const noopCaMetrics: CaMetrics = { issued: () => {}, refused: () => {} };
-
 export interface CaDeps {
   readonly clock?: Clock;
   readonly logger?: Logger;
-  readonly metrics?: CaMetrics;
 }
 
 export interface RunningCa {
@@ -52,7 +43,6 @@ const SHUTDOWN_GRACE_MS = 5000;
 export async function startCa(config: CaConfig, deps: CaDeps = {}): Promise<RunningCa> {
   const clock = deps.clock ?? systemClock;
   const log = (deps.logger ?? silentLogger()).child({ component: 'ca' });
-  const metrics = deps.metrics ?? noopCaMetrics;
   const { trustDomain } = config;
 
   if (config.ttl > config.maxTtl) throw configError(`--ttl ${config.ttl / 1000}s is longer than --max-ttl ${config.maxTtl / 1000}s`);
@@ -118,7 +108,6 @@ export async function startCa(config: CaConfig, deps: CaDeps = {}): Promise<Runn
         requestedTtlSeconds: requestedSeconds(call.request.validity_duration),
         now: clock.now(),
       });
-      const ttlSeconds = Math.round((issued.notAfter.getTime() - issued.notBefore.getTime()) / 1000);
       log.info(
         {
           event: 'certificate_issued',
@@ -133,7 +122,6 @@ export async function startCa(config: CaConfig, deps: CaDeps = {}): Promise<Runn
         },
         issued.ttl.clampedFromMs !== undefined ? 'certificate issued (requested lifetime clamped to --max-ttl)' : 'certificate issued',
       );
-      metrics.issued(method, ttlSeconds);
       return { cert_chain: issued.chainPem };
     } catch (e) {
       const err = e instanceof MeshidError ? e : new MeshidError('internal', 'internal_error', 'internal error while issuing');
@@ -142,7 +130,6 @@ export async function startCa(config: CaConfig, deps: CaDeps = {}): Promise<Runn
         { event: 'certificate_refused', ...(identity ? { identity: identity.uri, auth: method } : {}), reason: err.code, status: grpc.status[grpcStatusOf(err.kind)], peer },
         err.message,
       );
-      metrics.refused(err.code, err.kind);
       throw err;
     }
   }
@@ -206,9 +193,7 @@ function loadJwt(config: CaConfig): JwtAuthenticator | undefined {
 }
 
 /** validity_duration arrives as a decimal string (int64); absent or "0" means the default. */
+/** int64 arrives as a decimal string; resolveTtl refuses what is not a usable number of seconds. */
 function requestedSeconds(raw: string | number | undefined): number | undefined {
-  if (raw === undefined) return undefined;
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n)) throw new MeshidError('invalid_argument', 'ttl_invalid', `validity_duration ${raw} is out of range`);
-  return n;
+  return raw === undefined ? undefined : Number(raw);
 }

@@ -81,23 +81,3 @@ export function trustBundleFromCertificates(trustDomain: string, certs: readonly
     version,
   });
 }
-
-/** Same trust domain and the same set of roots (order does not matter). */
-export function sameTrustBundle(a: TrustBundle, b: TrustBundle): boolean {
-  return a.version === b.version;
-}
-
-export interface TrustBundleDiff {
-  readonly added: readonly Certificate[];
-  readonly removed: readonly Certificate[];
-}
-
-/** Roots added and removed, by fingerprint; `before` may be absent (everything is added). */
-export function diffTrustBundles(before: TrustBundle | undefined, after: TrustBundle): TrustBundleDiff {
-  const old = new Set(before?.fingerprints ?? []);
-  const now = new Set(after.fingerprints);
-  return {
-    added: after.roots.filter((_, i) => !old.has(after.fingerprints[i]!)),
-    removed: before ? before.roots.filter((_, i) => !now.has(before.fingerprints[i]!)) : [],
-  };
-}

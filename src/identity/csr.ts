@@ -40,9 +40,9 @@ export interface ParsedCsr {
 
 const CSR_LABELS = new Set(['CERTIFICATE REQUEST', 'NEW CERTIFICATE REQUEST']);
 
-/** Accepts one PEM CSR (or raw DER); anything else is a specific invalid_argument error. */
-export function parseCsr(input: string | Uint8Array): ParsedCsr {
-  return parseCsrDer(typeof input === 'string' ? csrDerFromPem(input) : Buffer.from(input));
+/** Accepts one PEM CSR; anything else is a specific invalid_argument error. */
+export function parseCsr(pem: string): ParsedCsr {
+  return parseCsrDer(csrDerFromPem(pem));
 }
 
 function csrDerFromPem(pem: string): Buffer {
@@ -56,7 +56,7 @@ function csrDerFromPem(pem: string): Buffer {
   return block!.der;
 }
 
-export function parseCsrDer(csrDer: Buffer): ParsedCsr {
+function parseCsrDer(csrDer: Buffer): ParsedCsr {
   const what = 'CSR';
   let top: Asn1[];
   try {

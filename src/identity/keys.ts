@@ -29,10 +29,6 @@ function keygenArgs(algorithm: KeyAlgorithm): ['ec', { namedCurve: string }] | [
   }
 }
 
-export function isKeyAlgorithm(s: string): s is KeyAlgorithm {
-  return (KEY_ALGORITHMS as readonly string[]).includes(s);
-}
-
 /** Generates a key pair; RSA runs off the event loop because it takes 100 ms or more. */
 export function generateKeyPair(algorithm: KeyAlgorithm = 'ec-p256'): Promise<KeyPair> {
   const [type, options] = keygenArgs(algorithm);

@@ -1,6 +1,6 @@
 /** X.501 Names: built one attribute per RDN, compared as DER (exact-match chaining). */
 import forge from './forge-asn1.js';
-import { type Asn1, childrenOf, der, encodeDer, readOid, Tag } from './der.js';
+import { type Asn1, childrenOf, der, readOid, Tag } from './der.js';
 import { OID } from './oids.js';
 
 export interface NameAttribute {
@@ -11,8 +11,6 @@ export interface NameAttribute {
 export function nameNode(attrs: readonly NameAttribute[]): Asn1 {
   return der.seq(attrs.map((a) => der.set([der.seq([der.oid(a.oid), der.utf8(a.value)])])));
 }
-
-export const EMPTY_NAME: readonly NameAttribute[] = [];
 
 export function commonNameAndOrg(commonName: string, organization?: string): NameAttribute[] {
   const attrs: NameAttribute[] = [];
@@ -36,10 +34,6 @@ export function nameText(name: Asn1): string {
     }
   }
   return parts.join(',');
-}
-
-export function nameDer(name: Asn1): Buffer {
-  return encodeDer(name);
 }
 
 export function isEmptyName(name: Asn1): boolean {

@@ -2,8 +2,6 @@
 export const OID = {
   // key types and curves
   ecPublicKey: '1.2.840.10045.2.1',
-  rsaEncryption: '1.2.840.113549.1.1.1',
-  ed25519: '1.3.101.112',
   p256: '1.2.840.10045.3.1.7',
   p384: '1.3.132.0.34',
   p521: '1.3.132.0.35',
@@ -14,8 +12,6 @@ export const OID = {
   sha256WithRsa: '1.2.840.113549.1.1.11',
   sha384WithRsa: '1.2.840.113549.1.1.12',
   sha512WithRsa: '1.2.840.113549.1.1.13',
-  sha1WithRsa: '1.2.840.113549.1.1.5',
-  rsassaPss: '1.2.840.113549.1.1.10',
   // PKCS#9
   extensionRequest: '1.2.840.113549.1.9.14',
   // names
@@ -26,7 +22,6 @@ export const OID = {
   keyUsage: '2.5.29.15',
   subjectAltName: '2.5.29.17',
   basicConstraints: '2.5.29.19',
-  nameConstraints: '2.5.29.30',
   authorityKeyIdentifier: '2.5.29.35',
   extKeyUsage: '2.5.29.37',
   // extended key usages

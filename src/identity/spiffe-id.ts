@@ -96,12 +96,6 @@ export function workloadSpiffeId(trustDomain: string, namespace: string, service
   return spiffeIdFromParts(trustDomain, ['ns', namespace, 'sa', serviceAccount]);
 }
 
-/** The namespace of an Istio-style ID (/ns/<ns>/...), if it has that shape. */
-export function namespaceOf(id: SpiffeId): string | undefined {
-  const m = /^\/ns\/([^/]+)(?:\/|$)/.exec(id.path);
-  return m?.[1];
-}
-
 export function trustDomainId(trustDomain: string): string {
   return `${SCHEME}${trustDomain}`;
 }

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { namespaceOf, parseSpiffeId, parseTrustDomain, SpiffeIdError, type SpiffeIdRule, workloadSpiffeId } from '../../src/identity/spiffe-id.js';
+import { parseSpiffeId, parseTrustDomain, SpiffeIdError, type SpiffeIdRule, workloadSpiffeId } from '../../src/identity/spiffe-id.js';
 
 const valid: Array<[string, string, string]> = [
   ['spiffe://example.org', 'example.org', ''],
@@ -71,10 +71,8 @@ test('trust domain names', (t) => {
   t.throws(() => parseTrustDomain(''), { instanceOf: SpiffeIdError });
 });
 
-test('workload IDs and their namespace', (t) => {
+test('workload IDs', (t) => {
   const id = workloadSpiffeId('cluster.local', 'shop', 'frontend');
   t.is(id.uri, 'spiffe://cluster.local/ns/shop/sa/frontend');
-  t.is(namespaceOf(id), 'shop');
-  t.is(namespaceOf(parseSpiffeId('spiffe://cluster.local/workload/x')), undefined);
   t.throws(() => workloadSpiffeId('cluster.local', 'bad/ns', 'sa'), { instanceOf: SpiffeIdError });
 });

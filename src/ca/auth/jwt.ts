@@ -124,7 +124,6 @@ export class JwtAuthenticator {
     }
     if (e instanceof errors.JWSSignatureVerificationFailed) return refuse('jwt_signature_invalid', 'the signature does not verify with any configured key');
     if (e instanceof errors.JWKSNoMatchingKey) return refuse('jwt_no_matching_key', `no configured key can verify an ${alg} token with this key ID`);
-    if (e instanceof errors.JOSEAlgNotAllowed) return refuse('jwt_algorithm_refused', `algorithm ${alg} is not allowed`);
     if (e instanceof errors.JOSEError) return refuse('jwt_malformed', `malformed token (${e.message})`);
     return refuse('jwt_invalid', errorMessage(e));
   }
