@@ -11,7 +11,6 @@
  */
 import type { Decision } from './engine.js';
 
-export const GRPC_OK = 0;
 export const GRPC_PERMISSION_DENIED = 7;
 export const HTTP_FORBIDDEN = 403;
 

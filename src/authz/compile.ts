@@ -132,7 +132,7 @@ type Guard = ReadonlyArray<readonly [IndexName, string]>;
 
 class GroupBuilder {
   policies = 0;
-  private readonly all: CompiledRule[] = [];
+  private rules = 0;
   private readonly scan: CompiledRule[] = [];
   private readonly maps: Record<IndexName, Map<string, CompiledRule[]>> = {
     byPrincipal: new Map(),
@@ -143,7 +143,7 @@ class GroupBuilder {
   };
 
   add(rule: CompiledRule, guard: Guard | undefined): void {
-    this.all.push(rule);
+    this.rules++;
     if (!guard) {
       this.scan.push(rule);
       return;
@@ -159,7 +159,7 @@ class GroupBuilder {
   build(): RuleGroup {
     return Object.freeze({
       policies: this.policies,
-      rules: this.all.length,
+      rules: this.rules,
       scan: this.scan,
       ...this.maps,
     });

@@ -10,6 +10,7 @@
  */
 import type { Logger } from '../observability/logger.js';
 import type { Decision } from './engine.js';
+import { stripQuery } from './facts.js';
 
 export interface DecisionLogOptions {
   /** Fraction of decisions logged, 0 (off) to 1 (all). */
@@ -79,7 +80,7 @@ export class DecisionLog {
       principal: r.principal,
       method: r.method,
       host: r.host,
-      path: r.path === undefined ? undefined : withoutQuery(r.path),
+      path: r.path === undefined ? undefined : stripQuery(r.path),
       outcome: d.allow ? 'allow' : 'deny',
       reason: d.reason,
       policy: d.rule?.policy.id,
@@ -99,9 +100,4 @@ export class DecisionLog {
     }`;
     this.logger.info(fields, msg);
   }
-}
-
-function withoutQuery(path: string): string {
-  const q = path.indexOf('?');
-  return q === -1 ? path : path.slice(0, q);
 }

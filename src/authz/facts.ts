@@ -20,7 +20,6 @@ export interface AuthzInput {
   readonly peerCertificate?: PeerCertificateStatus;
   /** The downstream peer's address as Envoy reports it (source.ip, and remote.ip: see README). */
   readonly sourceIp?: string;
-  readonly sourcePort?: number;
   readonly destinationIp?: string;
   readonly destinationPort?: number;
   readonly method?: string;

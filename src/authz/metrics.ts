@@ -1,6 +1,6 @@
 /**
- * What the ext_authz service reports for counting. Prometheus wiring (a later issue) implements
- * this interface; until then the no-op default costs nothing.
+ * What the ext_authz service reports for counting. src/observability/metrics.ts (authzHooks) maps it
+ * to Prometheus; without it the no-op default costs nothing.
  */
 import type { DecisionReason } from './engine.js';
 import type { PeerCertificateStatus } from './facts.js';

@@ -39,8 +39,6 @@ interface CacheEntry {
 
 export interface PeerCertificateChecker {
   check(urlEncodedPem: string): PeerCertificateStatus;
-  /** Entries currently cached (for tests and metrics). */
-  size(): number;
 }
 
 export function peerCertificateChecker(options: PeerCertificateOptions): PeerCertificateChecker {
@@ -88,6 +86,5 @@ export function peerCertificateChecker(options: PeerCertificateOptions): PeerCer
       cache.set(encoded, entry);
       return entry.status;
     },
-    size: () => cache.size,
   };
 }

@@ -12,8 +12,7 @@ export type PolicySetResult =
   | { readonly ok: true; readonly set: CompiledPolicySet; readonly warnings: readonly PolicyIssue[] }
   | { readonly ok: false; readonly errors: readonly PolicyIssue[]; readonly revision: string };
 
-export function buildPolicySet(files: readonly PolicyFileText[], label = 'policy directory'): PolicySetResult {
-  const revision = revisionOf(files);
+export function buildPolicySet(files: readonly PolicyFileText[], label = 'policy directory', revision = revisionOf(files)): PolicySetResult {
   const { policies, errors } = parsePolicyFiles(files);
   if (errors.length > 0) return { ok: false, errors, revision };
   const warnings = lintPolicies(policies);

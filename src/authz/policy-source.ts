@@ -70,7 +70,7 @@ export async function startPolicySource(options: PolicySourceOptions): Promise<P
       lastRejected = undefined; // a bad edit was reverted: the next bad one is news again
       return { status: 'unchanged', revision };
     }
-    const built = buildPolicySet(read.files, options.dir);
+    const built = buildPolicySet(read.files, options.dir, revision);
     if (!built.ok) return reject(built.errors, revision);
     current = built.set; // the swap: one assignment, between two requests
     lastRejected = undefined;
@@ -119,7 +119,6 @@ export async function startPolicySource(options: PolicySourceOptions): Promise<P
     return running;
   };
 
-  await reload();
   let watch: PathWatch | undefined;
   if (options.watch !== false) {
     watch = watchPaths([options.dir], () => void reload(), {
@@ -128,10 +127,10 @@ export async function startPolicySource(options: PolicySourceOptions): Promise<P
       resyncMs: options.resyncMs ?? 30_000,
       onError: (e) => log.warn({ err: errorMessage(e) }, 'policy directory watch error'),
     });
+    // Watching before the first read: a change made while it runs is an event, not a gap.
     await watch.ready;
-    // Anything that changed between the first read and the watch becoming ready.
-    await reload();
   }
+  await reload();
 
   return {
     current: () => current,

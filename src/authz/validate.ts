@@ -114,8 +114,8 @@ export function parsePolicyFile(file: string, text: string): ParsedPolicies {
     const reader = new DocReader(file, i + 1, doc, lineCounter);
     const policy = reader.read();
     const issues = reader.issues();
-    // In line order (stable), as an editor shows them.
-    errors.push(...issues.map((issue, k) => [issue, k] as const).sort(([a, ka], [b, kb]) => (a.line ?? 0) - (b.line ?? 0) || ka - kb).map(([issue]) => issue));
+    // In line order, as an editor shows them (Array.prototype.sort is stable).
+    errors.push(...[...issues].sort((a, b) => (a.line ?? 0) - (b.line ?? 0)));
     if (policy && issues.length === 0) policies.push(policy);
   });
   return { policies, errors };

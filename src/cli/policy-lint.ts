@@ -10,9 +10,9 @@ import { policyLine, summarizePolicy } from '../authz/report.js';
 import { formatIssue, type PolicyIssue } from '../authz/validate.js';
 import { defineCommand } from './command.js';
 
-export const EXIT_VALID = 0;
-export const EXIT_INVALID = 1;
-export const EXIT_USAGE = 2;
+const EXIT_VALID = 0;
+const EXIT_INVALID = 1;
+const EXIT_USAGE = 2;
 
 export default defineCommand({
   name: 'policy lint',

@@ -11,7 +11,6 @@ const BASE: AuthzInput = {
   host: 'orders.shop.svc.cluster.local',
   path: '/api/v1/orders?dry=1',
   sourceIp: '10.1.2.3',
-  sourcePort: 51234,
   destinationIp: '10.9.9.9',
   destinationPort: 8080,
   headers: { 'x-tenant': 'acme', 'content-type': 'application/json' },

@@ -5,18 +5,9 @@ import { makeLeaf, makeRoot } from '../helpers/pki.js';
 import { tempDir } from '../helpers/tmp.js';
 import { fixture, runCli } from '../authz/helpers/cli.js';
 
-const EXAMPLE = '/work/shared/examples/check-request.json';
-const example = (): Record<string, unknown> =>
-  fs.existsSync(EXAMPLE)
-    ? (JSON.parse(fs.readFileSync(EXAMPLE, 'utf8')) as Record<string, unknown>)
-    : {
-        attributes: {
-          source: { address: { socketAddress: { address: '127.0.0.1', portValue: 51234 } }, principal: 'spiffe://cluster.local/ns/shop/sa/frontend' },
-          destination: { address: { socketAddress: { address: '127.0.0.1', portValue: 8080 } } },
-          request: { http: { id: 'r1', method: 'POST', path: '/api/v1/orders?dry=1', host: 'orders.shop.svc.cluster.local', headers: { 'x-tenant': 'acme' } } },
-          tlsSession: { sni: 'orders.shop.svc.cluster.local' },
-        },
-      };
+// The shape Envoy sends for an mTLS request from shop/frontend to shop/orders (camelCase JSON).
+const EXAMPLE = path.resolve('test', 'fixtures', 'check-request.json');
+const example = (): Record<string, unknown> => JSON.parse(fs.readFileSync(EXAMPLE, 'utf8')) as Record<string, unknown>;
 
 function snakeRequest(opts: { principal?: string; path?: string; method?: string; certificate?: string; tenant?: string }) {
   return {
