@@ -14,6 +14,7 @@ import type { Certificate } from '../identity/certificate.js';
 import { verifyX509Svid } from '../identity/svid-verify.js';
 import type { Clock } from '../lib/clock.js';
 import { errorMessage, MeshidError } from '../lib/errors.js';
+import { bindServer, shutdownGracefully } from '../lib/grpc-server.js';
 import { type BoundSocket, listenOnUnixSocket } from '../lib/unix-socket.js';
 import type { Logger } from '../observability/logger.js';
 import type { CheckRequestLike } from './check-request.js';
@@ -204,17 +205,8 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
     socketPath,
     policies,
     async close() {
-      await new Promise<void>((resolve) => {
-        // In-flight checks get a grace period, then connections are cut.
-        const timer = deps.clock.setTimer(SHUTDOWN_GRACE_MS, () => {
-          server.forceShutdown();
-          resolve();
-        });
-        server.tryShutdown(() => {
-          timer.cancel();
-          resolve();
-        });
-      });
+      // In-flight checks get a grace period, then connections are cut.
+      await shutdownGracefully(server, deps.clock, SHUTDOWN_GRACE_MS);
       await policies.close();
       boundSocket?.remove();
     },
@@ -244,11 +236,10 @@ function checkServiceDefinition(): grpc.ServiceDefinition {
 /** Answer for when even encoding a decision failed: PERMISSION_DENIED, 403, no details. */
 const FALLBACK_DENY = encodeCheckResponse(denyDecision('internal_error', ''), 'none', { denyDetails: false });
 
-function bind(server: grpc.Server, address: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => {
-      if (err) reject(new MeshidError('unavailable', 'authz_bind_failed', `ext_authz cannot listen on ${address}: ${err.message}`));
-      else resolve(port);
-    });
-  });
+async function bind(server: grpc.Server, address: string): Promise<number> {
+  try {
+    return await bindServer(server, address);
+  } catch (e) {
+    throw new MeshidError('unavailable', 'authz_bind_failed', `ext_authz cannot listen on ${address}: ${errorMessage(e)}`);
+  }
 }

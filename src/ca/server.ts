@@ -9,6 +9,7 @@ import type { GeneralName } from '../identity/extensions.js';
 import type { SpiffeId } from '../identity/spiffe-id.js';
 import { type Clock, systemClock, type Timer } from '../lib/clock.js';
 import { errorMessage, MeshidError } from '../lib/errors.js';
+import { bindServer, shutdownGracefully } from '../lib/grpc-server.js';
 import { grpcStatusOf } from '../lib/grpc-status.js';
 import { type Logger, silentLogger } from '../observability/logger.js';
 import { type AuthMethod, CallerAuthenticator } from './auth/authenticator.js';
@@ -137,9 +138,7 @@ export async function startCa(config: CaConfig, deps: CaDeps = {}): Promise<Runn
   const target = formatHostPort(config.listen);
   let port: number;
   try {
-    port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(target, servingCredentials(provider), (err, p) => (err ? reject(err) : resolve(p))),
-    );
+    port = await bindServer(server, target, servingCredentials(provider));
   } catch (e) {
     renewal?.cancel();
     server.forceShutdown();
@@ -156,15 +155,8 @@ export async function startCa(config: CaConfig, deps: CaDeps = {}): Promise<Runn
     bundlePem: state.bundlePem,
     bundlePath: state.bundlePath,
     close() {
-      closed ??= new Promise<void>((resolve) => {
-        renewal?.cancel();
-        const force = clock.setTimer(SHUTDOWN_GRACE_MS, () => server.forceShutdown());
-        server.tryShutdown(() => {
-          force.cancel();
-          log.info({ event: 'stopped' }, 'CA stopped');
-          resolve();
-        });
-      });
+      renewal?.cancel();
+      closed ??= shutdownGracefully(server, clock, SHUTDOWN_GRACE_MS).then(() => log.info({ event: 'stopped' }, 'CA stopped'));
       return closed;
     },
   };

@@ -13,6 +13,7 @@ import net from 'node:net';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Clock } from './clock.js';
+import { bindServer } from './grpc-server.js';
 import { errorMessage, MeshidError } from './errors.js';
 
 /** sun_path holds 108 bytes on Linux, including the terminating NUL. */
@@ -73,11 +74,6 @@ export async function socketAnswers(socketPath: string, clock: Clock): Promise<b
   return (await probe(socketPath, clock)).state === 'live';
 }
 
-function bindAsync(server: grpc.Server, socketPath: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.bindAsync(`unix:${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
-  });
-}
 
 export async function listenOnUnixSocket(server: grpc.Server, requested: string, mode: number, clock: Clock, role: SocketRole): Promise<BoundSocket> {
   const socketPath = path.resolve(requested);
@@ -147,7 +143,7 @@ export async function listenOnUnixSocket(server: grpc.Server, requested: string,
 
 async function bindOrExplain(server: grpc.Server, bindPath: string, socketPath: string, role: SocketRole): Promise<void> {
   try {
-    await bindAsync(server, bindPath);
+    await bindServer(server, `unix:${bindPath}`);
   } catch (e) {
     throw socketError(role, 'bind', socketPath, `cannot listen: ${errorMessage(e)}`);
   }

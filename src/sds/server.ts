@@ -15,7 +15,11 @@ import type { SecretKind } from './resource-names.js';
 import { type CatalogUsage, SecretCatalog } from './secret-catalog.js';
 import { type EncodedSecret, responseWithNonce } from './secret-encoding.js';
 import { type DiscoveryRequestMessage, requestedName, SecretStream, type StreamContext } from './secret-stream.js';
+import { shutdownGracefully } from '../lib/grpc-server.js';
 import { type BoundSocket, listenOnUnixSocket } from '../lib/unix-socket.js';
+
+/** Streams are ended at once on close; this bounds what is still being written. */
+const SHUTDOWN_GRACE_MS = 2000;
 
 const SDS_SOCKET_ROLE = { name: 'sds', label: 'SDS' };
 
@@ -26,8 +30,6 @@ export interface SdsServerConfig {
   readonly sdsSocketMode: number;
   /** Quiet period after a watched secret file changes before it is re-read (default 100 ms). */
   readonly fileDebounceMs?: number;
-  /** How long close() lets connections finish before cutting them (default 2 s). */
-  readonly shutdownGraceMs?: number;
 }
 
 export interface SdsServerDeps {
@@ -198,16 +200,7 @@ export async function startSdsServer(config: SdsServerConfig, deps: SdsServerDep
     for (const abort of [...fetches]) abort();
     for (const stream of [...streams]) stream.terminate(UNAVAILABLE_CLOSING);
     await catalog.close();
-    await new Promise<void>((resolve) => {
-      const timer = deps.clock.setTimer(config.shutdownGraceMs ?? 2000, () => {
-        server.forceShutdown();
-        resolve();
-      });
-      server.tryShutdown(() => {
-        timer.cancel();
-        resolve();
-      });
-    });
+    await shutdownGracefully(server, deps.clock, SHUTDOWN_GRACE_MS);
     logger.info({ socket: socket.path }, 'SDS server closed');
   };
 
