@@ -16,15 +16,14 @@
  *   { type: 'close' }  -> process exits 0 after closing the server
  * On start it sends { type: 'ready', socketPath } or { type: 'failed', error }.
  */
-import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
-import { envoyProtos } from '../src/envoy/protos.js';
 import { systemClock } from '../src/lib/clock.js';
 import { errorMessage } from '../src/lib/errors.js';
 import { silentLogger } from '../src/observability/logger.js';
 import { noopSdsMetrics, type SdsMetrics } from '../src/sds/metrics.js';
 import { encodeSecret, responseWithNonce } from '../src/sds/secret-encoding.js';
-import { startSdsServer } from '../src/sds/server.js';
+import { sdsServiceDefinition, startSdsServer } from '../src/sds/server.js';
+import { nowMs } from '../src/sds/client.js';
 import { listenOnUnixSocket } from '../src/lib/unix-socket.js';
 import { TestIdentitySource } from '../test/helpers/test-identity-source.js';
 
@@ -42,7 +41,7 @@ interface ServerUnderTest {
   close(): Promise<void>;
 }
 
-const now = () => performance.timeOrigin + performance.now();
+const now = nowMs;
 
 async function startSds(socketPath: string): Promise<ServerUnderTest> {
   const source = new TestIdentitySource({ clock: systemClock, trustDomain: 'bench.example' });
@@ -71,9 +70,8 @@ async function startBare(socketPath: string): Promise<ServerUnderTest> {
   let current = encode();
   let nonce = 0;
   const calls = new Set<grpc.ServerDuplexStream<unknown, Buffer>>();
-  const base = envoyProtos().sdsService;
   const server = new grpc.Server();
-  server.addService({ ...base, StreamSecrets: { ...base.StreamSecrets!, responseSerialize: (b: Buffer) => b } }, {
+  server.addService(sdsServiceDefinition(), {
     StreamSecrets: (call: grpc.ServerDuplexStream<unknown, Buffer>) => {
       call.once('data', () => {
         calls.add(call);

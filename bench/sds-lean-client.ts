@@ -8,8 +8,8 @@
  */
 import http2 from 'node:http2';
 import net from 'node:net';
-import { performance } from 'node:perf_hooks';
 import { envoyProtos, SDS_SERVICE, SECRET_TYPE_URL } from '../src/envoy/protos.js';
+import { nowMs } from '../src/sds/client.js';
 
 export interface SdsFleet {
   readonly size: number;
@@ -61,7 +61,7 @@ export async function openLeanFleet(socketPath: string, streams: number, connect
       for (const l of listeners) l(res.version_info, at);
     };
     stream.on('data', (chunk: Buffer) => {
-      const at = performance.timeOrigin + performance.now();
+      const at = nowMs();
       pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
       while (pending.length >= 5) {
         const length = pending.readUInt32BE(1);

@@ -21,7 +21,6 @@ const ENTRY_FILES = [
 
 
 export interface EnvoyProtos {
-  readonly root: protobuf.Root;
   readonly sdsService: grpc.ServiceDefinition;
   readonly authzService: grpc.ServiceDefinition;
   readonly Secret: protobuf.Type;
@@ -33,7 +32,7 @@ export interface EnvoyProtos {
 
 let loaded: EnvoyProtos | undefined;
 
-export function protoIncludeDirs(): string[] {
+function protoIncludeDirs(): string[] {
   const require = createRequire(import.meta.url);
   const deps = path.join(path.dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
   // protobufjs ships google/protobuf/descriptor.proto, which Envoy's annotations import.
@@ -50,7 +49,6 @@ export function envoyProtos(): EnvoyProtos {
   if (loaded) return loaded;
   const root = loadEnvoyRoot(ENTRY_FILES);
   loaded = {
-    root,
     sdsService: serviceDefinition(root, SDS_SERVICE),
     authzService: serviceDefinition(root, AUTHZ_SERVICE),
     Secret: root.lookupType('envoy.extensions.transport_sockets.tls.v3.Secret'),

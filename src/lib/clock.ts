@@ -13,25 +13,6 @@ export interface Clock {
   setTimer(ms: number, fn: () => void): Timer;
 }
 
-/** Resolves after ms on the given clock; rejects with the signal's reason if aborted first. */
-export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(signal.reason);
-      return;
-    }
-    const onAbort = () => {
-      timer.cancel();
-      reject(signal?.reason);
-    };
-    const timer = clock.setTimer(ms, () => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    });
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
 // setTimeout clamps delays above 2^31-1 ms to 1 ms; longer waits are chained.
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 

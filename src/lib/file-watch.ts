@@ -34,7 +34,7 @@ export interface PathWatch {
 }
 
 /** The directories to watch for a set of files and directories. */
-export function watchRoots(paths: readonly string[]): string[] {
+function watchRoots(paths: readonly string[]): string[] {
   const roots = new Set<string>();
   for (const p of paths) {
     const abs = path.resolve(p);

@@ -17,7 +17,7 @@ import { bindServer } from './grpc-server.js';
 import { errorMessage, MeshidError } from './errors.js';
 
 /** sun_path holds 108 bytes on Linux, including the terminating NUL. */
-export const MAX_SOCKET_PATH_BYTES = 107;
+const MAX_SOCKET_PATH_BYTES = 107;
 
 /** Which server's socket, for error codes and messages ("sds" -> sds_socket_in_use, "--sds-socket"). */
 export interface SocketRole {

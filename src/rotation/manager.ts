@@ -60,7 +60,7 @@ export interface SvidManagerStatus {
   readonly lastFailure?: { readonly kind: RotationFailureKind; readonly message: string; readonly at: number };
 }
 
-export const DEFAULT_WATCHDOG_MS = 10_000;
+const DEFAULT_WATCHDOG_MS = 10_000;
 
 const CONFIGURED = 'configured trust bundle';
 
@@ -101,7 +101,7 @@ export class SvidManager implements IdentitySource {
   private readonly first: Deferred<WorkloadSvid>;
 
   private phase: Phase = { kind: 'created' };
-  private held: { readonly svid: WorkloadSvid; readonly renewAt: number; readonly receivedAt: number } | undefined;
+  private held: { readonly svid: WorkloadSvid; readonly receivedAt: number } | undefined;
   private expiryAnnounced = false;
   private wake: Timer | undefined;
   private attemptSeq = 0;
@@ -356,7 +356,7 @@ export class SvidManager implements IdentitySource {
     const { svid, leaf, root } = accepted;
     const renewAt = renewalTime({ notBefore: leaf.notBefore.getTime(), notAfter: svid.expiresAt }, now, this.random(), this.policy.renewal);
     const previous = this.held?.svid.version;
-    this.held = { svid, renewAt, receivedAt: now };
+    this.held = { svid, receivedAt: now };
     this.expiryAnnounced = false;
     this.backoff.reset();
     this.consecutiveFailures = 0;

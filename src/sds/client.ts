@@ -254,10 +254,6 @@ export class SecretWatch {
     });
   }
 
-  /** Writes a request on the current stream as is. */
-  sendRaw(req: DiscoveryRequest): void {
-    this.call?.write(req);
-  }
 
   /** Cancels the current stream, as a broken connection would; the watch reconnects. */
   breakStream(): void {

@@ -65,7 +65,7 @@ function statusOf(error: MeshidError): Partial<grpc.StatusObject> {
 }
 
 /** The SDS service with responses written as pre-encoded bytes (see secret-encoding.ts). */
-function sdsServiceDefinition(): grpc.ServiceDefinition {
+export function sdsServiceDefinition(): grpc.ServiceDefinition {
   const base = envoyProtos().sdsService;
   const bytes = (b: Buffer) => b;
   return {

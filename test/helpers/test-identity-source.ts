@@ -3,11 +3,11 @@
  * sign a new leaf; the bundle can gain and lose roots; the SVID expires by the injected clock.
  * Used by the SDS tests and by the SDS benchmark's server harness.
  */
-import crypto from 'node:crypto';
 import type { IdentitySource, TrustBundleView, WorkloadSvid } from '../../src/sds/identity-source.js';
 import type { Clock } from '../../src/lib/clock.js';
 import { privateKeyPkcs8Pem } from '../../src/identity/keys.js';
 import { type Issued, makeLeaf, makeRoot } from './pki.js';
+import { trustBundleFromCertificates } from '../../src/identity/bundle.js';
 
 export interface TestIdentityOptions {
   readonly clock: Clock;
@@ -137,11 +137,7 @@ export class TestIdentitySource implements IdentitySource {
   }
 
   private bundleOf(roots: readonly Issued[]): TrustBundleView {
-    const fingerprints = roots.map((r) => crypto.createHash('sha256').update(r.der).digest('hex')).sort();
-    return {
-      trustDomain: this.trustDomain,
-      rootsPem: roots.map((r) => r.pem).join(''),
-      version: crypto.createHash('sha256').update(fingerprints.join(',')).digest('hex').slice(0, 16),
-    };
+    const b = trustBundleFromCertificates(this.trustDomain, roots.map((r) => r.cert), 'test bundle');
+    return { trustDomain: this.trustDomain, rootsPem: b.pem, version: b.version };
   }
 }

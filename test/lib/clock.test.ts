@@ -1,5 +1,5 @@
 import test from 'ava';
-import { sleep, systemClock } from '../../src/lib/clock.js';
+import { systemClock } from '../../src/lib/clock.js';
 import { FakeClock } from '../../src/lib/fake-clock.js';
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -108,29 +108,6 @@ test('jump steps the wall clock like a suspend: nothing fires, armed timers keep
   t.deepEqual(fired, [T0 + 10_000 + 3_600_000]);
   c.jump(-60_000); // an NTP step back
   t.is(c.now(), T0 + 10_000 + 3_540_000);
-});
-
-test('sleep resolves after ms on the given clock, and an abort rejects it and disarms its timer', async (t) => {
-  const c = new FakeClock(T0);
-  let slept = false;
-  const p = sleep(c, 500).then(() => (slept = true));
-  await c.advance(499);
-  t.false(slept);
-  await c.advance(1);
-  await p;
-  t.true(slept);
-
-  const ac = new AbortController();
-  const aborted = sleep(c, 500, ac.signal);
-  t.is(c.pendingCount(), 1);
-  ac.abort(new Error('stopping'));
-  await t.throwsAsync(aborted, { message: 'stopping' });
-  t.is(c.pendingCount(), 0);
-
-  const already = new AbortController();
-  already.abort(new Error('already'));
-  await t.throwsAsync(sleep(c, 10, already.signal), { message: 'already' });
-  t.is(c.pendingCount(), 0);
 });
 
 test('systemClock: real time, real timers, cancel works', async (t) => {

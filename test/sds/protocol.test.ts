@@ -170,18 +170,6 @@ test('a request before the first SVID and bundle waits for them, with no empty a
   raw.cancel();
 });
 
-test('an expired SVID is never served: a new stream waits for the next one', async (t) => {
-  const s = await startTestServer(t, { identity: { ttlMs: 60_000 } });
-  await s.clock.advance(61_000);
-  s.source.notify();
-  const w = s.client().subscribe('default');
-  await settle(150);
-  t.is(w.latest(), undefined);
-  const next = w.nextUpdate();
-  const fresh = s.source.rotate();
-  t.is((await next).version, fresh.version);
-});
-
 test('an SVID that expired while streams hold it is not handed to a stream that subscribes later', async (t) => {
   const s = await startTestServer(t, { identity: { ttlMs: 60_000 } });
   const early = s.client().subscribe('default');
