@@ -30,6 +30,25 @@ export interface AuthzInput {
   /** Lower-case header names, as Envoy reports them; repeated headers joined with ",". */
   readonly headers?: Readonly<Record<string, string>>;
   readonly sni?: string;
+  /** The request's verified end-user credential (JWT), when one was presented and checked. */
+  readonly requestAuth?: RequestAuth;
+}
+
+/**
+ * A verified request credential (Istio's request.auth.*): produced by the token verifier (or
+ * read from Envoy's jwt_authn metadata), matched by requestPrincipals and request.auth.* keys.
+ */
+export interface RequestAuth {
+  /** "<iss>/<sub>", as Istio spells a request principal. */
+  readonly principal: string;
+  /** The token's aud claim, as a list. */
+  readonly audiences: readonly string[];
+  /** The azp claim, when present. */
+  readonly presenter?: string;
+  /** Every claim of the token, for request.auth.claims[...]. */
+  readonly claims: Readonly<Record<string, unknown>>;
+  /** RFC 8705: true when the token's cnf.x5t#S256 equals the peer certificate's thumbprint. */
+  readonly certificateBound?: boolean;
 }
 
 /** Which derived facts the compiled policy set needs, so requests do not pay for the rest. */
