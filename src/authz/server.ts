@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { HostPort } from '../config/options.js';
 import { formatHostPort } from '../config/options.js';
-import { envoyProtos } from '../envoy/protos.js';
+import { type CheckRequest, envoyProtos } from '../envoy/protos.js';
 import type { Certificate } from '../identity/certificate.js';
 import { verifyX509Svid } from '../identity/svid-verify.js';
 import type { Clock } from '../lib/clock.js';
@@ -17,7 +17,6 @@ import { errorMessage, MeshidError } from '../lib/errors.js';
 import { bindServer, shutdownGracefully } from '../lib/grpc-server.js';
 import { type BoundSocket, listenOnUnixSocket } from '../lib/unix-socket.js';
 import type { Logger } from '../observability/logger.js';
-import type { CheckRequestLike } from './check-request.js';
 import { encodeCheckResponse } from './check-response.js';
 import { type CheckOutcome, decideCheckRequest } from './decide.js';
 import { DecisionLog } from './decision-log.js';
@@ -128,7 +127,7 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
     ...(config.resyncMs !== undefined ? { resyncMs: config.resyncMs } : {}),
   });
 
-  const check = (request: CheckRequestLike | Undecodable): Buffer => {
+  const check = (request: CheckRequest | Undecodable): Buffer => {
     const started = performance.now();
     const decisionId = randomUUID();
     let response: Buffer;
@@ -165,7 +164,7 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
 
   const server = new grpc.Server(GRPC_SERVER_OPTIONS);
   server.addService(checkServiceDefinition(), {
-    Check(call: grpc.ServerUnaryCall<CheckRequestLike | Undecodable, Buffer>, callback: grpc.sendUnaryData<Buffer>) {
+    Check(call: grpc.ServerUnaryCall<CheckRequest | Undecodable, Buffer>, callback: grpc.sendUnaryData<Buffer>) {
       let response: Buffer;
       try {
         response = check(call.request);
@@ -217,13 +216,13 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
 function checkServiceDefinition(): grpc.ServiceDefinition {
   const protos = envoyProtos();
   const base = protos.authzService.Check!;
-  const CheckRequest = protos.CheckRequest;
+  const requestType = protos.CheckRequest;
   return {
     Check: {
       ...base,
-      requestDeserialize: (bytes: Buffer): CheckRequestLike | Undecodable => {
+      requestDeserialize: (bytes: Buffer): CheckRequest | Undecodable => {
         try {
-          return CheckRequest.decode(bytes) as CheckRequestLike;
+          return requestType.decode(bytes) as CheckRequest;
         } catch (e) {
           return { undecodable: `the CheckRequest cannot be decoded: ${errorMessage(e)}` };
         }

@@ -11,13 +11,14 @@ import { parseCertificate } from '../identity/certificate.js';
 import { decodePem } from '../identity/pem.js';
 import { type ErrorKind, errorMessage } from '../lib/errors.js';
 import { errorKindOf } from '../lib/grpc-status.js';
-import { caServiceDefinition, type CreateCertificateMethod, type IstioCertificateRequest, type IstioCertificateResponse } from './protocol.js';
-
-export type CaAuth = { kind: 'token'; token: string } | { kind: 'mtls'; certChainPem: string; privateKeyPem: string };
-
-export type CaResult =
-  | { ok: true; chainPem: string[] } // leaf first, root last, one PEM per element
-  | { ok: false; kind: ErrorKind; grpcCode: number; message: string };
+import {
+  type CaAuth,
+  type CaResult,
+  caServiceDefinition,
+  type CreateCertificateMethod,
+  type IstioCertificateRequest,
+  type IstioCertificateResponse__Output,
+} from './protocol.js';
 
 export interface CaClientOptions {
   /** host:port */
@@ -64,7 +65,7 @@ export class CaClient {
     const request: IstioCertificateRequest = { csr: csrPem, ...(validitySeconds !== undefined ? { validity_duration: validitySeconds } : {}) };
     return new Promise<CaResult>((resolve) => {
       try {
-        channel.client.makeUnaryRequest<IstioCertificateRequest, IstioCertificateResponse>(
+        channel.client.makeUnaryRequest<IstioCertificateRequest, IstioCertificateResponse__Output>(
           this.method.path,
           this.method.requestSerialize,
           this.method.responseDeserialize,
@@ -159,7 +160,7 @@ function failure(kind: ErrorKind, grpcCode: number, message: string): CaResult {
 }
 
 /** A chain the agent can use: at least leaf and root, each element exactly one certificate. */
-function validateResponse(response: IstioCertificateResponse | undefined): CaResult {
+function validateResponse(response: IstioCertificateResponse__Output | undefined): CaResult {
   const chain = response?.cert_chain ?? [];
   const bad = (detail: string) => failure('internal', grpc.status.INTERNAL, `the CA returned a malformed response: ${detail}`);
   if (chain.length === 0) return bad('no certificates');

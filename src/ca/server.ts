@@ -18,7 +18,7 @@ import { StaticTokens } from './auth/static-tokens.js';
 import { Authority } from './authority.js';
 import { issueServingCertificate, SERVING_LIFETIME_MS, servingName } from './ca-certificates.js';
 import type { CaConfig } from './options.js';
-import { caServiceDefinition, type IstioCertificateRequest, type IstioCertificateResponse } from './protocol.js';
+import { caServiceDefinition, type IstioCertificateRequest__Output, type IstioCertificateResponse } from './protocol.js';
 import { ServingCertificateProvider, servingCredentials } from './serving-credentials.js';
 import { loadOrCreateState } from './state.js';
 
@@ -81,7 +81,7 @@ export async function startCa(config: CaConfig, deps: CaDeps = {}): Promise<Runn
   const server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_REQUEST_BYTES });
   server.addService(caServiceDefinition(), {
     CreateCertificate: (
-      call: grpc.ServerUnaryCall<IstioCertificateRequest, IstioCertificateResponse>,
+      call: grpc.ServerUnaryCall<IstioCertificateRequest__Output, IstioCertificateResponse>,
       callback: grpc.sendUnaryData<IstioCertificateResponse>,
     ) => {
       void handle(call).then(
@@ -91,7 +91,7 @@ export async function startCa(config: CaConfig, deps: CaDeps = {}): Promise<Runn
     },
   });
 
-  async function handle(call: grpc.ServerUnaryCall<IstioCertificateRequest, IstioCertificateResponse>): Promise<IstioCertificateResponse> {
+  async function handle(call: grpc.ServerUnaryCall<IstioCertificateRequest__Output, IstioCertificateResponse>): Promise<IstioCertificateResponse> {
     const peer = call.getPeer();
     let identity: SpiffeId | undefined;
     let method: AuthMethod | undefined;
