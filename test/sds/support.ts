@@ -109,7 +109,3 @@ export async function eventually(cond: () => boolean, timeoutMs = 5000, what = '
   }
 }
 
-/** A pause long enough for a message to cross the socket and be handled (used to show that nothing arrives). */
-export function settle(ms = 100): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
