@@ -2,7 +2,7 @@
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
 import * as grpc from '@grpc/grpc-js';
-import { FakeClock } from '../../src/lib/fake-clock.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { type JwtSvidSource, startWorkloadApiServer, type WorkloadApiServer } from '../../src/workload/server.js';
 import { SECURITY_HEADER, workloadApiDefinition } from '../../src/workload/protocol.js';
 import { TestIdentitySource, type TestIdentityOptions } from '../helpers/test-identity-source.js';
