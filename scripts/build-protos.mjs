@@ -32,6 +32,7 @@ export const PROTOS = [
   'envoy/extensions/transport_sockets/tls/v3/secret.proto',
   'envoy/service/auth/v3/external_auth.proto',
   'istio_ca.proto',
+  'workload.proto',
 ];
 
 /** Test-only descriptors: output name -> protos. */
@@ -100,9 +101,9 @@ function generateTypes(dirs) {
   ];
   const run = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`proto-loader-gen-types failed (${run.status ?? run.signal}):\n${run.stderr}${run.stdout}`);
-  // The per-file ProtoGrpcType files type proto-loader's loadPackageDefinition, which meshid does
-  // not use (and they carry unused imports that noUnusedLocals rejects).
-  for (const f of fs.readdirSync(outDir)) if (f.endsWith('.ts')) fs.rmSync(path.join(outDir, f));
+  // The per-file ProtoGrpcType files (<file>.ts) type proto-loader's loadPackageDefinition, which
+  // meshid does not use (and they carry unused imports that noUnusedLocals rejects).
+  for (const file of PROTOS) fs.rmSync(path.join(outDir, `${path.basename(file, '.proto')}.ts`));
 }
 
 function main() {

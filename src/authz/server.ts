@@ -215,7 +215,7 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
 /** Check, with our codec: requests decoded without conversion, responses already encoded. */
 function checkServiceDefinition(): grpc.ServiceDefinition {
   const protos = envoyProtos();
-  const base = protos.authzService.Check!;
+  const base = protos.authzService.Check;
   const requestType = protos.CheckRequest;
   return {
     Check: {

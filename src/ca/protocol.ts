@@ -6,7 +6,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { IstioCertificateRequest, IstioCertificateRequest__Output } from '../../proto/generated/istio/v1/auth/IstioCertificateRequest.js';
 import type { IstioCertificateResponse, IstioCertificateResponse__Output } from '../../proto/generated/istio/v1/auth/IstioCertificateResponse.js';
 import type { ErrorKind } from '../lib/errors.js';
-import { protoRoot, serviceDefinition, type TypedMethod } from '../lib/proto-services.js';
+import { type TypedMethod, typedServiceDefinition } from '../lib/proto-services.js';
 
 export type { IstioCertificateRequest, IstioCertificateRequest__Output, IstioCertificateResponse, IstioCertificateResponse__Output };
 
@@ -30,11 +30,6 @@ export interface CaServiceDefinition extends grpc.ServiceDefinition {
 let service: CaServiceDefinition | undefined;
 
 export function caServiceDefinition(): CaServiceDefinition {
-  if (service) return service;
-  const def = serviceDefinition(protoRoot(), CA_SERVICE);
-  if (!def?.CreateCertificate || def.CreateCertificate.path !== CREATE_CERTIFICATE_PATH) {
-    throw new Error(`the proto descriptor does not define ${CREATE_CERTIFICATE_PATH}`);
-  }
-  service = def as CaServiceDefinition;
+  service ??= typedServiceDefinition<CaServiceDefinition>(CA_SERVICE, ['CreateCertificate']);
   return service;
 }

@@ -43,6 +43,19 @@ export type TypedMethod<Req, Res, ReqOut, ResOut> = Omit<grpc.MethodDefinition<R
   responseDeserialize: (bytes: Buffer) => ResOut;
 };
 
+/**
+ * The service `name` of the descriptor with the type its generated messages give it, checked to
+ * define each of `methods` (the descriptor and the types come from one build; this catches a
+ * descriptor from another).
+ */
+export function typedServiceDefinition<T extends grpc.ServiceDefinition>(name: string, methods: ReadonlyArray<keyof T & string>): T {
+  const def = serviceDefinition(protoRoot(), name);
+  for (const m of methods) {
+    if (def[m]?.path !== `/${name}/${m}`) throw new Error(`the proto descriptor does not define /${name}/${m}`);
+  }
+  return def as T;
+}
+
 /** The service `name` of root as a grpc-js service definition, as @grpc/proto-loader would build it. */
 export function serviceDefinition(root: protobuf.Root, name: string): grpc.ServiceDefinition {
   const service = root.lookupService(name);

@@ -70,8 +70,8 @@ export function sdsServiceDefinition(): grpc.ServiceDefinition {
   const bytes = (b: Buffer) => b;
   return {
     ...base,
-    StreamSecrets: { ...base.StreamSecrets!, responseSerialize: bytes },
-    FetchSecrets: { ...base.FetchSecrets!, responseSerialize: bytes },
+    StreamSecrets: { ...base.StreamSecrets, responseSerialize: bytes },
+    FetchSecrets: { ...base.FetchSecrets, responseSerialize: bytes },
   };
 }
 
