@@ -32,6 +32,7 @@ export const PROTOS = [
   'envoy/extensions/transport_sockets/tls/v3/secret.proto',
   'envoy/service/auth/v3/external_auth.proto',
   'istio_ca.proto',
+  'jwt_svid.proto',
   'workload.proto',
 ];
 

@@ -11,8 +11,11 @@ import { parseCertificate } from '../identity/certificate.js';
 import { decodePem } from '../identity/pem.js';
 import { type ErrorKind, errorMessage } from '../lib/errors.js';
 import { errorKindOf } from '../lib/grpc-status.js';
+import { jwtSvidServiceDefinition } from './jwt-protocol.js';
 import {
   type CaAuth,
+  type CaCallResult,
+  type CaFailure,
   type CaResult,
   caServiceDefinition,
   type CreateCertificateMethod,
@@ -32,6 +35,13 @@ export interface CaClientOptions {
 }
 
 export const DEFAULT_CA_DEADLINE_MS = 10_000;
+
+/** What a call needs of a method: its path, how to encode the request and decode the response. */
+interface CaMethod<Req, Res> {
+  readonly path: string;
+  requestSerialize(value: Req): Buffer;
+  responseDeserialize(bytes: Buffer): Res;
+}
 
 interface CaChannel {
   readonly client: grpc.Client;
@@ -53,6 +63,30 @@ export class CaClient {
 
   /** Never throws for CA or network failures: they come back as { ok: false }. */
   async createCertificate(csrPem: string, auth: CaAuth, validitySeconds?: number): Promise<CaResult> {
+    const request: IstioCertificateRequest = { csr: csrPem, ...(validitySeconds !== undefined ? { validity_duration: validitySeconds } : {}) };
+    const r = await this.call(this.method, request, auth);
+    return r.ok ? validateResponse(r.response) : r;
+  }
+
+  /** A JWT-SVID from meshid's JwtSvidService (UNIMPLEMENTED from CAs that have none, such as istiod). */
+  async mintJwtSvid(audiences: readonly string[], auth: CaAuth, ttlSeconds?: number): Promise<CaCallResult<{ token: string; spiffeId: string; expiresAt: number }>> {
+    const r = await this.call(jwtSvidServiceDefinition().MintJWTSVID, { audience: [...audiences], ...(ttlSeconds ? { ttl_seconds: ttlSeconds } : {}) }, auth);
+    if (!r.ok) return r;
+    const { token, spiffe_id: spiffeId, expires_at: expiresAt } = r.response ?? {};
+    if (!token || !spiffeId || !expiresAt) return failure('internal', grpc.status.INTERNAL, 'the CA returned a malformed JWT-SVID response (token, spiffe_id or expires_at missing)');
+    return { ok: true, response: { token, spiffeId, expiresAt: Number(expiresAt) } };
+  }
+
+  /** The JWKS that verifies the CA's JWT-SVIDs. */
+  async fetchJwtBundle(auth: CaAuth): Promise<CaCallResult<{ trustDomain: string; jwks: string }>> {
+    const r = await this.call(jwtSvidServiceDefinition().FetchJWTBundle, {}, auth);
+    if (!r.ok) return r;
+    const { trust_domain: trustDomain, jwks } = r.response ?? {};
+    if (!trustDomain || !jwks) return failure('internal', grpc.status.INTERNAL, 'the CA returned a malformed JWT bundle response (trust_domain or jwks missing)');
+    return { ok: true, response: { trustDomain, jwks } };
+  }
+
+  private async call<Req, Res>(method: CaMethod<Req, Res>, request: Req, auth: CaAuth): Promise<CaCallResult<Res | undefined>> {
     if (this.closed) return failure('failed_precondition', grpc.status.FAILED_PRECONDITION, 'the CA client is closed');
     let channel: CaChannel;
     try {
@@ -62,13 +96,12 @@ export class CaClient {
     }
     const metadata = new grpc.Metadata();
     if (auth.kind === 'token') metadata.set('authorization', `Bearer ${auth.token}`);
-    const request: IstioCertificateRequest = { csr: csrPem, ...(validitySeconds !== undefined ? { validity_duration: validitySeconds } : {}) };
-    return new Promise<CaResult>((resolve) => {
+    return new Promise((resolve) => {
       try {
-        channel.client.makeUnaryRequest<IstioCertificateRequest, IstioCertificateResponse__Output>(
-          this.method.path,
-          this.method.requestSerialize,
-          this.method.responseDeserialize,
+        channel.client.makeUnaryRequest(
+          method.path,
+          method.requestSerialize,
+          method.responseDeserialize,
           request,
           metadata,
           { deadline: Date.now() + this.deadlineMs },
@@ -76,7 +109,7 @@ export class CaClient {
             if (err) {
               if (err.code === grpc.status.UNAVAILABLE) this.retire(channel);
               resolve(failure(errorKindOf(err.code), err.code, `CA ${this.options.address}: ${err.details || err.message}`));
-            } else resolve(validateResponse(response));
+            } else resolve({ ok: true, response });
           },
         );
       } catch (e) {
@@ -155,7 +188,7 @@ function ipHostOf(address: string): string | undefined {
   return host && isIP(host) ? host : undefined;
 }
 
-function failure(kind: ErrorKind, grpcCode: number, message: string): CaResult {
+function failure(kind: ErrorKind, grpcCode: number, message: string): CaFailure {
   return { ok: false, kind, grpcCode, message };
 }
 

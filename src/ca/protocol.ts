@@ -16,10 +16,16 @@ export const CREATE_CERTIFICATE_PATH = `/${CA_SERVICE}/CreateCertificate`;
 /** How a caller authenticates to the CA: a bearer token (first issuance) or its current SVID over mTLS. */
 export type CaAuth = { kind: 'token'; token: string } | { kind: 'mtls'; certChainPem: string; privateKeyPem: string };
 
+/** A call to the CA that failed: in the network, in TLS, or refused by the CA. */
+export type CaFailure = { ok: false; kind: ErrorKind; grpcCode: number; message: string };
+
 /** What one CreateCertificate call yields, failures included (the client never throws for them). */
 export type CaResult =
   | { ok: true; chainPem: string[] } // leaf first, root last, one PEM per element
-  | { ok: false; kind: ErrorKind; grpcCode: number; message: string };
+  | CaFailure;
+
+/** What any other CA call yields. */
+export type CaCallResult<T> = { ok: true; response: T } | CaFailure;
 
 export type CreateCertificateMethod = TypedMethod<IstioCertificateRequest, IstioCertificateResponse, IstioCertificateRequest__Output, IstioCertificateResponse__Output>;
 
