@@ -1,26 +1,9 @@
 /**
- * What the SDS server consumes from the SVID manager. Declared here, by the consumer; the SVID
- * manager (src/rotation) implements it structurally and does not import from src/sds.
+ * What the SDS server consumes from the SVID manager, declared here by the consumer. The SVID
+ * manager (src/rotation) has this shape without importing from src/sds: the agent's wiring in
+ * src/cli is where the compiler checks that it fits.
  */
-export interface WorkloadSvid {
-  readonly spiffeId: string;
-  /** PEM: the leaf first, then intermediates; no root (roots travel in the bundle). */
-  readonly certChainPem: string;
-  /** PEM PKCS#8 private key of the leaf. */
-  readonly privateKeyPem: string;
-  /** Epoch ms of the earliest notAfter on the chain. */
-  readonly expiresAt: number;
-  /** Changes whenever the SVID changes (e.g. the leaf's serial). */
-  readonly version: string;
-}
-
-export interface TrustBundleView {
-  readonly trustDomain: string;
-  /** PEM of every root certificate trusted for the trust domain. */
-  readonly rootsPem: string;
-  /** Changes whenever the set of roots changes (e.g. a hash of the sorted root fingerprints). */
-  readonly version: string;
-}
+import type { TrustBundleView, WorkloadSvid } from '../identity/svid.js';
 
 export interface IdentitySource {
   /** The current SVID; undefined before the first one and once it has expired (never serve an expired SVID). */

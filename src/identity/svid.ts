@@ -1,0 +1,23 @@
+/**
+ * The SVID and trust bundle as the agent serves them: what rotation produces and what the
+ * serving rooms (SDS, and any other consumer) read. Plain data, PEM-encoded once.
+ */
+export interface WorkloadSvid {
+  readonly spiffeId: string;
+  /** PEM: the leaf first, then intermediates; no root (roots travel in the bundle). */
+  readonly certChainPem: string;
+  /** PEM PKCS#8 private key of the leaf. */
+  readonly privateKeyPem: string;
+  /** Epoch ms of the earliest notAfter on the chain. */
+  readonly expiresAt: number;
+  /** Changes whenever the SVID changes (e.g. the leaf's serial). */
+  readonly version: string;
+}
+
+export interface TrustBundleView {
+  readonly trustDomain: string;
+  /** PEM of every root certificate trusted for the trust domain. */
+  readonly rootsPem: string;
+  /** Changes whenever the set of roots changes (e.g. a hash of the sorted root fingerprints). */
+  readonly version: string;
+}
