@@ -1,6 +1,8 @@
 /**
  * The SVID and trust bundle as the agent serves them: what rotation produces and what the
- * serving rooms (SDS, and any other consumer) read. Plain data, PEM-encoded once.
+ * serving rooms (SDS, the Workload API) read, and the IdentitySource contract between them. It
+ * lives here, below both, because more than one room consumes it; only src/cli connects the
+ * SVID manager to its consumers. Plain data, PEM-encoded once.
  */
 export interface WorkloadSvid {
   readonly spiffeId: string;
@@ -20,4 +22,14 @@ export interface TrustBundleView {
   readonly rootsPem: string;
   /** Changes whenever the set of roots changes (e.g. a hash of the sorted root fingerprints). */
   readonly version: string;
+}
+
+/** What a serving room reads from the SVID manager. */
+export interface IdentitySource {
+  /** The current SVID; undefined before the first one and once it has expired (never serve an expired SVID). */
+  currentSvid(): WorkloadSvid | undefined;
+  /** The current trust bundle; undefined before the first one. */
+  currentBundle(): TrustBundleView | undefined;
+  /** listener runs after the SVID or the bundle changed; returns an unsubscribe function. */
+  subscribe(listener: () => void): () => void;
 }

@@ -1,8 +1,7 @@
 /**
  * The SVID manager: generates the workload key locally, obtains an X.509-SVID from the CA, renews
  * it with a fresh key when the rotation policy says so, and holds it and the trust bundle in
- * memory for the rooms that serve it (it has the IdentitySource shape src/sds declares, without
- * importing it: rotation sits below sds).
+ * memory for the rooms that serve it (the IdentitySource of src/identity/svid.ts).
  *
  * Failure stance: a CA failure never costs us the SVID we hold; we retry with jittered backoff for
  * as long as it takes and never give up, but we stop serving the SVID at the instant it expires.
@@ -18,7 +17,7 @@ import type { Certificate } from '../identity/certificate.js';
 import { createCsr } from '../identity/csr.js';
 import { generateKeyPair, type KeyAlgorithm } from '../identity/keys.js';
 import { parseSpiffeId, type SpiffeId } from '../identity/spiffe-id.js';
-import type { TrustBundleView, WorkloadSvid } from '../identity/svid.js';
+import type { IdentitySource, TrustBundleView, WorkloadSvid } from '../identity/svid.js';
 import type { Logger } from '../observability/logger.js';
 import type { CaAuth, CaResult, CertificateSigner } from './ca-signer.js';
 import { type AcceptedSvid, acceptIssuedChain } from './issued-svid.js';
@@ -87,7 +86,7 @@ type Outcome =
       readonly message: string;
     };
 
-export class SvidManager {
+export class SvidManager implements IdentitySource {
   readonly spiffeId: SpiffeId;
   private readonly clock: Clock;
   private readonly log: Logger;
@@ -126,7 +125,7 @@ export class SvidManager {
     if (options.configuredRootsPem !== undefined) this.bundle.setConfigured(parseTrustBundle(this.spiffeId.trustDomain, options.configuredRootsPem, CONFIGURED));
   }
 
-  // ---- what the serving rooms read (the IdentitySource shape of src/sds) ----------------------
+  // ---- IdentitySource: what the serving rooms read ---------------------------------------------
 
   /** The SVID being served; undefined before the first one and from the instant it expires. */
   currentSvid(): WorkloadSvid | undefined {

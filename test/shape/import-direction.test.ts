@@ -63,7 +63,7 @@ const PLANTS: ReadonlyArray<{ readonly shows: string; readonly plant: Record<str
   {
     shows: 'rotation importing sds fails, and so does a dynamic import() of an upper room',
     plant: {
-      'rotation/policy.ts': "export type { IdentitySource } from '../sds/identity-source.js';",
+      'rotation/policy.ts': "export type { SdsServer } from '../sds/server.js';",
       'lib/backoff.ts': "export const later = () => import('../cli/main.js');",
     },
     report: [/^check-layers: 2 violations/, /src\/lib\/backoff\.ts:\d+: lib imports cli \(\.\.\/cli\/main\.js\): cli is above lib; lib may import no other room/, /src\/rotation\/policy\.ts:\d+: rotation imports sds/],
