@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import { agentOptions } from '../../src/cli/agent.js';
-import { SdsClient } from '../../src/sds/client.js';
+import { SdsClient } from '../helpers/sds-client.js';
 import { cleanEnv, MeshidProcess, MESHID_MAIN } from '../helpers/meshid-process.js';
 import { makeRoot } from '../helpers/pki.js';
 import { tempDir } from '../helpers/tmp.js';

@@ -20,9 +20,9 @@ import { parseCertificatesPem, type Certificate } from '../../src/identity/certi
 import { createCsr } from '../../src/identity/csr.js';
 import { generateKeyPairSync, privateKeyPkcs8Pem } from '../../src/identity/keys.js';
 import { parseSpiffeId } from '../../src/identity/spiffe-id.js';
-import { FakeClock } from '../../src/lib/fake-clock.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import type { SvidManagerStatus } from '../../src/rotation/manager.js';
-import { SdsClient, type SdsClientOptions } from '../../src/sds/client.js';
+import { SdsClient, type SdsClientOptions } from '../helpers/sds-client.js';
 import { captureLogger, eventually, type LogLine } from '../sds/support.js';
 import { tempDir } from '../helpers/tmp.js';
 
