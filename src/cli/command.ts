@@ -39,11 +39,11 @@ export async function invoke<S extends OptionSpecs>(command: Command<S>, argv: r
   if (!command.positionals && loaded.positionals.length > 0) {
     throw new ConfigError([`unexpected argument ${JSON.stringify(loaded.positionals[0])} (flags are written --name)`]);
   }
+  for (const w of loaded.warnings) io.stderr.write(`meshid ${command.name}: warning: ${w}\n`);
   if (loaded.printConfig) {
     io.stdout.write(renderConfig(command.options, loaded));
     return 0;
   }
-  for (const w of loaded.warnings) io.stderr.write(`meshid ${command.name}: warning: ${w}\n`);
   return command.run(loaded, io);
 }
 

@@ -10,7 +10,6 @@ import test from 'ava';
 import { agentOptions } from '../../src/cli/agent.js';
 import { SdsClient } from '../helpers/sds-client.js';
 import { cleanEnv, MeshidProcess, MESHID_MAIN } from '../helpers/meshid-process.js';
-import { makeRoot } from '../helpers/pki.js';
 import { tempDir } from '../helpers/tmp.js';
 import { chainOf, ORDERS, ORDERS_TOKEN, SHOP_POLICIES, TD } from './stand.js';
 
@@ -96,36 +95,6 @@ test('bad values exit 2 naming each key and its source, all at once, without a s
   const missing = await meshid(['agent', '--ca-address', '127.0.0.1:1', '--token-file', 'y', '--spiffe-id', ORDERS, '--trust-domain', TD]);
   t.is(missing.status, 2);
   t.regex(missing.stderr, /^meshid agent: ca-bundle: required \(flag --ca-bundle, env MESHID_CA_BUNDLE or the config file\)\n/);
-});
-
-test('--authz-socket without --policy-dir exits 2 naming both keys before anything binds: no socket file is left', async (t) => {
-  const dir = tempDir(t);
-  const bundle = path.join(dir, 'ca.pem');
-  fs.writeFileSync(bundle, makeRoot(TD).pem);
-  fs.writeFileSync(path.join(dir, 'token'), `${ORDERS_TOKEN}\n`);
-  const sds = path.join(dir, 'sds.sock');
-  const authz = path.join(dir, 'authz.sock');
-  const r = await meshid(
-    ['agent', '--ca-address=127.0.0.1:1', `--ca-bundle=${bundle}`, `--token-file=${path.join(dir, 'token')}`, `--spiffe-id=${ORDERS}`, `--trust-domain=${TD}`, `--sds-socket=${sds}`, '--admin-listen=127.0.0.1:0'],
-    { MESHID_AUTHZ_SOCKET: authz },
-  );
-  t.is(r.status, 2, r.stderr);
-  t.is(r.stderr.split('\n')[0], `meshid agent: authz-socket (env MESHID_AUTHZ_SOCKET), authz-listen (unset), policy-dir (unset): ext_authz needs policy-dir, the directory of AuthorizationPolicy files it decides by`);
-  t.is(r.stdout, '', 'nothing started, so nothing logged');
-  t.false(fs.existsSync(sds), 'the SDS socket was never bound');
-  t.false(fs.existsSync(authz));
-});
-
-test('renew-fraction and renew-jitter that put the renewal point outside the lifetime exit 2 naming both', async (t) => {
-  const r = await meshid(['agent', '--ca-address=127.0.0.1:1', '--ca-bundle=x', '--token-file=y', '--renew-fraction=0.2', '--renew-jitter=0.3']);
-  t.is(r.status, 2);
-  t.regex(r.stderr, /^meshid agent: renew-fraction \(flag --renew-fraction\), renew-jitter \(flag --renew-jitter\): the renewal point 0\.2 ± 0\.3 of the lifetime must stay inside \(0, 1\)\n/);
-});
-
-test('a --spiffe-id outside --trust-domain exits 2 naming both keys and their sources', async (t) => {
-  const r = await meshid(['agent', '--ca-address=127.0.0.1:1', '--ca-bundle=x', '--token-file=y', `--spiffe-id=${ORDERS}`], { MESHID_TRUST_DOMAIN: 'other.org' });
-  t.is(r.status, 2);
-  t.regex(r.stderr, new RegExp(`^meshid agent: spiffe-id \\(flag --spiffe-id\\), trust-domain \\(env MESHID_TRUST_DOMAIN\\): ${ORDERS} is not in the trust domain other\\.org\n`));
 });
 
 test('a --ca-bundle file that does not exist: non-zero exit, one clear line, no stack trace, nothing left behind', async (t) => {

@@ -35,24 +35,6 @@ test('a bad flag or value exits 2 with a line naming it', (t) => {
   t.false(/\n\s+at /.test(bad.stderr + ttl.stderr), 'no stack trace');
 });
 
-test('--ttl longer than --max-ttl exits 2 naming both keys and their sources', (t) => {
-  const r = meshid(['ca', '--ttl', '2d', '--max-ttl', '1d']);
-  t.is(r.status, 2, r.stderr);
-  t.regex(r.stderr, /^meshid ca: ttl \(flag --ttl\), max-ttl \(flag --max-ttl\): the default lifetime 2d is longer than the longest one issued, 1d\n/);
-  const withDefault = meshid(['ca', '--ttl', '2d']);
-  t.is(withDefault.status, 2);
-  t.regex(withDefault.stderr, /^meshid ca: ttl \(flag --ttl\), max-ttl \(default\): /);
-});
-
-test('--jwt-keys without --jwt-issuer, and --jwt-issuer without --jwt-keys, exit 2 before reading any file', (t) => {
-  const keys = meshid(['ca', '--jwt-keys', '/nonexistent/keys.json']);
-  t.is(keys.status, 2);
-  t.regex(keys.stderr, /^meshid ca: jwt-keys \(flag --jwt-keys\), jwt-issuer \(unset\): jwt-keys needs jwt-issuer/);
-  const issuer = meshid(['ca', '--jwt-issuer', 'https://kubernetes.default.svc']);
-  t.is(issuer.status, 2);
-  t.regex(issuer.stderr, /^meshid ca: jwt-issuer \(flag --jwt-issuer\), jwt-keys \(unset\): jwt-issuer is set but jwt-keys is not/);
-});
-
 test('a startup failure exits 1 with one line and no stack trace', (t) => {
   const dir = tempDir(t);
   fs.writeFileSync(path.join(dir, 'root-cert.pem'), 'x');
