@@ -25,6 +25,7 @@ import { SvidManager } from '../rotation/manager.js';
 import { rotationOptions, rotationRules } from '../rotation/options.js';
 import { sdsOptions } from '../sds/options.js';
 import { type SdsServer, startSdsServer } from '../sds/server.js';
+import { JwtSvids } from '../workload/jwt-svids.js';
 import { workloadApiOptions } from '../workload/options.js';
 import { startWorkloadApiServer, type WorkloadApiServer } from '../workload/server.js';
 import { defineCommand } from './command.js';
@@ -144,10 +145,13 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       : undefined;
     if (authz) closers.push(() => authz.close());
 
-    const workloadApi = config.workloadApiSocket
-      ? await startWorkloadApiServer({ workloadApiSocket: config.workloadApiSocket, workloadApiSocketMode: config.workloadApiSocketMode }, { source: manager, logger, clock })
-      : undefined;
-    if (workloadApi) closers.push(() => workloadApi.close());
+    let workloadApi: WorkloadApiServer | undefined;
+    if (config.workloadApiSocket) {
+      const jwt = new JwtSvids({ signer: client, source: manager, clock, logger, caAddress: config.caAddress });
+      closers.push(() => jwt.stop());
+      workloadApi = await startWorkloadApiServer({ workloadApiSocket: config.workloadApiSocket, workloadApiSocketMode: config.workloadApiSocketMode }, { source: manager, jwt, logger, clock });
+      closers.push(() => workloadApi?.close());
+    }
 
     const checks = () => ({ svid: manager.ready(), sds: sds.serving(), ...(authz ? { authz_policies: authz.ready() } : {}) });
     const ready = () => Object.values(checks()).every(Boolean);

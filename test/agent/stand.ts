@@ -68,6 +68,8 @@ export interface StandOptions {
   readonly renewFraction?: number;
   /** ext_authz on a socket, with these AuthorizationPolicy files (name: YAML) in --policy-dir. */
   readonly policies?: Readonly<Record<string, string>>;
+  /** More agent flags (given the stand's directory), e.g. --workload-api-socket. */
+  readonly agentArgs?: (dir: string) => readonly string[];
 }
 
 type CapturedLogger = ReturnType<typeof captureLogger>;
@@ -130,6 +132,7 @@ export class Stand {
       '--admin-listen=127.0.0.1:0',
       '--log-level=debug',
       ...(o.policies ? [`--authz-socket=${path.join(dir, 'authz.sock')}`, `--policy-dir=${policyDir}`] : []),
+      ...(o.agentArgs?.(dir) ?? []),
     ];
     const agentLogger = captureLogger();
     const agent = await startAgent(loadConfig(agentOptions, { argv, fileAndEnv: false }).config, { logger: agentLogger.logger, clock });
