@@ -4,8 +4,8 @@
  * Build step (run by `npm run build`, before tsc): compiles the .proto files meshid speaks into
  *
  *   dist/proto/meshid.json    one protobufjs JSON descriptor: the only proto file the runtime loads
- *   proto/generated/          TypeScript types of every message and service (git-ignored; tsc
- *                             compiles them with the rest). Made by @grpc/proto-loader's
+ *   src/generated/            TypeScript types of every message and service (git-ignored; tsc
+ *                             compiles them with the rest; the lowest room of the layer table). Made by @grpc/proto-loader's
  *                             proto-loader-gen-types with the conventions of our runtime codec
  *                             (src/lib/proto-services.ts): .proto field names, 64-bit integers and
  *                             enums as strings, oneof names, no defaults. `Foo` is what encoding
@@ -88,7 +88,7 @@ function writeDescriptor(file, root) {
 
 /** @param {readonly string[]} dirs */
 function generateTypes(dirs) {
-  const outDir = path.join(ROOT, 'proto', 'generated');
+  const outDir = path.join(ROOT, 'src', 'generated');
   fs.rmSync(outDir, { recursive: true, force: true }); // a dropped proto leaves no stale types
   const loader = packageDir('@grpc/proto-loader');
   const bin = /** @type {{ bin: Record<string, string> }} */ (JSON.parse(fs.readFileSync(path.join(loader, 'package.json'), 'utf8'))).bin;

@@ -1,9 +1,9 @@
 /** meshid.ca.v1.JwtSvidService from proto/jwt_svid.proto (in the build-time descriptor): JWT-SVIDs from `meshid ca`. */
 import type * as grpc from '@grpc/grpc-js';
-import type { FetchJWTBundleRequest, FetchJWTBundleRequest__Output } from '../../proto/generated/meshid/ca/v1/FetchJWTBundleRequest.js';
-import type { FetchJWTBundleResponse, FetchJWTBundleResponse__Output } from '../../proto/generated/meshid/ca/v1/FetchJWTBundleResponse.js';
-import type { MintJWTSVIDRequest, MintJWTSVIDRequest__Output } from '../../proto/generated/meshid/ca/v1/MintJWTSVIDRequest.js';
-import type { MintJWTSVIDResponse, MintJWTSVIDResponse__Output } from '../../proto/generated/meshid/ca/v1/MintJWTSVIDResponse.js';
+import type { FetchJWTBundleRequest, FetchJWTBundleRequest__Output } from '../generated/meshid/ca/v1/FetchJWTBundleRequest.js';
+import type { FetchJWTBundleResponse, FetchJWTBundleResponse__Output } from '../generated/meshid/ca/v1/FetchJWTBundleResponse.js';
+import type { MintJWTSVIDRequest, MintJWTSVIDRequest__Output } from '../generated/meshid/ca/v1/MintJWTSVIDRequest.js';
+import type { MintJWTSVIDResponse, MintJWTSVIDResponse__Output } from '../generated/meshid/ca/v1/MintJWTSVIDResponse.js';
 import { type TypedMethod, typedServiceDefinition } from '../lib/proto-services.js';
 
 export type { FetchJWTBundleResponse, MintJWTSVIDRequest__Output, MintJWTSVIDResponse };

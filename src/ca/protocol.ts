@@ -3,8 +3,8 @@
  * into the build-time descriptor with Envoy's protos.
  */
 import type * as grpc from '@grpc/grpc-js';
-import type { IstioCertificateRequest, IstioCertificateRequest__Output } from '../../proto/generated/istio/v1/auth/IstioCertificateRequest.js';
-import type { IstioCertificateResponse, IstioCertificateResponse__Output } from '../../proto/generated/istio/v1/auth/IstioCertificateResponse.js';
+import type { IstioCertificateRequest, IstioCertificateRequest__Output } from '../generated/istio/v1/auth/IstioCertificateRequest.js';
+import type { IstioCertificateResponse, IstioCertificateResponse__Output } from '../generated/istio/v1/auth/IstioCertificateResponse.js';
 import type { ErrorKind } from '../lib/errors.js';
 import { type TypedMethod, typedServiceDefinition } from '../lib/proto-services.js';
 

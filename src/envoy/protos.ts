@@ -6,14 +6,14 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
-import type { Secret__Output } from '../../proto/generated/envoy/extensions/transport_sockets/tls/v3/Secret.js';
-import type { _envoy_service_auth_v3_AttributeContext_HttpRequest as AttributeContextHttpRequest } from '../../proto/generated/envoy/service/auth/v3/AttributeContext.js';
-import type { CheckRequest, CheckRequest__Output } from '../../proto/generated/envoy/service/auth/v3/CheckRequest.js';
-import type { CheckResponse, CheckResponse__Output } from '../../proto/generated/envoy/service/auth/v3/CheckResponse.js';
-import type { DeltaDiscoveryRequest, DeltaDiscoveryRequest__Output } from '../../proto/generated/envoy/service/discovery/v3/DeltaDiscoveryRequest.js';
-import type { DeltaDiscoveryResponse, DeltaDiscoveryResponse__Output } from '../../proto/generated/envoy/service/discovery/v3/DeltaDiscoveryResponse.js';
-import type { DiscoveryRequest, DiscoveryRequest__Output } from '../../proto/generated/envoy/service/discovery/v3/DiscoveryRequest.js';
-import type { DiscoveryResponse, DiscoveryResponse__Output } from '../../proto/generated/envoy/service/discovery/v3/DiscoveryResponse.js';
+import type { Secret__Output } from '../generated/envoy/extensions/transport_sockets/tls/v3/Secret.js';
+import type { _envoy_service_auth_v3_AttributeContext_HttpRequest as AttributeContextHttpRequest } from '../generated/envoy/service/auth/v3/AttributeContext.js';
+import type { CheckRequest, CheckRequest__Output } from '../generated/envoy/service/auth/v3/CheckRequest.js';
+import type { CheckResponse, CheckResponse__Output } from '../generated/envoy/service/auth/v3/CheckResponse.js';
+import type { DeltaDiscoveryRequest, DeltaDiscoveryRequest__Output } from '../generated/envoy/service/discovery/v3/DeltaDiscoveryRequest.js';
+import type { DeltaDiscoveryResponse, DeltaDiscoveryResponse__Output } from '../generated/envoy/service/discovery/v3/DeltaDiscoveryResponse.js';
+import type { DiscoveryRequest, DiscoveryRequest__Output } from '../generated/envoy/service/discovery/v3/DiscoveryRequest.js';
+import type { DiscoveryResponse, DiscoveryResponse__Output } from '../generated/envoy/service/discovery/v3/DiscoveryResponse.js';
 import { protoRoot, type TypedMethod, typedServiceDefinition } from '../lib/proto-services.js';
 
 // The generated types of the messages meshid reads and writes (proto/generated, see the README).
