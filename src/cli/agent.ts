@@ -26,7 +26,8 @@ import { SvidManager } from '../rotation/manager.js';
 import { sdsOptions } from '../sds/options.js';
 import { type SdsServer, startSdsServer } from '../sds/server.js';
 import { JwtSvids } from '../workload/jwt-svids.js';
-import { workloadApiOptions } from '../workload/options.js';
+import { SvidFileSink } from '../workload/file-sink.js';
+import { fileSinkOptions, fileSinkProblems, workloadApiOptions } from '../workload/options.js';
 import { startWorkloadApiServer, type WorkloadApiServer } from '../workload/server.js';
 import { defineCommand } from './command.js';
 
@@ -62,6 +63,7 @@ export const agentOptions = {
   ...sdsOptions,
   ...authzOptionSpecs,
   ...workloadApiOptions,
+  ...fileSinkOptions,
 };
 
 export type AgentConfig = ConfigOf<typeof agentOptions>;
@@ -93,6 +95,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     for (const close of closers.reverse()) await Promise.resolve(close()).catch((e: unknown) => log.warn({ error: errorMessage(e) }, 'error while closing'));
   };
   try {
+    const problems = fileSinkProblems(config);
+    if (problems.length > 0) throw new ConfigError(problems);
     const caBundlePem = await readStartupFile(config.caBundle, 'ca-bundle');
     parseCertificatesPem(caBundlePem, `--ca-bundle ${config.caBundle}`);
     const readToken = async () => (await fs.readFile(config.tokenFile, 'utf8')).trim();
@@ -143,6 +147,15 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       closers.push(() => jwt.stop());
       workloadApi = await startWorkloadApiServer({ workloadApiSocket: config.workloadApiSocket, workloadApiSocketMode: config.workloadApiSocketMode }, { source: manager, jwt, logger, clock });
       closers.push(() => workloadApi?.close());
+    }
+
+    if (config.svidDir) {
+      const sink = new SvidFileSink(
+        { dir: config.svidDir, ...(config.svidHook ? { hook: config.svidHook } : {}), ...(config.svidSignal && config.svidPidFile ? { signal: config.svidSignal, pidFile: config.svidPidFile } : {}) },
+        { source: manager, clock, logger },
+      );
+      await sink.start();
+      closers.push(() => sink.stop());
     }
 
     const checks = () => ({ svid: manager.ready(), sds: sds.serving(), ...(authz ? { authz_policies: authz.ready() } : {}) });
