@@ -4,9 +4,11 @@
  * - svid.pem (leaf first, then intermediates), svid.key (PKCS#8, 0600), bundle.pem (the roots);
  *   each written to a temporary file and renamed into place, so no reader sees half a file;
  * - order on a rotation: bundle first (new roots before a leaf they issued), then key, then the
- *   certificate; then, once all three are in place, the hook runs or the signal is sent, so a
- *   workload that reloads on the notification never reads a key and a certificate that disagree
- *   (the reload race of spiffe-helper, #250);
+ *   certificate; then, once all three are in place, the hook runs or the signal is sent (the
+ *   reload race of spiffe-helper, #250, was a notification racing the writes);
+ * - while the hook runs, the files stay as they are: a rotation that comes meanwhile is written
+ *   when the hook has exited, then the hook runs again, so a hook never reads a key and a
+ *   certificate from two different rotations;
  * - the bundle is rewritten whenever the roots change, not only with a new SVID (a stale CA
  *   bundle is spiffe-helper #367);
  * - a file that another process deletes is written again (watched, and checked on a resync).
@@ -64,7 +66,8 @@ export class SvidFileSink {
   private written = new Map<string, string>(); // file name -> content last written
   private writtenVersion: string | undefined;
   private hookRunning = false;
-  private hookAgain = false;
+  /** A change came while the hook ran: write it when the hook is done. */
+  private syncAfterHook = false;
   private watch: PathWatch | undefined;
   private unsubscribe: Array<() => void> = [];
   private stopped = false;
@@ -122,6 +125,10 @@ export class SvidFileSink {
   /** Writes what changed, then notifies the workload once. */
   private sync(): void {
     if (this.stopped) return;
+    if (this.hookRunning) {
+      this.syncAfterHook = true;
+      return;
+    }
     const want = this.desired();
     if (!want || want.version === this.writtenVersion) return;
     let changed = 0;
@@ -167,12 +174,8 @@ export class SvidFileSink {
     if (this.config.signal && this.config.pidFile) this.sendSignal(this.config.signal, this.config.pidFile);
   }
 
-  /** One hook at a time; a write during a run gets one more run after it. */
+  /** One run at a time; sync() holds writes back while it runs. */
   private runHook(): void {
-    if (this.hookRunning) {
-      this.hookAgain = true;
-      return;
-    }
     this.hookRunning = true;
     const started = this.deps.clock.now();
     execFile('/bin/sh', ['-c', this.config.hook!], { env: { ...process.env, MESHID_SVID_DIR: this.dir }, timeout: this.config.hookTimeoutMs ?? 60_000 }, (err, _stdout, stderr) => {
@@ -180,9 +183,9 @@ export class SvidFileSink {
       this.notifications++;
       if (err) this.log.error({ hook: this.config.hook, code: err.code, signal: err.signal, stderr: stderr.slice(-500) }, 'the --svid-hook command failed');
       else this.log.info({ hook: this.config.hook, ms: this.deps.clock.now() - started }, 'the --svid-hook command ran');
-      if (this.hookAgain && !this.stopped) {
-        this.hookAgain = false;
-        this.runHook();
+      if (this.syncAfterHook) {
+        this.syncAfterHook = false;
+        this.sync();
       }
     });
   }

@@ -1,6 +1,7 @@
 /** The flags of `meshid agent` for workloads without Envoy: the SPIFFE Workload API and the file sink. */
 import os from 'node:os';
-import { ConfigValueError, opt } from '../config/options.js';
+import { type ConfigRule, rule } from '../config/load.js';
+import { type ConfigOf, ConfigValueError, opt } from '../config/options.js';
 
 export const workloadApiOptions = {
   workloadApiSocket: opt.string('workload-api-socket', {
@@ -29,10 +30,16 @@ function parseSignal(s: string): NodeJS.Signals {
   return name;
 }
 
-/** Settings that only make sense together; checked before anything binds. */
-export function fileSinkProblems(c: { svidDir?: string; svidHook?: string; svidSignal?: string; svidPidFile?: string }): string[] {
-  const problems: string[] = [];
-  if (!c.svidDir && (c.svidHook || c.svidSignal || c.svidPidFile)) problems.push('svid-dir: --svid-hook, --svid-signal and --svid-pid-file need --svid-dir');
-  if (Boolean(c.svidSignal) !== Boolean(c.svidPidFile)) problems.push('svid-signal: --svid-signal and --svid-pid-file go together');
-  return problems;
-}
+type FileSinkOptions = ConfigOf<typeof fileSinkOptions>;
+
+/** Settings that only make sense together; checked with the rest of the configuration, before anything binds. */
+export const fileSinkRules: readonly ConfigRule[] = [
+  rule<FileSinkOptions>({
+    keys: ['svidDir', 'svidHook', 'svidSignal', 'svidPidFile'],
+    check: (c) => (!c.svidDir && (c.svidHook || c.svidSignal || c.svidPidFile) ? '--svid-hook, --svid-signal and --svid-pid-file need --svid-dir' : undefined),
+  }),
+  rule<FileSinkOptions>({
+    keys: ['svidSignal', 'svidPidFile'],
+    check: (c) => (Boolean(c.svidSignal) !== Boolean(c.svidPidFile) ? '--svid-signal and --svid-pid-file go together' : undefined),
+  }),
+];
