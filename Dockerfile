@@ -10,6 +10,7 @@ COPY proto ./proto
 COPY test ./test
 COPY bench ./bench
 COPY scripts ./scripts
+COPY examples ./examples
 RUN npx tsc -p tsconfig.json && chmod +x dist/src/cli/main.js
 
 FROM node:20-bookworm-slim AS deps
