@@ -23,7 +23,7 @@ import { writeFileAtomically } from '../lib/atomic-file.js';
 import { errorMessage, MeshidError } from '../lib/errors.js';
 import { type PathWatch, watchPaths } from '../lib/file-watch.js';
 import type { Logger } from '../observability/logger.js';
-import type { IdentitySource } from '../sds/identity-source.js';
+import type { IdentitySource } from '../identity/svid.js';
 
 export const SINK_FILES = { svid: 'svid.pem', key: 'svid.key', bundle: 'bundle.pem' } as const;
 
