@@ -12,6 +12,8 @@ import { type CidrBlock, cidrContains, type IpAddress, parseCidr } from './cidr.
 import { type FactNeeds, hostValueHasPort, type RequestFacts, stripPort, withoutTrailingDot } from './facts.js';
 import { compilePatterns, matchPatterns, parsePattern, type StringPattern } from './patterns.js';
 import { type AuthorizationPolicy, OPERATION_FIELDS, type Operation, type PolicyAction, type Rule, SOURCE_FIELDS, type Source } from './policy.js';
+import { type CompiledRateLimit, compileRateLimits } from './rate-limit/compile.js';
+import type { RateLimitPolicy } from './rate-limit/policy.js';
 
 /** The rule that decided, as reported in decisions, logs and Envoy metadata. */
 export interface RuleRef {
@@ -56,6 +58,8 @@ export interface CompiledPolicySet {
   readonly audit: RuleGroup;
   /** Dry-run policies, evaluated only to report what they would have decided. */
   readonly dryRun: { readonly deny: RuleGroup; readonly allow: RuleGroup; readonly audit: RuleGroup } | undefined;
+  /** RateLimitPolicy limits in load order, checked for allowed requests. */
+  readonly rateLimits: readonly CompiledRateLimit[];
 }
 
 const SPIFFE = 'spiffe://';
@@ -65,7 +69,12 @@ export interface CompileOptions {
   readonly index?: boolean;
 }
 
-export function compilePolicySet(policies: readonly AuthorizationPolicy[], revision: string, options: CompileOptions = {}): CompiledPolicySet {
+export function compilePolicySet(
+  policies: readonly AuthorizationPolicy[],
+  revision: string,
+  options: CompileOptions = {},
+  rateLimits: readonly RateLimitPolicy[] = [],
+): CompiledPolicySet {
   const needs = { namespaces: false, sourceIp: false, destinationIp: false };
   const matchers = new MatcherCache(needs);
   const builders = {
@@ -86,6 +95,7 @@ export function compilePolicySet(policies: readonly AuthorizationPolicy[], revis
     });
   }
   const anyDryRun = policies.some((p) => p.dryRun);
+  const limits = compileRateLimits(rateLimits, (rule) => compileRule(rule, matchers), needs);
   return Object.freeze({
     revision,
     policies,
@@ -96,6 +106,7 @@ export function compilePolicySet(policies: readonly AuthorizationPolicy[], revis
     dryRun: anyDryRun
       ? Object.freeze({ deny: builders.dryRun.DENY.build(), allow: builders.dryRun.ALLOW.build(), audit: builders.dryRun.AUDIT.build() })
       : undefined,
+    rateLimits: limits,
   });
 }
 

@@ -13,13 +13,13 @@ export type PolicySetResult =
   | { readonly ok: false; readonly errors: readonly PolicyIssue[]; readonly revision: string };
 
 export function buildPolicySet(files: readonly PolicyFileText[], label = 'policy directory', revision = revisionOf(files)): PolicySetResult {
-  const { policies, errors } = parsePolicyFiles(files);
+  const { policies, rateLimits, errors } = parsePolicyFiles(files);
   if (errors.length > 0) return { ok: false, errors, revision };
   const warnings = lintPolicies(policies);
   if (policies.length === 0) {
     warnings.unshift({ severity: 'warning', code: 'no_policies', file: label, message: 'no AuthorizationPolicy documents: every request is allowed' });
   }
-  return { ok: true, set: compilePolicySet(policies, revision), warnings };
+  return { ok: true, set: compilePolicySet(policies, revision, {}, rateLimits), warnings };
 }
 
 export function revisionOf(files: readonly PolicyFileText[]): string {
