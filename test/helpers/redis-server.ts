@@ -1,8 +1,9 @@
 /**
- * A real redis-server (Debian's package; .ci/run installs it) on a Unix socket in a temporary
- * directory: no TCP port to collide with, no persistence. Started and awaited on its own log line.
+ * A real redis-server (Debian's package; .ci/run installs it) on a Unix socket in a given
+ * directory: no TCP port to collide with, no persistence. Started and awaited on its own log
+ * line. Used by the tests and by bench:authz.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { tempDir } from './tmp.js';
@@ -15,14 +16,11 @@ export interface RedisProcess {
   kill(): Promise<void>;
 }
 
-export async function startRedis(t: ExecutionContext): Promise<RedisProcess> {
-  const dir = tempDir(t, 'meshid-redis-');
+export async function spawnRedis(dir: string): Promise<RedisProcess> {
   const socket = path.join(dir, 'redis.sock');
-  const child: ChildProcess = spawn(
-    'redis-server',
-    ['--port', '0', '--unixsocket', socket, '--unixsocketperm', '700', '--save', '', '--appendonly', 'no', '--dir', dir],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const child = spawn('redis-server', ['--port', '0', '--unixsocket', socket, '--unixsocketperm', '700', '--save', '', '--appendonly', 'no', '--dir', dir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
   let output = '';
   await new Promise<void>((resolve, reject) => {
@@ -31,7 +29,7 @@ export async function startRedis(t: ExecutionContext): Promise<RedisProcess> {
       clearTimeout(timer);
       reject(new Error(`cannot run redis-server (apt-get install redis-server): ${e.message}`));
     });
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
       output += chunk;
       if (/ready to accept connections/i.test(output)) {
         clearTimeout(timer);
@@ -40,12 +38,21 @@ export async function startRedis(t: ExecutionContext): Promise<RedisProcess> {
     });
   });
   let killed = false;
-  const kill = async () => {
-    if (killed) return;
-    killed = true;
-    child.kill('SIGKILL');
-    await exited;
+  return {
+    socket,
+    url: `unix://${socket}`,
+    async kill() {
+      if (killed) return;
+      killed = true;
+      child.kill('SIGKILL');
+      await exited;
+    },
   };
-  t.teardown(kill);
-  return { socket, url: `unix://${socket}`, kill };
+}
+
+/** A redis-server for one test, killed at its end. */
+export async function startRedis(t: ExecutionContext): Promise<RedisProcess> {
+  const redis = await spawnRedis(tempDir(t, 'meshid-redis-'));
+  t.teardown(() => redis.kill());
+  return redis;
 }
