@@ -23,7 +23,7 @@ import { silentLogger } from '../src/observability/logger.js';
 import { noopSdsMetrics, type SdsMetrics } from '../src/sds/metrics.js';
 import { encodeSecret, responseWithNonce } from '../src/sds/secret-encoding.js';
 import { sdsServiceDefinition, startSdsServer } from '../src/sds/server.js';
-import { nowMs } from '../src/sds/client.js';
+import { nowMs } from '../test/helpers/sds-client.js';
 import { listenOnUnixSocket } from '../src/lib/unix-socket.js';
 import { TestIdentitySource } from '../test/helpers/test-identity-source.js';
 

@@ -9,7 +9,7 @@
 import http2 from 'node:http2';
 import net from 'node:net';
 import { envoyProtos, SDS_SERVICE, SECRET_TYPE_URL } from '../src/envoy/protos.js';
-import { nowMs } from '../src/sds/client.js';
+import { nowMs } from '../test/helpers/sds-client.js';
 
 export interface SdsFleet {
   readonly size: number;

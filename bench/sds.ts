@@ -23,7 +23,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { SdsClient, type SecretWatch } from '../src/sds/client.js';
+import { SdsClient, type SecretWatch } from '../test/helpers/sds-client.js';
 import { openLeanFleet, type SdsFleet } from './sds-lean-client.js';
 import { startAgentProcesses } from './sds-agent-process.js';
 import { forkHarness, type SdsServerUnderTest } from './sds-server-process.js';

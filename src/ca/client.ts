@@ -11,13 +11,18 @@ import { parseCertificate } from '../identity/certificate.js';
 import { decodePem } from '../identity/pem.js';
 import { type ErrorKind, errorMessage } from '../lib/errors.js';
 import { errorKindOf } from '../lib/grpc-status.js';
+import { jwtSvidServiceDefinition } from './jwt-protocol.js';
 import { caServiceDefinition, type CreateCertificateMethod, type IstioCertificateRequest, type IstioCertificateResponse } from './protocol.js';
 
 export type CaAuth = { kind: 'token'; token: string } | { kind: 'mtls'; certChainPem: string; privateKeyPem: string };
 
+export type CaFailure = { ok: false; kind: ErrorKind; grpcCode: number; message: string };
+
 export type CaResult =
   | { ok: true; chainPem: string[] } // leaf first, root last, one PEM per element
-  | { ok: false; kind: ErrorKind; grpcCode: number; message: string };
+  | CaFailure;
+
+export type CaCallResult<T> = { ok: true; response: T } | CaFailure;
 
 export interface CaClientOptions {
   /** host:port */
@@ -52,6 +57,30 @@ export class CaClient {
 
   /** Never throws for CA or network failures: they come back as { ok: false }. */
   async createCertificate(csrPem: string, auth: CaAuth, validitySeconds?: number): Promise<CaResult> {
+    const request: IstioCertificateRequest = { csr: csrPem, ...(validitySeconds !== undefined ? { validity_duration: validitySeconds } : {}) };
+    const r = await this.call(this.method, request, auth);
+    return r.ok ? validateResponse(r.response) : r;
+  }
+
+  /** A JWT-SVID from meshid's JwtSvidService (UNIMPLEMENTED from CAs that have none, such as istiod). */
+  async mintJwtSvid(audiences: readonly string[], auth: CaAuth, ttlSeconds?: number): Promise<CaCallResult<{ token: string; spiffeId: string; expiresAt: number }>> {
+    const r = await this.call(jwtSvidServiceDefinition().MintJWTSVID, { audience: [...audiences], ...(ttlSeconds ? { ttl_seconds: ttlSeconds } : {}) }, auth);
+    if (!r.ok) return r;
+    const { token, spiffe_id: spiffeId, expires_at: expiresAt } = r.response ?? {};
+    if (!token || !spiffeId || !expiresAt) return failure('internal', grpc.status.INTERNAL, 'the CA returned a malformed JWT-SVID response (token, spiffe_id or expires_at missing)');
+    return { ok: true, response: { token, spiffeId, expiresAt: Number(expiresAt) } };
+  }
+
+  /** The JWKS that verifies the CA's JWT-SVIDs. */
+  async fetchJwtBundle(auth: CaAuth): Promise<CaCallResult<{ trustDomain: string; jwks: string }>> {
+    const r = await this.call(jwtSvidServiceDefinition().FetchJWTBundle, {}, auth);
+    if (!r.ok) return r;
+    const { trust_domain: trustDomain, jwks } = r.response ?? {};
+    if (!trustDomain || !jwks) return failure('internal', grpc.status.INTERNAL, 'the CA returned a malformed JWT bundle response (trust_domain or jwks missing)');
+    return { ok: true, response: { trustDomain, jwks } };
+  }
+
+  private async call<Req, Res>(method: grpc.MethodDefinition<Req, Res>, request: Req, auth: CaAuth): Promise<CaCallResult<Res | undefined>> {
     if (this.closed) return failure('failed_precondition', grpc.status.FAILED_PRECONDITION, 'the CA client is closed');
     let channel: CaChannel;
     try {
@@ -61,13 +90,12 @@ export class CaClient {
     }
     const metadata = new grpc.Metadata();
     if (auth.kind === 'token') metadata.set('authorization', `Bearer ${auth.token}`);
-    const request: IstioCertificateRequest = { csr: csrPem, ...(validitySeconds !== undefined ? { validity_duration: validitySeconds } : {}) };
-    return new Promise<CaResult>((resolve) => {
+    return new Promise((resolve) => {
       try {
-        channel.client.makeUnaryRequest<IstioCertificateRequest, IstioCertificateResponse>(
-          this.method.path,
-          this.method.requestSerialize,
-          this.method.responseDeserialize,
+        channel.client.makeUnaryRequest<Req, Res>(
+          method.path,
+          method.requestSerialize,
+          method.responseDeserialize,
           request,
           metadata,
           { deadline: Date.now() + this.deadlineMs },
@@ -75,7 +103,7 @@ export class CaClient {
             if (err) {
               if (err.code === grpc.status.UNAVAILABLE) this.retire(channel);
               resolve(failure(errorKindOf(err.code), err.code, `CA ${this.options.address}: ${err.details || err.message}`));
-            } else resolve(validateResponse(response));
+            } else resolve({ ok: true, response });
           },
         );
       } catch (e) {
@@ -154,7 +182,7 @@ function ipHostOf(address: string): string | undefined {
   return host && isIP(host) ? host : undefined;
 }
 
-function failure(kind: ErrorKind, grpcCode: number, message: string): CaResult {
+function failure(kind: ErrorKind, grpcCode: number, message: string): CaFailure {
   return { ok: false, kind, grpcCode, message };
 }
 

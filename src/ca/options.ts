@@ -2,6 +2,7 @@
 import { DEFAULT_CA_LISTEN, DEFAULT_TOKEN_AUDIENCE, DEFAULT_TRUST_DOMAIN } from '../config/defaults.js';
 import { type ConfigOf, opt, parseHostPort } from '../config/options.js';
 import { parseTrustDomain } from '../identity/spiffe-id.js';
+import { DEFAULT_JWT_SVID_TTL_MS } from './jwt-svid.js';
 
 export const DEFAULT_CA_TTL_MS = 3_600_000;
 export const DEFAULT_CA_MAX_TTL_MS = 24 * 3_600_000;
@@ -23,6 +24,7 @@ export const caOptions = {
     description: 'DEVELOPMENT ONLY: YAML file "tokens: {<token>: <spiffe-id>}" of opaque bearer tokens',
     metavar: 'FILE',
   }),
+  jwtSvidTtl: opt.duration('jwt-svid-ttl', { description: 'lifetime of JWT-SVIDs (the longest issued; agents may ask for less)', default: DEFAULT_JWT_SVID_TTL_MS, min: 30_000, max: 3_600_000 }),
   san: opt.list('san', { description: 'extra DNS name or IP address for the CA serving certificate (besides localhost, 127.0.0.1, ::1)', metavar: 'NAME', default: [] as readonly string[] }),
 };
 

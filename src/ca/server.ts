@@ -18,9 +18,11 @@ import { StaticTokens } from './auth/static-tokens.js';
 import { Authority } from './authority.js';
 import { issueServingCertificate, SERVING_LIFETIME_MS, servingName } from './ca-certificates.js';
 import type { CaConfig } from './options.js';
+import { type FetchJwtBundleResponse, jwtSvidServiceDefinition, type MintJwtSvidRequest, type MintJwtSvidResponse } from './jwt-protocol.js';
+import { JwtSvidIssuer } from './jwt-svid.js';
 import { caServiceDefinition, type IstioCertificateRequest, type IstioCertificateResponse } from './protocol.js';
 import { ServingCertificateProvider, servingCredentials } from './serving-credentials.js';
-import { loadOrCreateState } from './state.js';
+import { loadOrCreateJwtSvidKey, loadOrCreateState } from './state.js';
 
 export interface CaDeps {
   readonly clock?: Clock;
@@ -54,6 +56,9 @@ export async function startCa(config: CaConfig, deps: CaDeps = {}): Promise<Runn
   const state = loadOrCreateState(config.stateDir, trustDomain, clock.now());
   for (const w of state.warnings) log.warn({ event: 'state_warning' }, w);
   const authority = new Authority(trustDomain, state.material, { defaultTtlMs: config.ttl, maxTtlMs: config.maxTtl });
+  const jwtKeyWarnings: string[] = [];
+  const jwtSvids = await JwtSvidIssuer.create(loadOrCreateJwtSvidKey(config.stateDir, jwtKeyWarnings), trustDomain, config.jwtSvidTtl);
+  for (const w of jwtKeyWarnings) log.warn({ event: 'state_warning' }, w);
   const authenticator = new CallerAuthenticator({ authority, ...(jwt ? { jwt } : {}), ...(staticTokens ? { staticTokens } : {}) });
   log.info(
     { event: 'state_loaded', stateDir: config.stateDir, mode: state.mode, created: state.created, caExpiresAt: authority.expiresAt.toISOString() },
@@ -91,18 +96,48 @@ export async function startCa(config: CaConfig, deps: CaDeps = {}): Promise<Runn
     },
   });
 
+  server.addService(jwtSvidServiceDefinition(), {
+    MintJWTSVID: (call: grpc.ServerUnaryCall<MintJwtSvidRequest, MintJwtSvidResponse>, callback: grpc.sendUnaryData<MintJwtSvidResponse>) => {
+      void mintJwtSvid(call).then(
+        (response) => callback(null, response),
+        (e: unknown) => callback({ code: grpcStatusOf((e as MeshidError).kind), details: (e as MeshidError).message }),
+      );
+    },
+    FetchJWTBundle: (_call: grpc.ServerUnaryCall<object, FetchJwtBundleResponse>, callback: grpc.sendUnaryData<FetchJwtBundleResponse>) =>
+      callback(null, { trust_domain: trustDomain, jwks: jwtSvids.jwks() }),
+  });
+
+  /** The caller's identity, from its client certificate or its bearer token. */
+  function authenticateCall(call: grpc.ServerUnaryCall<unknown, unknown>) {
+    const raw = call.getAuthContext().sslPeerCertificate?.raw;
+    const authorization = call.metadata.get('authorization')[0];
+    return authenticator.authenticate(
+      { ...(raw ? { peerCertificate: raw } : {}), ...(authorization !== undefined ? { authorization: authorization.toString() } : {}) },
+      clock.now(),
+    );
+  }
+
+  async function mintJwtSvid(call: grpc.ServerUnaryCall<MintJwtSvidRequest, MintJwtSvidResponse>): Promise<MintJwtSvidResponse> {
+    let identity: SpiffeId | undefined;
+    try {
+      ({ identity } = await authenticateCall(call));
+      const minted = await jwtSvids.mint(identity, call.request.audience ?? [], requestedSeconds(call.request.ttl_seconds), clock.now());
+      log.info({ event: 'jwt_svid_issued', identity: identity.uri, audience: call.request.audience, expiresAt: new Date(minted.expiresAt * 1000).toISOString(), peer: call.getPeer() }, 'JWT-SVID issued');
+      return { token: minted.token, spiffe_id: minted.spiffeId, expires_at: minted.expiresAt };
+    } catch (e) {
+      const err = e instanceof MeshidError ? e : new MeshidError('internal', 'internal_error', 'internal error while minting a JWT-SVID');
+      if (err !== e) log.error({ event: 'internal_error', err: errorMessage(e) }, 'unexpected failure while handling MintJWTSVID');
+      log.warn({ event: 'jwt_svid_refused', ...(identity ? { identity: identity.uri } : {}), reason: err.code, status: grpc.status[grpcStatusOf(err.kind)], peer: call.getPeer() }, err.message);
+      throw err;
+    }
+  }
+
   async function handle(call: grpc.ServerUnaryCall<IstioCertificateRequest, IstioCertificateResponse>): Promise<IstioCertificateResponse> {
     const peer = call.getPeer();
     let identity: SpiffeId | undefined;
     let method: AuthMethod | undefined;
     try {
-      const raw = call.getAuthContext().sslPeerCertificate?.raw;
-      const authorization = call.metadata.get('authorization')[0];
-      const auth = await authenticator.authenticate(
-        { ...(raw ? { peerCertificate: raw } : {}), ...(authorization !== undefined ? { authorization: authorization.toString() } : {}) },
-        clock.now(),
-      );
-      ({ identity, method } = auth);
+      ({ identity, method } = await authenticateCall(call));
       const issued = authority.issue({
         csrPem: call.request.csr ?? '',
         identity,

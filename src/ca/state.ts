@@ -12,6 +12,7 @@ import { certificatePem } from '../identity/pem.js';
 import { encodeDer } from '../identity/der.js';
 import { generateKeyPairSync, privateKeyPkcs8Pem } from '../identity/keys.js';
 import { caProblem, foreignTrustDomain } from '../identity/svid-verify.js';
+import { writeFileAtomically } from '../lib/atomic-file.js';
 import { errorMessage, MeshidError } from '../lib/errors.js';
 import type { SigningMaterial } from './authority.js';
 import { createRootCertificate } from './ca-certificates.js';
@@ -23,6 +24,8 @@ export const STATE_FILES = {
   /** The intermediate's certificate first, then any intermediates above it, the root last. */
   intermediateChain: 'intermediate-chain.pem',
   bundle: 'bundle.pem',
+  /** Signs JWT-SVIDs (ES256). */
+  jwtSvidKey: 'jwt-svid-key.pem',
 } as const;
 
 export interface CaState {
@@ -84,7 +87,7 @@ export function loadOrCreateState(dir: string, trustDomain: string, now: number)
   const bundlePem = certificatePem(material.chain[material.chain.length - 1]!.der);
   const bundlePath = file(STATE_FILES.bundle);
   try {
-    writeAtomically(bundlePath, bundlePem, 0o644);
+    writeFileAtomically(bundlePath, bundlePem, 0o644);
   } catch (e) {
     throw stateError(dir, `cannot write ${STATE_FILES.bundle} (${(e as NodeJS.ErrnoException).code ?? errorMessage(e)})`);
   }
@@ -172,16 +175,22 @@ function checkIntermediateChain(dir: string, key: KeyObject, chain: Certificate[
 
 function writePrivate(dir: string, name: string, content: string): void {
   try {
-    writeAtomically(path.join(dir, name), content, 0o600);
+    writeFileAtomically(path.join(dir, name), content, 0o600);
   } catch (e) {
     throw stateError(dir, `cannot write ${name} (${(e as NodeJS.ErrnoException).code ?? errorMessage(e)})`);
   }
 }
 
-/** Write to a temporary file with the final mode, then rename: readers never see half a file. */
-function writeAtomically(file: string, content: string, mode: number): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, content, { mode, flag: 'w' });
-  fs.chmodSync(tmp, mode); // the umask may have narrowed or the file pre-existed
-  fs.renameSync(tmp, file);
+/** The CA's JWT-SVID signing key (EC P-256), generated on first use and kept in the state dir after. */
+export function loadOrCreateJwtSvidKey(dir: string, warnings: string[]): KeyObject {
+  if (fs.existsSync(path.join(dir, STATE_FILES.jwtSvidKey))) {
+    const key = readKey(dir, STATE_FILES.jwtSvidKey, warnings);
+    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+      throw stateError(dir, `${STATE_FILES.jwtSvidKey} must be an EC P-256 key (JWT-SVIDs are signed ES256)`);
+    }
+    return key;
+  }
+  const key = generateKeyPairSync('ec-p256');
+  writePrivate(dir, STATE_FILES.jwtSvidKey, privateKeyPkcs8Pem(key.privateKey));
+  return key.privateKey;
 }

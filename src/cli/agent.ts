@@ -25,6 +25,9 @@ import { AgentMetrics } from '../observability/metrics.js';
 import { SvidManager } from '../rotation/manager.js';
 import { sdsOptions } from '../sds/options.js';
 import { type SdsServer, startSdsServer } from '../sds/server.js';
+import { JwtSvids } from '../workload/jwt-svids.js';
+import { workloadApiOptions } from '../workload/options.js';
+import { startWorkloadApiServer, type WorkloadApiServer } from '../workload/server.js';
 import { defineCommand } from './command.js';
 
 export const agentOptions = {
@@ -58,6 +61,7 @@ export const agentOptions = {
   ...logLevelOption,
   ...sdsOptions,
   ...authzOptionSpecs,
+  ...workloadApiOptions,
 };
 
 export type AgentConfig = ConfigOf<typeof agentOptions>;
@@ -72,6 +76,7 @@ export interface RunningAgent {
   readonly manager: SvidManager;
   readonly sds: SdsServer;
   readonly authz: AuthzService | undefined;
+  readonly workloadApi: WorkloadApiServer | undefined;
   readonly admin: AdminServer;
   readonly metrics: AgentMetrics;
   ready(): boolean;
@@ -132,6 +137,14 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       : undefined;
     if (authz) closers.push(() => authz.close());
 
+    let workloadApi: WorkloadApiServer | undefined;
+    if (config.workloadApiSocket) {
+      const jwt = new JwtSvids({ signer: client, source: manager, clock, logger, caAddress: config.caAddress });
+      closers.push(() => jwt.stop());
+      workloadApi = await startWorkloadApiServer({ workloadApiSocket: config.workloadApiSocket, workloadApiSocketMode: config.workloadApiSocketMode }, { source: manager, jwt, logger, clock });
+      closers.push(() => workloadApi?.close());
+    }
+
     const checks = () => ({ svid: manager.ready(), sds: sds.serving(), ...(authz ? { authz_policies: authz.ready() } : {}) });
     const ready = () => Object.values(checks()).every(Boolean);
     const admin = await startAdminServer(config.adminListen, checks, metrics);
@@ -145,11 +158,12 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         sdsSocket: sds.socketPath,
         ...(authz?.socketPath ? { authzSocket: authz.socketPath } : {}),
         ...(authz?.tcpPort !== undefined ? { authzPort: authz.tcpPort } : {}),
+        ...(workloadApi ? { workloadApiSocket: workloadApi.socketPath } : {}),
         admin: admin.url,
       },
       'agent started',
     );
-    return { spiffeId, manager, sds, authz, admin, metrics, ready, close: closeAll };
+    return { spiffeId, manager, sds, authz, workloadApi, admin, metrics, ready, close: closeAll };
   } catch (e) {
     await closeAll();
     throw e;

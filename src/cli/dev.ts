@@ -13,13 +13,12 @@ import { DEFAULT_ADMIN_LISTEN, DEFAULT_AUTHZ_SOCKET, DEFAULT_SDS_SOCKET, DEFAULT
 import { loadConfig } from '../config/load.js';
 import { formatHostPort, opt, parseHostPort } from '../config/options.js';
 import { DemoClient, DEMO_ROUND, type DemoOutcome, DemoServer } from '../demo/demo.js';
-import { WorkloadTls } from '../demo/workload-tls.js';
+import { SdsTls } from '../demo/sds-tls.js';
 import { parseTrustDomain, workloadSpiffeId } from '../identity/spiffe-id.js';
 import { systemClock } from '../lib/clock.js';
 import { errorMessage, MeshidError } from '../lib/errors.js';
 import { packagePath } from '../lib/package-path.js';
 import { createLogger, type Logger, logLevelOption } from '../observability/logger.js';
-import { SdsClient } from '../sds/client.js';
 import { socketAnswers } from '../lib/unix-socket.js';
 import { agentOptions, quietGrpcLogs, type RunningAgent, startAgent, untilShutdown } from './agent.js';
 import { defineCommand } from './command.js';
@@ -209,14 +208,12 @@ async function startDemo(ctx: DemoContext): Promise<void> {
   );
   ctx.closers.push(() => frontend.close());
   reportRotations(frontend, ctx.log);
-  const ordersSds = new SdsClient({ socketPath: ctx.sdsSocket, node: { id: 'demo-orders', cluster: 'orders' } });
-  const frontendSdsClient = new SdsClient({ socketPath: frontendSds, node: { id: 'demo-frontend', cluster: 'frontend' } });
+  const ordersTls = new SdsTls(ctx.sdsSocket, { id: 'demo-orders', cluster: 'orders' });
+  const frontendTls = new SdsTls(frontendSds, { id: 'demo-frontend', cluster: 'frontend' });
   ctx.closers.push(() => {
-    ordersSds.close();
-    frontendSdsClient.close();
+    ordersTls.close();
+    frontendTls.close();
   });
-  const ordersTls = new WorkloadTls(ordersSds);
-  const frontendTls = new WorkloadTls(frontendSdsClient);
   await Promise.all([ordersTls.ready(), frontendTls.ready()]);
   const server = new DemoServer(ordersTls, { trustDomain: ctx.config.trustDomain, spiffeId: ctx.ordersId, authzSocket: ctx.authzSocket });
   ctx.closers.push(() => server.close());

@@ -14,7 +14,7 @@ import * as grpc from '@grpc/grpc-js';
 import { envoyProtos } from '../envoy/protos.js';
 import { certificatePem } from '../identity/pem.js';
 import { errorMessage } from '../lib/errors.js';
-import { peerSpiffeId, type TlsMaterial, type WorkloadTls } from './workload-tls.js';
+import { peerSpiffeId, type TlsMaterial, type TlsSource } from './sds-tls.js';
 
 export interface DemoRequest {
   readonly method: string;
@@ -51,7 +51,7 @@ export class DemoServer {
   private readonly authz: grpc.Client;
 
   constructor(
-    tlsMaterial: WorkloadTls,
+    tlsMaterial: TlsSource,
     private readonly options: { trustDomain: string; spiffeId: string; authzSocket: string },
   ) {
     this.authz = new grpc.Client(`unix:${options.authzSocket}`, grpc.credentials.createInsecure());
@@ -143,7 +143,7 @@ export class DemoClient {
   private agent: https.Agent;
 
   constructor(
-    tlsMaterial: WorkloadTls,
+    tlsMaterial: TlsSource,
     private readonly options: { port: number; serverId: string },
   ) {
     this.agent = this.agentFor(tlsMaterial.current());

@@ -66,6 +66,17 @@ function contentRange(der: Buffer, offset: number, what: string): [number, numbe
   return [start, start + length];
 }
 
+/** The TLVs of a concatenation of DER values (the Workload API's certificate lists), each sliced whole. */
+export function splitDer(der: Buffer, what: string): Buffer[] {
+  const out: Buffer[] = [];
+  for (let start = 0; start < der.length; ) {
+    const end = contentRange(der, start, what)[1];
+    out.push(der.subarray(start, end));
+    start = end;
+  }
+  return out;
+}
+
 // ---- builders -------------------------------------------------------------------------------
 
 const oidCache = new Map<string, string>();

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import { agentOptions } from '../../src/cli/agent.js';
-import { SdsClient } from '../../src/sds/client.js';
+import { SdsClient } from '../helpers/sds-client.js';
 import { cleanEnv, MeshidProcess, MESHID_MAIN } from '../helpers/meshid-process.js';
 import { tempDir } from '../helpers/tmp.js';
 import { chainOf, ORDERS, ORDERS_TOKEN, SHOP_POLICIES, TD } from './stand.js';

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import test, { type ExecutionContext } from 'ava';
 import { certificatesToPem } from '../../src/identity/certificate.js';
-import type { ReceivedSecret, SecretWatch } from '../../src/sds/client.js';
+import type { ReceivedSecret, SecretWatch } from '../helpers/sds-client.js';
 import { opensslVerify } from '../helpers/openssl.js';
 import { tempDir } from '../helpers/tmp.js';
 import { chainOf, eventually, ORDERS, ORDERS_TOKEN, Stand } from './stand.js';

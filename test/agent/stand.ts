@@ -20,9 +20,9 @@ import { parseCertificatesPem, type Certificate } from '../../src/identity/certi
 import { createCsr } from '../../src/identity/csr.js';
 import { generateKeyPairSync, privateKeyPkcs8Pem } from '../../src/identity/keys.js';
 import { parseSpiffeId } from '../../src/identity/spiffe-id.js';
-import { FakeClock } from '../../src/lib/fake-clock.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import type { SvidManagerStatus } from '../../src/rotation/manager.js';
-import { SdsClient, type SdsClientOptions } from '../../src/sds/client.js';
+import { SdsClient, type SdsClientOptions } from '../helpers/sds-client.js';
 import { captureLogger, eventually, type LogLine } from '../sds/support.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -68,6 +68,8 @@ export interface StandOptions {
   readonly renewFraction?: number;
   /** ext_authz on a socket, with these AuthorizationPolicy files (name: YAML) in --policy-dir. */
   readonly policies?: Readonly<Record<string, string>>;
+  /** More agent flags (given the stand's directory), e.g. --workload-api-socket. */
+  readonly agentArgs?: (dir: string) => readonly string[];
 }
 
 type CapturedLogger = ReturnType<typeof captureLogger>;
@@ -130,6 +132,7 @@ export class Stand {
       '--admin-listen=127.0.0.1:0',
       '--log-level=debug',
       ...(o.policies ? [`--authz-socket=${path.join(dir, 'authz.sock')}`, `--policy-dir=${policyDir}`] : []),
+      ...(o.agentArgs?.(dir) ?? []),
     ];
     const agentLogger = captureLogger();
     const agent = await startAgent(loadConfig(agentOptions, { argv, fileAndEnv: false }).config, { logger: agentLogger.logger, clock });

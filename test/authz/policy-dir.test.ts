@@ -3,7 +3,7 @@ import path from 'node:path';
 import test from 'ava';
 import { readPolicyDir } from '../../src/authz/policy-dir.js';
 import { buildPolicySet } from '../../src/authz/policy-set.js';
-import { FakeClock } from '../../src/lib/fake-clock.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { startPolicySource } from '../../src/authz/policy-source.js';
 import { tempDir } from '../helpers/tmp.js';
 import { capturingLogger } from './helpers/authz-client.js';

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { type AuthzService, type AuthzServiceConfig, startAuthzService } from '../../src/authz/server.js';
-import { FakeClock } from '../../src/lib/fake-clock.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { startRedis } from '../helpers/redis-server.js';
 import { tempDir } from '../helpers/tmp.js';
 import { ALLOW_PARTNERS, PARTNER_A, partnerALimit } from './helpers/rate-limit-policies.js';

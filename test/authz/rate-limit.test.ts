@@ -5,7 +5,7 @@ import { buildPolicySet } from '../../src/authz/policy-set.js';
 import { gcraRate, gcraStep, quotaOf } from '../../src/authz/rate-limit/gcra.js';
 import { LocalLimiter } from '../../src/authz/rate-limit/local-limiter.js';
 import { redisTarget } from '../../src/authz/rate-limit/redis-url.js';
-import { FakeClock } from '../../src/lib/fake-clock.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { ALLOW_PARTNERS, PARTNER_A, PARTNER_B, rateLimitPolicy } from './helpers/rate-limit-policies.js';
 
 const ALLOW_ALL = ALLOW_PARTNERS;

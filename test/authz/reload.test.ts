@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { FakeClock } from '../../src/lib/fake-clock.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import type { ReloadOutcome } from '../../src/authz/policy-source.js';
 import { revisionOf } from '../../src/authz/policy-set.js';
 import { type AuthzService, startAuthzService } from '../../src/authz/server.js';

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import type { Certificate } from '../../src/identity/certificate.js';
-import { FakeClock } from '../../src/lib/fake-clock.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { type AuthzService, type AuthzServiceConfig, startAuthzService } from '../../src/authz/server.js';
 import type { ReloadOutcome } from '../../src/authz/policy-source.js';
 import { makeLeaf, makeRoot } from '../helpers/pki.js';

@@ -6,7 +6,7 @@ import { SignJWT } from 'jose';
 import { caServiceDefinition, type IstioCertificateRequest, type IstioCertificateResponse } from '../../src/ca/protocol.js';
 import { decodeDer } from '../../src/identity/der.js';
 import { generateKeyPairSync } from '../../src/identity/keys.js';
-import { FakeClock } from '../../src/lib/fake-clock.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { makeLeaf, makeRoot } from '../helpers/pki.js';
 import { parseCertificatesPem } from '../../src/identity/certificate.js';
 import fs from 'node:fs';

@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { CaClient } from '../../src/ca/client.js';
 import { caServiceDefinition, type IstioCertificateRequest, type IstioCertificateResponse } from '../../src/ca/protocol.js';
 import { privateKeyPkcs8Pem } from '../../src/identity/keys.js';
-import { FakeClock } from '../../src/lib/fake-clock.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { makeLeaf, makeRoot } from '../helpers/pki.js';
 import { csrFor, FRONTEND, leafOf, STATIC_TOKEN, startHarness } from './harness.js';
 

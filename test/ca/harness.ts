@@ -51,6 +51,7 @@ export function baseConfig(dir: string, overrides: Partial<CaConfig> = {}): CaCo
     stateDir: path.join(dir, 'state'),
     ttl: 3_600_000,
     maxTtl: 24 * 3_600_000,
+    jwtSvidTtl: 300_000,
     jwtAudience: 'istio-ca',
     san: [],
     jwtKeys: undefined,

@@ -7,7 +7,7 @@ import { parseCsr } from '../../src/identity/csr.js';
 import { findExtension } from '../../src/identity/extensions.js';
 import { keyIdentifier } from '../../src/identity/keys.js';
 import { OID } from '../../src/identity/oids.js';
-import { FakeClock } from '../../src/lib/fake-clock.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { opensslVerify } from '../helpers/openssl.js';
 import { tempDir } from '../helpers/tmp.js';
 import { csrFor, FRONTEND, leafOf, STATIC_TOKEN, startHarness } from './harness.js';

@@ -6,7 +6,7 @@ import { startCa } from '../../src/ca/server.js';
 import { loadOrCreateState, STATE_FILES } from '../../src/ca/state.js';
 import { privateKeyPkcs8Pem } from '../../src/identity/keys.js';
 import { MeshidError } from '../../src/lib/errors.js';
-import { FakeClock } from '../../src/lib/fake-clock.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { makeIntermediate, makeLeaf, makeRoot } from '../helpers/pki.js';
 import { opensslVerify } from '../helpers/openssl.js';
 import { tempDir } from '../helpers/tmp.js';

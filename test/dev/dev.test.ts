@@ -11,7 +11,7 @@ import test from 'ava';
 import YAML from 'yaml';
 import { DEFAULT_AUTHZ_SOCKET, DEFAULT_SDS_SOCKET, SDS_ROOT_SECRET, SDS_WORKLOAD_SECRET } from '../../src/config/defaults.js';
 import { parseCertificatesPem } from '../../src/identity/certificate.js';
-import { SdsClient, type SecretWatch } from '../../src/sds/client.js';
+import { SdsClient, type SecretWatch } from '../helpers/sds-client.js';
 import { opensslVerify } from '../helpers/openssl.js';
 import { type LogLine, MeshidProcess } from '../helpers/meshid-process.js';
 import { type Bootstrap, clusterPipe } from '../deploy/kubernetes-manifests.js';

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { systemClock } from '../../src/lib/clock.js';
-import { FakeClock } from '../../src/lib/fake-clock.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 
 const T0 = Date.UTC(2026, 0, 1);
 

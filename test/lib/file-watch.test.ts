@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import { systemClock } from '../../src/lib/clock.js';
-import { FakeClock } from '../../src/lib/fake-clock.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { watchPaths } from '../../src/lib/file-watch.js';
 import { tempDir } from '../helpers/tmp.js';
 import { writeK8sVolume } from '../helpers/k8s-volume.js';

@@ -1,6 +1,6 @@
 /** A FakeClock, an in-process CA and an SVID manager wired together, with logs captured. */
 import type { ExecutionContext } from 'ava';
-import { FakeClock } from '../../src/lib/fake-clock.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { SvidManager, type SvidManagerOptions } from '../../src/rotation/manager.js';
 import { InProcessSigner, type InProcessSignerOptions } from './in-process-signer.js';
 import { captureLogs, type LogLine } from '../helpers/logs.js';

@@ -8,7 +8,7 @@ import { chainPem, makeLeaf, makeRoot } from '../helpers/pki.js';
 import { tempDir } from '../helpers/tmp.js';
 import { advanceUntil, harness, HOUR, ID, started, TOKEN } from './harness.js';
 import { InProcessSigner } from './in-process-signer.js';
-import { FakeClock } from '../../src/lib/fake-clock.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 
 function rootNames(pem: string | undefined): string[] {
   return pem ? parseCertificatesPem(pem, 'bundle').map((c) => c.subjectText.replace(/^O=example\.org,CN=test /, '')).sort() : [];

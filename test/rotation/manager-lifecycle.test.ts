@@ -1,7 +1,7 @@
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import test from 'ava';
 import { parseCertificatesPem } from '../../src/identity/certificate.js';
-import { FakeClock } from '../../src/lib/fake-clock.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { MeshidError } from '../../src/lib/errors.js';
 import type { SvidMetrics } from '../../src/rotation/metrics.js';
 import { opensslVerify } from '../helpers/openssl.js';

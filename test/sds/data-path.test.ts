@@ -3,7 +3,7 @@ import test from 'ava';
 import { makeLeaf, makeRoot } from '../helpers/pki.js';
 import { privateKeyPkcs8Pem } from '../../src/identity/keys.js';
 import { eventually, startTestServer } from './support.js';
-import { WorkloadTls } from '../../src/demo/workload-tls.js';
+import { WorkloadTls } from '../helpers/workload-tls.js';
 import { SidecarClient, SidecarServer } from './tls-sidecar.js';
 
 const SERVER_ID = 'spiffe://example.org/ns/shop/sa/checkout';

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import test from 'ava';
-import type { FakeClock } from '../../src/lib/fake-clock.js';
+import type { FakeClock } from '../helpers/fake-clock.js';
 import { writeK8sVolume } from '../helpers/k8s-volume.js';
 import { chainPem, makeIntermediate, makeLeaf, makeRoot } from '../helpers/pki.js';
 import { tempDir } from '../helpers/tmp.js';

@@ -3,7 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import test from 'ava';
 import { SECRET_TYPE_URL } from '../../src/envoy/protos.js';
 import { parseCertificatesPem } from '../../src/identity/certificate.js';
-import { eventually, settle, startTestServer } from './support.js';
+import { eventually, startTestServer } from './support.js';
 import { RawStream } from './raw-stream.js';
 
 const NODE_ID = 'sidecar~10.0.0.1~app.default~default.svc.cluster.local';
@@ -76,18 +76,17 @@ test('a NACK is logged with the node and Envoy\'s message, counted, and the same
   t.is(nackLog!.rejectedVersion, rejectVersion);
   t.is(nackLog!.envoyError, 'Failed to load certificate chain: bad thing');
 
-  // The source signalling without a change, and time passing, do not resend the rejected content.
+  // The source signalling without a change does not resend the rejected content. The source
+  // notifies synchronously and the stream is ordered, so a resend would reach the client before
+  // the rotation that follows: the next response the client sees must be the new content.
   s.source.notify();
-  await settle(150);
-  t.is(w.nacks.length, 1, 'rejected content was sent again');
-  t.is(s.metrics.responses.get('workload'), 1);
-
-  // New content goes out and is accepted.
   const next = w.nextUpdate();
   const rotated = s.source.rotate();
   t.is((await next).version, rotated.version);
   rejectVersion = rotated.version;
-  t.is(w.nacks.length, 1);
+  t.is(w.nacks.length, 1, 'rejected content was sent again');
+  t.is(s.metrics.responses.get('workload'), 2, 'one rejected response, then the rotation');
+  t.is(w.accepted, 1);
   t.false(JSON.stringify(s.logs()).includes('PRIVATE KEY'), 'a private key reached the logs');
 });
 
@@ -150,9 +149,8 @@ test('a request before the first SVID and bundle waits for them, with no empty a
   const roots = c.subscribe('ROOTCA');
   const raw = new RawStream(c);
   raw.send({ node: { id: NODE_ID, cluster: 'app' }, resource_names: ['default'], type_url: SECRET_TYPE_URL });
-  await settle(150);
-  t.is(raw.received, 0, 'an answer was sent before the SVID existed');
-  t.is(cert.latest(), undefined);
+  // All three requests are handled (each stream subscribed) before anything exists to send.
+  await eventually(() => s.server.usage().subscribers === 3, 3000, 'the three streams to subscribe');
   t.is(s.server.streams(), 3);
 
   const rootsNext = roots.nextUpdate();
@@ -163,9 +161,12 @@ test('a request before the first SVID and bundle waits for them, with no empty a
   const certNext = cert.nextUpdate();
   const svid = s.source.rotate();
   t.is((await certNext).version, svid.version);
+  // Responses arrive in order, so an empty answer sent while waiting would come first.
   const rawRes = await raw.next();
-  t.is(rawRes?.version, svid.version);
+  t.is(rawRes?.version, svid.version, 'an answer was sent before the SVID existed');
   t.deepEqual(rawRes?.names, ['default']);
+  t.is(raw.received, 1);
+  t.is(cert.accepted, 1);
   t.deepEqual([...cert.protocolErrors, ...roots.protocolErrors], []);
   raw.cancel();
 });
@@ -176,13 +177,14 @@ test('an SVID that expired while streams hold it is not handed to a stream that 
   const first = await early.nextUpdate();
   await s.clock.advance(61_000); // the source does not notify: the server must not rely on it
   const late = s.client().subscribe('default');
-  await eventually(() => s.server.streams() === 2, 3000, 'the late stream');
-  await settle(150);
-  t.is(late.latest(), undefined, 'the expired SVID was served to a new stream');
-  t.is(early.accepted, 1);
-  const both = Promise.all([early.nextUpdate(), late.nextUpdate()]);
+  // Once the late stream has subscribed, its request is handled: whatever it was given is on the
+  // wire ahead of the rotation below, so its first secret must be the fresh one.
+  await eventually(() => s.server.usage().subscribers === 2, 3000, 'the late stream to subscribe');
+  const both = Promise.all([early.nextUpdate(), late.waitFor(() => true)]);
   const fresh = s.source.rotate();
   t.deepEqual((await both).map((r) => r.version), [fresh.version, fresh.version]);
+  t.is(late.accepted, 1, 'the expired SVID was served to a new stream');
+  t.is(early.accepted, 2);
   t.not(first.version, fresh.version);
 });
 
@@ -226,7 +228,8 @@ test('the trust domain bundle stream fails when the bundle turns out to be for a
   const s = await startTestServer(t, { identity: { ready: false } });
   const w = s.client({ reconnect: false }).subscribe('spiffe://other.org');
   const status = w.nextStatus();
-  await settle(100);
+  // The stream waits for a bundle: the mismatch is found when it arrives, not at subscription.
+  await eventually(() => s.server.usage().subscribers === 1, 3000, 'the stream to subscribe');
   s.source.publishBundle();
   const st = await status;
   t.is(st.code, grpc.status.NOT_FOUND);

@@ -1,7 +1,7 @@
 /** A hand-driven StreamSecrets stream, for tests that need to send exactly what they choose (stale nonces, odd versions). */
 import type * as grpc from '@grpc/grpc-js';
 import { envoyProtos } from '../../src/envoy/protos.js';
-import type { DiscoveryRequest, SdsClient } from '../../src/sds/client.js';
+import type { DiscoveryRequest, SdsClient } from '../helpers/sds-client.js';
 
 export interface RawResponse {
   readonly version: string;

@@ -4,7 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import test from 'ava';
 import { loadConfig } from '../../src/config/load.js';
-import { FakeClock } from '../../src/lib/fake-clock.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { MeshidError } from '../../src/lib/errors.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { sdsOptions } from '../../src/sds/options.js';

@@ -1,12 +1,12 @@
 /** Shared setup for the SDS tests: a server on a temp socket, a test identity, counting metrics, captured logs. */
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
-import { FakeClock } from '../../src/lib/fake-clock.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import type { Logger } from '../../src/observability/logger.js';
 import type { SdsMetrics } from '../../src/sds/metrics.js';
 import type { SecretKind } from '../../src/sds/resource-names.js';
 import { type SdsServer, type SdsServerConfig, startSdsServer } from '../../src/sds/server.js';
-import { SdsClient, type SdsClientOptions } from '../../src/sds/client.js';
+import { SdsClient, type SdsClientOptions } from '../helpers/sds-client.js';
 import { TestIdentitySource, type TestIdentityOptions } from '../helpers/test-identity-source.js';
 import { tempDir } from '../helpers/tmp.js';
 import { captureLogs, type LogLine } from '../helpers/logs.js';
@@ -109,7 +109,3 @@ export async function eventually(cond: () => boolean, timeoutMs = 5000, what = '
   }
 }
 
-/** A pause long enough for a message to cross the socket and be handled (used to show that nothing arrives). */
-export function settle(ms = 100): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}

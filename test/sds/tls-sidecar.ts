@@ -7,7 +7,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { parseCertificate } from '../../src/identity/certificate.js';
-import { peerSpiffeId, type WorkloadTls } from '../../src/demo/workload-tls.js';
+import { peerSpiffeId, type WorkloadTls } from '../helpers/workload-tls.js';
 
 function serialOf(raw: Buffer): string {
   return parseCertificate(raw).serial;

@@ -1,4 +1,4 @@
-import type { Clock, Timer } from './clock.js';
+import type { Clock, Timer } from '../../src/lib/clock.js';
 
 interface PendingTimer {
   id: number;

@@ -1,26 +1,16 @@
 /**
  * A workload's TLS material kept current from SDS, the way Envoy keeps it: the "default"
  * certificate and key and the "ROOTCA" trusted CAs, each from its own SDS stream, applied together
- * whenever either changes. Used by `meshid dev --demo` and by the data-path tests.
+ * whenever either changes, with the Envoy-like client's NACK counters. Used by the data-path tests.
  */
-import { parseCertificate, parseCertificatesPem } from '../identity/certificate.js';
-import type { SdsClient, SecretWatch } from '../sds/client.js';
-import { SDS_ROOT_SECRET, SDS_WORKLOAD_SECRET } from '../config/defaults.js';
+import { parseCertificatesPem } from '../../src/identity/certificate.js';
+import { SDS_ROOT_SECRET, SDS_WORKLOAD_SECRET } from '../../src/config/defaults.js';
+import type { TlsMaterial, TlsSource } from '../../src/demo/sds-tls.js';
+import type { SdsClient, SecretWatch } from './sds-client.js';
 
-export interface TlsMaterial {
-  readonly key: string;
-  readonly cert: string;
-  readonly ca: string;
-}
+export { peerSpiffeId, type TlsMaterial } from '../../src/demo/sds-tls.js';
 
-/** The peer's SPIFFE ID: the one URI SAN of its leaf, read from the parsed extension. */
-export function peerSpiffeId(raw: Buffer | undefined): string | undefined {
-  if (!raw?.length) return undefined;
-  const uris = parseCertificate(raw).sans.filter((n) => n.type === 'uri');
-  return uris.length === 1 ? uris[0]!.value : undefined;
-}
-
-export class WorkloadTls {
+export class WorkloadTls implements TlsSource {
   private readonly certWatch: SecretWatch;
   private readonly rootWatch: SecretWatch;
   private readonly listeners = new Set<(m: TlsMaterial) => void>();

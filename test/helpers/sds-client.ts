@@ -1,6 +1,6 @@
 /**
- * An SDS client that behaves like Envoy's (without ADS), on the official protos. The tests use it
- * as Envoy's stand-in, and so do `meshid dev --demo`'s workloads:
+ * An SDS client that behaves like Envoy's (without ADS), on the official protos: the tests' (and
+ * the SDS benchmark's) stand-in for Envoy:
  *
  * - one StreamSecrets stream per secret name; the node goes on the first message of each stream only
  *   (set_node_on_first_message_only);
@@ -12,7 +12,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
-import { envoyProtos, SECRET_TYPE_URL } from '../envoy/protos.js';
+import { envoyProtos, SECRET_TYPE_URL } from '../../src/envoy/protos.js';
 
 export interface DiscoveryRequest {
   version_info?: string;
