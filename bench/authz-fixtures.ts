@@ -13,17 +13,23 @@ export function benchPolicyText(rules: number): string {
   const base = { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy' };
   return [
     doc({ ...base, metadata: meta('deny-admin'), spec: { action: 'DENY', rules: [{ to: [{ operation: { paths: ['/admin', '/admin/*'] } }] }, { from: [{ source: { notPrincipals: ['*'] } }] }] } }),
-    doc({
-      ...base,
-      metadata: meta('allow-many'),
-      spec: {
-        action: 'ALLOW',
-        rules: Array.from({ length: rules }, (_, i) => ({
-          from: [{ source: { principals: [`cluster.local/ns/ns${i % 50}/sa/sa${i}`] } }],
-          to: [{ operation: { methods: ['GET', 'POST'], paths: [`/api/${i}`, `/api/${i}/*`] } }],
-        })),
-      },
-    }),
+    // Istio's CRD allows at most 512 rules per policy: the rules are spread over policies of 500.
+    ...Array.from({ length: Math.ceil(rules / 500) }, (_, p) =>
+      doc({
+        ...base,
+        metadata: meta(`allow-many-${p}`),
+        spec: {
+          action: 'ALLOW',
+          rules: Array.from({ length: Math.min(500, rules - p * 500) }, (_, k) => {
+            const i = p * 500 + k;
+            return {
+              from: [{ source: { principals: [`cluster.local/ns/ns${i % 50}/sa/sa${i}`] } }],
+              to: [{ operation: { methods: ['GET', 'POST'], paths: [`/api/${i}`, `/api/${i}/*`] } }],
+            };
+          }),
+        },
+      }),
+    ),
     doc({ ...base, metadata: meta('audit-writes'), spec: { action: 'AUDIT', rules: [{ to: [{ operation: { methods: ['POST', 'PUT', 'DELETE'] } }] }] } }),
     doc({ ...base, metadata: meta('try-tenant', true), spec: { action: 'DENY', rules: [{ when: [{ key: 'request.headers[x-tenant]', notValues: ['acme'] }] }] } }),
   ].join('\n---\n');

@@ -1,20 +1,46 @@
 /**
- * What each policy field and `when` key compares against, and which values it accepts. Shared by
- * validation (what may be written) and compilation (how it matches), so the two cannot drift. Pure.
+ * What each policy field and `when` key compares against, and which values it accepts: Istio's
+ * webhook rules (pkg/config/security ValidateAttribute and friends) plus its CRD schema limits.
+ * Shared by validation (what may be written) and compilation (how it matches), so the two cannot
+ * drift. Pure.
  */
 import { closest } from '../lib/edit-distance.js';
 import { parseCidr } from './cidr.js';
-import { parsePattern } from './patterns.js';
+import { pathTemplateProblem } from './paths.js';
 import type { Operation, Source } from './policy.js';
 
 /** The request attribute a value is compared with, which fixes its syntax and its matching. */
-export type ValueKind = 'principal' | 'namespace' | 'ip' | 'remoteIp' | 'destinationIp' | 'port' | 'host' | 'method' | 'path' | 'header' | 'sni';
+export type ValueKind =
+  | 'principal'
+  | 'namespace'
+  | 'serviceAccount'
+  | 'trustDomain'
+  | 'requestPrincipal'
+  | 'audience'
+  | 'presenter'
+  | 'claim'
+  | 'metadata'
+  | 'ip'
+  | 'remoteIp'
+  | 'destinationIp'
+  | 'port'
+  | 'host'
+  | 'method'
+  | 'path'
+  | 'header'
+  | 'sni';
 
 export const SOURCE_KINDS: Readonly<Record<keyof Source, ValueKind>> = {
   principals: 'principal',
   notPrincipals: 'principal',
+  requestPrincipals: 'requestPrincipal',
+  notRequestPrincipals: 'requestPrincipal',
   namespaces: 'namespace',
   notNamespaces: 'namespace',
+  serviceAccounts: 'serviceAccount',
+  notServiceAccounts: 'serviceAccount',
+  trustDomains: 'trustDomain',
+  notTrustDomains: 'trustDomain',
   ipBlocks: 'ip',
   notIpBlocks: 'ip',
   remoteIpBlocks: 'remoteIp',
@@ -32,11 +58,16 @@ export const OPERATION_KINDS: Readonly<Record<keyof Operation, ValueKind>> = {
   notPaths: 'path',
 };
 
-/** A parsed `when` key: the attribute, plus the header name for request.headers[...]. */
+/** A parsed `when` key: the attribute, plus what the brackets name. */
 export interface ConditionKey {
   readonly kind: ValueKind;
-  /** Lower-cased header name (Envoy reports header names in lower case). */
+  /** request.headers[<name>]: lower-cased (Envoy matches header names case-insensitively). */
   readonly header?: string;
+  /** request.auth.claims[a][b]: the claim path. */
+  readonly claim?: readonly string[];
+  /** experimental.envoy.filters.<f>[<k>]: the filter metadata namespace and key. */
+  readonly filter?: string;
+  readonly metadataKey?: string;
 }
 
 const SIMPLE_KEYS: Readonly<Record<string, ValueKind>> = {
@@ -44,33 +75,88 @@ const SIMPLE_KEYS: Readonly<Record<string, ValueKind>> = {
   'remote.ip': 'remoteIp',
   'source.namespace': 'namespace',
   'source.principal': 'principal',
+  'source.serviceAccount': 'serviceAccount',
+  'source.trustDomain': 'trustDomain',
+  'request.auth.principal': 'requestPrincipal',
+  'request.auth.audiences': 'audience',
+  'request.auth.presenter': 'presenter',
   'destination.ip': 'destinationIp',
   'destination.port': 'port',
   'connection.sni': 'sni',
 };
 
-export const KNOWN_CONDITION_KEYS: readonly string[] = ['request.headers[<name>]', ...Object.keys(SIMPLE_KEYS)];
+const HEADERS = 'request.headers';
+const CLAIMS = 'request.auth.claims';
+const EXPERIMENTAL = 'experimental.envoy.filters.';
 
-export type ConditionKeyProblem = { readonly code: 'unsupported_field' | 'unknown_when_key'; readonly message: string };
+/** Keys Istio refuses with a reason of its own. */
+const RETIRED_KEYS: Readonly<Record<string, string>> = {
+  'destination.namespace': 'is replaced by the policy\'s metadata.namespace',
+  'destination.name': 'was only supported in v1alpha1',
+  'destination.user': 'was only supported in v1alpha1',
+};
+
+export const KNOWN_CONDITION_KEYS: readonly string[] = [
+  'request.headers[<name>]',
+  ...Object.keys(SIMPLE_KEYS),
+  'request.auth.claims[<claim>] (nested: [<a>][<b>])',
+  'experimental.envoy.filters.<filter>[<key>]',
+];
+
+export type ConditionKeyProblem = { readonly code: 'unknown_when_key'; readonly message: string };
+
+/** Istio's validateMapKey: "<prefix>[<non-empty>]". */
+function mapKeyOk(key: string): boolean {
+  const open = key.indexOf('[');
+  return key.endsWith(']') && open > 0 && open < key.length - 2;
+}
 
 export function parseConditionKey(key: string): ConditionKey | ConditionKeyProblem {
   const simple = SIMPLE_KEYS[key];
   if (simple) return { kind: simple };
-  const header = /^request\.headers\[(.*)\]$/.exec(key);
-  if (header) {
-    const name = header[1]!;
-    if (name.trim() === '' || /[\s[\]]/.test(name)) {
-      return { code: 'unknown_when_key', message: `${JSON.stringify(key)}: the header name inside request.headers[...] is empty or invalid` };
-    }
-    return { kind: 'header', header: name.toLowerCase() };
+  const bad = (why: string): ConditionKeyProblem => ({ code: 'unknown_when_key', message: `${JSON.stringify(key)}: ${why}` });
+  if (key.startsWith(HEADERS)) {
+    const rest = key.slice(HEADERS.length);
+    if (!mapKeyOk(key) || !rest.startsWith('[')) return bad('expected request.headers[<name>] with a non-empty name');
+    return { kind: 'header', header: rest.slice(1, -1).toLowerCase() };
   }
-  if (key === 'request.auth' || key.startsWith('request.auth.')) {
-    return { code: 'unsupported_field', message: `${JSON.stringify(key)}: request.auth.* keys need JWT authentication, which meshid does not support yet` };
+  if (key.startsWith(CLAIMS)) {
+    const claim = mapKeyOk(key) ? claimPath(key.slice(CLAIMS.length)) : undefined;
+    if (!claim) return bad('expected request.auth.claims[<claim>], or [<a>][<b>] for a nested claim');
+    return { kind: 'claim', claim };
   }
-  if (key.startsWith('experimental.')) {
-    return { code: 'unsupported_field', message: `${JSON.stringify(key)}: experimental keys are not supported by meshid` };
+  if (key.startsWith(EXPERIMENTAL)) {
+    if (!mapKeyOk(key)) return bad('expected experimental.envoy.filters.<filter>[<key>]');
+    const body = key.slice('experimental.'.length, -1);
+    const open = body.indexOf('[');
+    return { kind: 'metadata', filter: body.slice(0, open), metadataKey: body.slice(open + 1) };
   }
+  const retired = RETIRED_KEYS[key];
+  if (retired) return bad(`${retired} (Istio refuses it)`);
+  if (key.startsWith('destination.labels')) return bad('is replaced by the workload selector (Istio refuses it)');
   return { code: 'unknown_when_key', message: `unknown key ${JSON.stringify(key)}${suggestKey(key)}; known keys: ${KNOWN_CONDITION_KEYS.join(', ')}` };
+}
+
+/**
+ * Istio's extractNameInNestedBrackets: "[a][b]" is the path a.b; anything else that is one
+ * bracketed name (even "[a.b]" or "[[x]]") is a single claim named by what is inside.
+ */
+function claimPath(s: string): string[] | undefined {
+  const out: string[] = [];
+  let i = 0;
+  while (i < s.length) {
+    if (s[i] !== '[') return single(s);
+    const end = s.indexOf(']', i + 1);
+    const nextOpen = s.indexOf('[', i + 1);
+    if (end === -1 || (nextOpen !== -1 && nextOpen < end)) return single(s);
+    out.push(s.slice(i + 1, end));
+    i = end + 1;
+  }
+  return out;
+}
+
+function single(s: string): string[] | undefined {
+  return s.startsWith('[') && s.endsWith(']') ? [s.slice(1, -1)] : undefined;
 }
 
 function suggestKey(key: string): string {
@@ -80,12 +166,20 @@ function suggestKey(key: string): string {
 }
 
 export interface ValueProblem {
-  readonly code: 'empty_value' | 'bad_cidr' | 'bad_port' | 'principal_spiffe_prefix' | 'unsupported_path_template' | 'bad_wildcard';
+  readonly code: 'empty_value' | 'bad_cidr' | 'bad_port' | 'bad_service_account' | 'bad_trust_domain' | 'bad_path_template' | 'value_too_long';
   readonly message: string;
 }
 
-/** Why raw is not a valid value for kind, or undefined when it is. */
-export function valueProblem(kind: ValueKind, raw: string): ValueProblem | undefined {
+/** Istio's limit on service-account values (CRD maxLength, webhook CheckServiceAccount). */
+export const MAX_SERVICE_ACCOUNT_LENGTH = 320;
+/** CRD maxItems of serviceAccounts/notServiceAccounts; the webhook checks source.serviceAccount too. */
+export const MAX_SERVICE_ACCOUNTS = 16;
+
+/**
+ * Why raw is not a valid value for kind, or undefined when it is. inField: the value sits in a
+ * source field rather than a `when` (Istio checks trustDomains harder than source.trustDomain).
+ */
+export function valueProblem(kind: ValueKind, raw: string, inField: boolean): ValueProblem | undefined {
   if (raw === '') return { code: 'empty_value', message: 'empty value (Istio refuses empty strings)' };
   switch (kind) {
     case 'ip':
@@ -95,25 +189,44 @@ export function valueProblem(kind: ValueKind, raw: string): ValueProblem | undef
       return 'error' in block ? { code: 'bad_cidr', message: block.error } : undefined;
     }
     case 'port':
-      if (!/^\d{1,5}$/.test(raw) || Number(raw) < 1 || Number(raw) > 65535) {
-        return { code: 'bad_port', message: `${JSON.stringify(raw)} is not a port number (1-65535; wildcards and ranges are not allowed)` };
+      // Istio parses ports with strconv.ParseUint: digits only, at most 65535 (0 and leading zeros pass).
+      if (!/^\d+$/.test(raw) || Number(raw) > 65535) {
+        return { code: 'bad_port', message: `${JSON.stringify(raw)} is not a port number (0-65535; wildcards and ranges are not allowed)` };
       }
       return undefined;
-    case 'principal':
-      if (/^\*?spiffe:\/\//i.test(raw)) {
-        const fixed = raw.replace(/^(\*?)spiffe:\/\//i, '$1');
-        return {
-          code: 'principal_spiffe_prefix',
-          message: `${JSON.stringify(raw)}: write principals without "spiffe://" (Istio prepends it, so this would never match); write ${JSON.stringify(fixed)}`,
-        };
-      }
-      break;
-    case 'path':
-      if (/\{\*\*?\}/.test(raw)) return { code: 'unsupported_path_template', message: `${JSON.stringify(raw)}: path templates ({*}, {**}) are not supported by meshid` };
-      break;
+    case 'serviceAccount':
+      return serviceAccountProblem(raw);
+    case 'trustDomain':
+      return trustDomainProblem(raw, inField);
+    case 'path': {
+      const problem = pathTemplateProblem(raw);
+      return problem ? { code: 'bad_path_template', message: problem } : undefined;
+    }
     default:
-      break;
+      return undefined;
   }
-  const pattern = parsePattern(raw);
-  return 'error' in pattern ? { code: 'bad_wildcard', message: pattern.error } : undefined;
+}
+
+function serviceAccountProblem(raw: string): ValueProblem | undefined {
+  const bad = (why: string): ValueProblem => ({ code: 'bad_service_account', message: `${JSON.stringify(raw)}: ${why}` });
+  if (raw.includes('*')) return bad('wildcards are not allowed in service accounts');
+  const slashes = raw.split('/').length - 1;
+  if (slashes > 1) return bad('expected "<serviceAccount>" or "<namespace>/<serviceAccount>"');
+  if (raw.length > MAX_SERVICE_ACCOUNT_LENGTH) return { code: 'value_too_long', message: `longer than ${MAX_SERVICE_ACCOUNT_LENGTH} characters` };
+  if (slashes === 1) {
+    const [ns, sa] = raw.split('/') as [string, string];
+    if (ns === '') return bad('the namespace before "/" is empty');
+    if (sa === '') return bad('the service account after "/" is empty');
+  }
+  return undefined;
+}
+
+/** Istio's CheckWildcardValues (+ no "/" for the trustDomains fields: CheckTrustDomainValues). */
+function trustDomainProblem(raw: string, inField: boolean): ValueProblem | undefined {
+  const bad = (why: string): ValueProblem => ({ code: 'bad_trust_domain', message: `${JSON.stringify(raw)}: ${why}` });
+  const stars = raw.split('*').length - 1;
+  if (stars > 1) return bad('at most one "*" is allowed');
+  if (stars === 1 && raw !== '*' && !raw.startsWith('*') && !raw.endsWith('*')) return bad('"*" is allowed only at the start or the end');
+  if (inField && raw.includes('/')) return bad('a trust domain has no "/" (write the trust domain alone, without spiffe:// or a path)');
+  return undefined;
 }

@@ -22,6 +22,10 @@ export type DecisionReason =
   | 'peer_certificate_invalid'
   /** The peer certificate's identity differs from the principal Envoy reported. */
   | 'peer_principal_mismatch'
+  /** The path has escaped slashes or backslashes (denied unless configured otherwise). */
+  | 'bad_path'
+  /** The :authority does not parse as host[:port] (user info, two ports, spaces, ...). */
+  | 'bad_authority'
   /** Set by the ext_authz handler: the CheckRequest lacks what a decision needs. */
   | 'malformed_request'
   /** Set by the ext_authz handler: no valid policy set has been loaded yet. */
@@ -81,6 +85,7 @@ export function evaluate(set: CompiledPolicySet, input: AuthzInput): Decision {
     }
   }
   const f = new RequestFacts(input, principal, set.needs);
+  if (f.problem) return denyDecision(f.problem.reason, revision, f.problem.detail);
 
   const deny = firstMatch(set.deny, f);
   const allow = deny || set.allow.policies === 0 ? undefined : firstMatch(set.allow, f);

@@ -1,9 +1,10 @@
 /**
- * The engine's input, and the per-request facts derived from it once (path without query,
- * lower-case host, namespaces from the principal, parsed IPs) so that no matcher recomputes them.
- * Pure.
+ * The engine's input, and the per-request facts derived from it once (the path as Envoy routes
+ * it, the lower-case authority, namespaces from the principal, parsed IPs) so that no matcher
+ * recomputes them. Pure.
  */
 import { type IpAddress, parseIp } from './cidr.js';
+import { type EscapedSlashes, normalisePath } from './paths.js';
 
 /** What the handler learnt about the peer's certificate, when Envoy sent one. */
 export type PeerCertificateStatus =
@@ -32,6 +33,11 @@ export interface AuthzInput {
   readonly sni?: string;
   /** The request's verified end-user credential (JWT), when one was presented and checked. */
   readonly requestAuth?: RequestAuth;
+  /**
+   * Envoy's dynamic metadata (CheckRequest metadata_context.filter_metadata, as JSON), by filter
+   * name: what `experimental.envoy.filters.<filter>[<key>]` conditions read.
+   */
+  readonly metadata?: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
 }
 
 /**
@@ -56,6 +62,8 @@ export interface FactNeeds {
   readonly namespaces: boolean;
   readonly sourceIp: boolean;
   readonly destinationIp: boolean;
+  /** How escaped slashes and backslashes in paths are treated (see paths.ts). */
+  readonly escapedSlashes: EscapedSlashes;
 }
 
 const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
@@ -67,32 +75,87 @@ export class RequestFacts {
   /** Every <ns> of a "/ns/<ns>/" segment in the principal (Istio matches any occurrence). */
   readonly namespaces: readonly string[];
   readonly method: string | undefined;
-  /** Lower-case :authority as sent. */
+  /**
+   * Lower-case :authority exactly as sent, port included: Istio's `hosts` compare with the whole
+   * authority (case-insensitively), so "example.com" does not match "example.com:8080".
+   */
   readonly host: string | undefined;
-  /** Lower-case :authority without port and trailing dot. */
-  readonly hostNoPort: string | undefined;
-  /** The path without query string and fragment. */
+  /** The path without query string and fragment, normalised as Envoy routes it (paths.ts). */
   readonly path: string | undefined;
+  /** Why the request's path or authority cannot be decided on; the request is then denied. */
+  readonly problem: { readonly reason: 'bad_path' | 'bad_authority'; readonly detail: string } | undefined;
   readonly headers: Readonly<Record<string, string>>;
+  /** The SNI as the client sent it: Istio compares connection.sni case-sensitively. */
   readonly sni: string | undefined;
   readonly destinationPort: number | undefined;
   readonly sourceIp: IpAddress | undefined;
   readonly destinationIp: IpAddress | undefined;
+  readonly requestAuth: RequestAuth | undefined;
+  readonly metadata: AuthzInput['metadata'];
 
   constructor(input: AuthzInput, principal: string | undefined, needs: FactNeeds) {
     this.principal = principal;
     this.namespaces = needs.namespaces && principal !== undefined ? namespacesOf(principal) : NO_NAMESPACES;
     this.method = input.method || undefined;
-    const host = input.host ? withoutTrailingDot(input.host.toLowerCase()) : undefined;
-    this.host = host;
-    this.hostNoPort = host === undefined ? undefined : stripPort(host);
-    this.path = input.path ? stripQuery(input.path) : undefined;
+    let problem: RequestFacts['problem'];
+    const authority = input.host || undefined;
+    if (authority !== undefined) {
+      const why = authorityProblem(authority);
+      if (why) problem = { reason: 'bad_authority', detail: why };
+    }
+    this.host = authority?.toLowerCase();
+    let path: string | undefined;
+    if (input.path) {
+      const n = normalisePath(stripQuery(input.path), needs.escapedSlashes);
+      if (n.ok) path = n.path;
+      else problem ??= { reason: 'bad_path', detail: n.reason };
+    }
+    this.path = path;
+    this.problem = problem;
     this.headers = input.headers ?? NO_HEADERS;
-    this.sni = input.sni ? input.sni.toLowerCase() : undefined;
+    this.sni = input.sni || undefined;
     this.destinationPort = input.destinationPort || undefined;
     this.sourceIp = needs.sourceIp && input.sourceIp ? parseIp(input.sourceIp) : undefined;
     this.destinationIp = needs.destinationIp && input.destinationIp ? parseIp(input.destinationIp) : undefined;
+    this.requestAuth = input.requestAuth;
+    this.metadata = input.metadata;
   }
+}
+
+const REG_NAME = /^[A-Za-z0-9\-._~!$&'()*+,;=%]+$/;
+
+/**
+ * Why an :authority is not "host[:port]" as RFC 3986/9110 and Envoy read it, or undefined. A form
+ * that another parser could read as a different host (`host:443:443`, `user@host`, `[host]`,
+ * spaces, a port that is not a number) must not match, or miss, a host rule: it is denied.
+ */
+export function authorityProblem(authority: string): string | undefined {
+  const bad = (why: string) => `the authority ${JSON.stringify(authority.length > 200 ? `${authority.slice(0, 200)}...` : authority)} ${why}`;
+  let host = authority;
+  let port: string | undefined;
+  if (authority.startsWith('[')) {
+    const close = authority.indexOf(']');
+    if (close === -1) return bad('has an unclosed "["');
+    const inside = authority.slice(1, close);
+    if (!inside.includes(':') || parseIp(inside) === undefined) return bad('has brackets around something that is not an IPv6 address');
+    const rest = authority.slice(close + 1);
+    if (rest !== '') {
+      if (!rest.startsWith(':')) return bad('has characters after "]"');
+      port = rest.slice(1);
+    }
+    host = '';
+  } else {
+    const colon = authority.indexOf(':');
+    if (colon !== -1) {
+      host = authority.slice(0, colon);
+      port = authority.slice(colon + 1);
+    }
+    if (host === '') return bad('has no host');
+    if (authority.includes('@')) return bad('has user information ("@")');
+    if (!REG_NAME.test(host)) return bad('has characters a host name cannot have');
+  }
+  if (port !== undefined && (!/^\d{1,5}$/.test(port) || Number(port) > 65535)) return bad('has a port that is not a number from 0 to 65535');
+  return undefined;
 }
 
 export function namespacesOf(principal: string): readonly string[] {
@@ -109,41 +172,9 @@ export function namespacesOf(principal: string): readonly string[] {
   return out;
 }
 
-/** "Example.COM:8080" -> "example.com"; "[::1]:80" -> "[::1]"; one trailing dot dropped. */
-export function stripPort(lowerHost: string): string {
-  let end = lowerHost.length;
-  if (lowerHost.charCodeAt(0) === 0x5b /* [ */) {
-    const close = lowerHost.indexOf(']');
-    if (close !== -1) end = close + 1;
-  } else {
-    // Drop a trailing ":digits" (digits may be absent: "host:").
-    let i = end - 1;
-    while (i >= 0 && lowerHost.charCodeAt(i) >= 0x30 && lowerHost.charCodeAt(i) <= 0x39) i--;
-    if (i >= 0 && lowerHost.charCodeAt(i) === 0x3a /* : */) end = i;
-  }
-  if (end > 1 && lowerHost.charCodeAt(end - 1) === 0x2e /* . */) end--;
-  return end === lowerHost.length ? lowerHost : lowerHost.slice(0, end);
-}
-
-/**
- * "example.com.:443" -> "example.com:443", "example.com." -> "example.com": the dot ending a fully
- * qualified name names the same host, so it must not let a request slip past a DENY on the host.
- */
-export function withoutTrailingDot(lowerAuthority: string): string {
-  const colon = lowerAuthority.charCodeAt(0) === 0x5b /* [ */ ? lowerAuthority.indexOf(']:') + 1 : lowerAuthority.lastIndexOf(':');
-  const hostEnd = colon > 0 ? colon : lowerAuthority.length;
-  if (hostEnd < 2 || lowerAuthority.charCodeAt(hostEnd - 1) !== 0x2e /* . */) return lowerAuthority;
-  return lowerAuthority.slice(0, hostEnd - 1) + lowerAuthority.slice(hostEnd);
-}
-
 export function stripQuery(path: string): string {
   const q = path.indexOf('?');
   const hash = path.indexOf('#');
   const end = q === -1 ? hash : hash === -1 ? q : Math.min(q, hash);
   return end === -1 ? path : path.slice(0, end);
-}
-
-/** Whether a host value names a port (compared with the full authority, not the host alone). */
-export function hostValueHasPort(value: string): boolean {
-  return /^(\[[^\]]*\]|[^:[]*):/.test(value);
 }

@@ -2,10 +2,11 @@
  * Warnings: policies that are valid Istio but probably do not mean what they say. They never stop
  * a policy set from loading. Pure.
  */
-import { parseConditionKey, type ConditionKey } from './attributes.js';
+import { type ConditionKey, OPERATION_KINDS, parseConditionKey, SOURCE_KINDS, type ValueKind } from './attributes.js';
 import { parseCidr } from './cidr.js';
-import { parsePattern } from './patterns.js';
-import type { AuthorizationPolicy, Rule, Source } from './policy.js';
+import { containsPathTemplate } from './paths.js';
+import { hasLiteralStar, parsePattern } from './patterns.js';
+import { type AuthorizationPolicy, OPERATION_FIELDS, type Operation, type Rule, SOURCE_FIELDS, type Source } from './policy.js';
 import { pathText, type PolicyIssue } from './validate.js';
 
 export function lintPolicies(policies: readonly AuthorizationPolicy[]): PolicyIssue[] {
@@ -44,13 +45,22 @@ export function lintPolicies(policies: readonly AuthorizationPolicy[]): PolicyIs
         for (const field of ['paths', 'notPaths'] as const) {
           o[field]?.forEach((v, j) => {
             const pat = parsePattern(v);
-            if (!('error' in pat) && (pat.kind === 'exact' || pat.kind === 'prefix') && !pat.value.startsWith('/')) {
+            if ((pat.kind === 'exact' || pat.kind === 'prefix') && !pat.value.startsWith('/')) {
               warn([...at, field, j], 'path_not_absolute', `${JSON.stringify(v)} does not start with "/", so it never matches a request path`);
             }
           });
         }
       });
       whenTraps(p, rule, deniesPlaintext, (i, field, msg) => warn(['rules', r, 'when', i, field], 'plaintext_match', msg));
+      valueTraps(rule, (path, code, msg) => warn(['rules', r, ...path], code, msg));
+      rule.to?.forEach((o, i) => hostPortTrap(p, o, (field, msg) => warn(['rules', r, 'to', i, 'operation', field], 'host_port', msg)));
+      rule.when?.forEach((c, i) => {
+        if ((parseConditionKey(c.key) as ConditionKey).kind !== 'sni') return;
+        const risky = p.action === 'DENY' ? c.values : c.notValues;
+        if (risky && risky.length > 0) {
+          warn(['rules', r, 'when', i, 'key'], 'sni_case', 'connection.sni compares case-sensitively (as Istio generates it): a client that sends the name in other letter case is not matched; prefer hosts, or list the spellings');
+        }
+      });
       rule.when?.forEach((c, i) => {
         const key = parseConditionKey(c.key) as ConditionKey;
         if (key.kind === 'ip' || key.kind === 'remoteIp' || key.kind === 'destinationIp') {
@@ -65,6 +75,56 @@ export function lintPolicies(policies: readonly AuthorizationPolicy[]): PolicyIs
 }
 
 const TRAP_REF = 'ISTIO-SECURITY-2021-004';
+
+type ValueWarn = (path: ReadonlyArray<string | number>, code: string, message: string) => void;
+
+/** Per-value findings on every field and `when` of a rule: values Istio accepts that rarely mean what they say. */
+function valueTraps(rule: Rule, warn: ValueWarn): void {
+  const check = (kind: ValueKind, values: readonly string[] | undefined, at: ReadonlyArray<string | number>) => {
+    if (!values) return;
+    if (values.length === 0) {
+      warn(at, 'empty_list', 'an empty list: Istio reads it as "not set", which matches anything; remove the field or add values');
+      return;
+    }
+    values.forEach((v, j) => {
+      if (kind === 'principal' && /^\*?spiffe:\/\//i.test(v)) {
+        warn([...at, j], 'principal_spiffe_prefix', `${JSON.stringify(v)}: Istio prepends "spiffe://", so this never matches; write ${JSON.stringify(v.replace(/^(\*?)spiffe:\/\//i, '$1'))}`);
+      }
+      const literal = kind !== 'serviceAccount' && kind !== 'trustDomain' && !(kind === 'path' && containsPathTemplate(v)) && hasLiteralStar(v);
+      if (literal && kind !== 'namespace') {
+        warn([...at, j], 'literal_wildcard', `${JSON.stringify(v)}: Istio reads "*" only alone, first or last; this one is compared literally`);
+      }
+    });
+  };
+  rule.from?.forEach((s, i) => {
+    for (const f of SOURCE_FIELDS) check(SOURCE_KINDS[f], s[f], ['from', i, 'source', f]);
+  });
+  rule.to?.forEach((o, i) => {
+    for (const f of OPERATION_FIELDS) check(OPERATION_KINDS[f], o[f], ['to', i, 'operation', f]);
+  });
+  rule.when?.forEach((c, i) => {
+    const kind = (parseConditionKey(c.key) as ConditionKey).kind;
+    check(kind, c.values, ['when', i, 'values']);
+    check(kind, c.notValues, ['when', i, 'notValues']);
+  });
+}
+
+/**
+ * Istio compares hosts with the whole :authority, so "admin.example.com" does not match
+ * "admin.example.com:8080": a DENY (or an ALLOW's notHosts) on a host without a port is bypassed by
+ * adding one. Istio's security best practices say to list both "host" and "host:*".
+ */
+function hostPortTrap(p: AuthorizationPolicy, o: Operation, warn: (field: string, msg: string) => void): void {
+  const field = p.action === 'DENY' ? 'hosts' : p.action === 'ALLOW' ? 'notHosts' : undefined;
+  const values = field ? o[field as 'hosts' | 'notHosts'] : undefined;
+  if (!field || !values) return;
+  const lower = new Set(values.map((v) => v.toLowerCase()));
+  const missing = values.filter((v) => v !== '*' && !v.endsWith('*') && !v.includes(':') && !lower.has(`${v.toLowerCase()}:*`));
+  if (missing.length > 0) {
+    const what = p.action === 'DENY' ? 'not denied' : 'allowed';
+    warn(field, `a request for ${missing.map((m) => JSON.stringify(`${m}:<port>`)).join(', ')} is ${what}: Istio compares hosts with the whole authority, port included; list ${missing.map((m) => `${JSON.stringify(m)} and ${JSON.stringify(`${m}:*`)}`).join(', ')}`);
+  }
+}
 
 /** Plaintext requests have no principal: negative principal/namespace fields match them. */
 function plaintextTrap(p: AuthorizationPolicy, s: Source, deniesPlaintext: boolean, warn: (field: string, msg: string) => void): void {

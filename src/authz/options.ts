@@ -2,6 +2,7 @@
  * The agent's ext_authz settings, declared once: flags, YAML keys, MESHID_* variables, defaults
  * and help all come from these specs. `meshid agent` spreads them into its options.
  */
+import { type ConfigRule, rule } from '../config/load.js';
 import { type ConfigOf, opt } from '../config/options.js';
 import { REDIS_FALLBACKS, redisTarget } from './rate-limit/redis-url.js';
 
@@ -73,3 +74,21 @@ export const authzOptionSpecs = {
 };
 
 export type AuthzOptions = ConfigOf<typeof authzOptionSpecs>;
+
+type AuthzKey = keyof AuthzOptions & string;
+const SERVICE_SETTINGS: readonly AuthzKey[] = ['policyDir', 'authzSocketMode', 'authzDecisionLogSample', 'authzDenyDetails', 'policyReloadDebounce', 'policyResync'];
+
+const serving = (c: AuthzOptions) => c.authzSocket !== undefined || c.authzListen !== undefined;
+
+/** ext_authz needs a policy directory; its other settings do nothing while it is off. */
+export const authzRules: readonly ConfigRule[] = [
+  rule<AuthzOptions>({
+    keys: ['authzSocket', 'authzListen', 'policyDir'],
+    check: (c) => (serving(c) && c.policyDir === undefined ? 'ext_authz needs policy-dir, the directory of AuthorizationPolicy files it decides by' : undefined),
+  }),
+  ...SERVICE_SETTINGS.map((key) => rule<AuthzOptions>({
+    keys: [key],
+    warning: true,
+    check: (c, given) => (given(key) && !serving(c) ? 'has no effect without authz-socket or authz-listen (ext_authz is off)' : undefined),
+  })),
+];

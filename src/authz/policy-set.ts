@@ -4,7 +4,7 @@
  * so the same directory gives the same revision on every agent and across restarts.
  */
 import { createHash } from 'node:crypto';
-import { compilePolicySet, type CompiledPolicySet } from './compile.js';
+import { type CompileOptions, compilePolicySet, type CompiledPolicySet } from './compile.js';
 import { lintPolicies } from './lint.js';
 import { parsePolicyFiles, type PolicyFileText, type PolicyIssue } from './validate.js';
 
@@ -12,14 +12,19 @@ export type PolicySetResult =
   | { readonly ok: true; readonly set: CompiledPolicySet; readonly warnings: readonly PolicyIssue[] }
   | { readonly ok: false; readonly errors: readonly PolicyIssue[]; readonly revision: string };
 
-export function buildPolicySet(files: readonly PolicyFileText[], label = 'policy directory', revision = revisionOf(files)): PolicySetResult {
-  const { policies, rateLimits, errors } = parsePolicyFiles(files);
+export function buildPolicySet(
+  files: readonly PolicyFileText[],
+  label = 'policy directory',
+  revision = revisionOf(files),
+  options: CompileOptions = {},
+): PolicySetResult {
+  const { policies, rateLimits, errors, warnings: parseWarnings } = parsePolicyFiles(files);
   if (errors.length > 0) return { ok: false, errors, revision };
-  const warnings = lintPolicies(policies);
+  const warnings = [...parseWarnings, ...lintPolicies(policies)];
   if (policies.length === 0) {
     warnings.unshift({ severity: 'warning', code: 'no_policies', file: label, message: 'no AuthorizationPolicy documents: every request is allowed' });
   }
-  return { ok: true, set: compilePolicySet(policies, revision, {}, rateLimits), warnings };
+  return { ok: true, set: compilePolicySet(policies, revision, options, rateLimits), warnings };
 }
 
 export function revisionOf(files: readonly PolicyFileText[]): string {

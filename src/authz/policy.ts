@@ -1,6 +1,7 @@
 /**
  * The policy model: Istio AuthorizationPolicy documents after strict validation. Values are kept
- * as written (validated, not yet compiled) so lint and check output can quote them. Pure.
+ * as written (validated, not yet compiled) so lint and check output can quote them; an empty list
+ * is kept too (Istio reads it as "not set", and lint warns about it). Pure.
  */
 
 /** CUSTOM is refused at validation: meshid is itself the external authorizer. */
@@ -26,8 +27,16 @@ export interface TargetRef {
 export interface Source {
   readonly principals?: readonly string[];
   readonly notPrincipals?: readonly string[];
+  /** "<iss>/<sub>" of the request's verified JWT (RequestAuth). */
+  readonly requestPrincipals?: readonly string[];
+  readonly notRequestPrincipals?: readonly string[];
   readonly namespaces?: readonly string[];
   readonly notNamespaces?: readonly string[];
+  /** "<sa>" (the policy's namespace) or "<ns>/<sa>". */
+  readonly serviceAccounts?: readonly string[];
+  readonly notServiceAccounts?: readonly string[];
+  readonly trustDomains?: readonly string[];
+  readonly notTrustDomains?: readonly string[];
   readonly ipBlocks?: readonly string[];
   readonly notIpBlocks?: readonly string[];
   readonly remoteIpBlocks?: readonly string[];
@@ -79,8 +88,14 @@ export interface AuthorizationPolicy {
 export const SOURCE_FIELDS = [
   'principals',
   'notPrincipals',
+  'requestPrincipals',
+  'notRequestPrincipals',
   'namespaces',
   'notNamespaces',
+  'serviceAccounts',
+  'notServiceAccounts',
+  'trustDomains',
+  'notTrustDomains',
   'ipBlocks',
   'notIpBlocks',
   'remoteIpBlocks',

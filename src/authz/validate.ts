@@ -7,7 +7,7 @@
  */
 import { type Document, LineCounter, parseAllDocuments, isMap, isSeq, isScalar, type Node as YamlNode } from 'yaml';
 import { closest } from '../lib/edit-distance.js';
-import { OPERATION_KINDS, parseConditionKey, SOURCE_KINDS, type ValueKind, valueProblem } from './attributes.js';
+import { MAX_SERVICE_ACCOUNTS, OPERATION_KINDS, parseConditionKey, SOURCE_KINDS, type ValueKind, valueProblem } from './attributes.js';
 import {
   type AuthorizationPolicy,
   type Condition,
@@ -70,6 +70,8 @@ export interface ParsedPolicies {
   readonly policies: readonly AuthorizationPolicy[];
   readonly rateLimits: readonly RateLimitPolicy[];
   readonly errors: readonly PolicyIssue[];
+  /** Findings Istio's webhook reports as warnings (the policy still loads). */
+  readonly warnings: readonly PolicyIssue[];
 }
 
 type PathSeg = string | number;
@@ -90,17 +92,19 @@ export function parsePolicyFiles(files: readonly PolicyFileText[]): ParsedPolici
   const policies: AuthorizationPolicy[] = [];
   const rateLimits: RateLimitPolicy[] = [];
   const errors: PolicyIssue[] = [];
+  const warnings: PolicyIssue[] = [];
   for (const f of files) {
     const r = parsePolicyFile(f.file, f.text);
     policies.push(...r.policies);
     rateLimits.push(...r.rateLimits);
     errors.push(...r.errors);
+    warnings.push(...r.warnings);
   }
   // Names are unique per kind, as Kubernetes keeps them.
   for (const [kind, list] of [[KIND, policies], [RATE_LIMIT_KIND, rateLimits]] as const) {
     errors.push(...duplicateNames(kind, list));
   }
-  return { policies, rateLimits, errors };
+  return { policies, rateLimits, errors, warnings };
 }
 
 function duplicateNames(kind: string, list: readonly (AuthorizationPolicy | RateLimitPolicy)[]): PolicyIssue[] {
@@ -132,19 +136,22 @@ export function parsePolicyFile(file: string, text: string): ParsedPolicies {
   const policies: AuthorizationPolicy[] = [];
   const rateLimits: RateLimitPolicy[] = [];
   const errors: PolicyIssue[] = [];
-  if (!Array.isArray(docs)) return { policies, rateLimits, errors }; // an empty stream: no documents
+  const warnings: PolicyIssue[] = [];
+  if (!Array.isArray(docs)) return { policies, rateLimits, errors, warnings }; // an empty stream: no documents
   docs.forEach((doc, i) => {
     const reader = new DocReader(file, i + 1, doc, lineCounter);
     const policy = reader.read();
     const issues = reader.issues();
+    const errs = issues.filter((x) => x.severity === 'error');
     // In line order, as an editor shows them (Array.prototype.sort is stable).
-    errors.push(...[...issues].sort((a, b) => (a.line ?? 0) - (b.line ?? 0)));
-    if (policy && issues.length === 0) {
+    errors.push(...errs.sort((a, b) => (a.line ?? 0) - (b.line ?? 0)));
+    warnings.push(...issues.filter((x) => x.severity === 'warning'));
+    if (policy && errs.length === 0) {
       if ('limits' in policy) rateLimits.push(policy);
       else policies.push(policy);
     }
   });
-  return { policies, rateLimits, errors };
+  return { policies, rateLimits, errors, warnings };
 }
 
 const TOP_FIELDS = ['apiVersion', 'kind', 'metadata', 'spec', 'status'];
@@ -171,14 +178,22 @@ const RULE_FIELDS = ['from', 'to', 'when'];
 const TARGET_REF_FIELDS = ['group', 'kind', 'name', 'namespace'];
 const CONDITION_FIELDS = ['key', 'values', 'notValues'];
 
-type Refusals = Readonly<Record<string, { readonly code: string; readonly message: string }>>;
+/** The CRD schema's maxItems of spec.rules and of a rule's from. */
+export const MAX_RULES = 512;
+export const MAX_FROM = 512;
+export const MAX_TARGET_REFS = 16;
+/** CRD: matchLabels values maxLength 63, at most 4096 labels. */
+const MAX_LABEL_VALUE = 63;
+const MAX_LABELS = 4096;
 
-const SOURCE_REFUSALS: Refusals = {
-  requestPrincipals: { code: 'unsupported_field', message: 'requestPrincipals needs JWT authentication, which meshid does not support yet' },
-  notRequestPrincipals: { code: 'unsupported_field', message: 'notRequestPrincipals needs JWT authentication, which meshid does not support yet' },
-  serviceAccounts: { code: 'unsupported_field', message: 'serviceAccounts is not supported by meshid; write principals: ["*/ns/<namespace>/sa/<name>"]' },
-  notServiceAccounts: { code: 'unsupported_field', message: 'notServiceAccounts is not supported by meshid; write notPrincipals: ["*/ns/<namespace>/sa/<name>"]' },
-};
+/** The targets Istio's webhook allows (group "" is core), by "group/kind". */
+const TARGET_KINDS = new Set(['core/Service', 'networking.istio.io/ServiceEntry', 'gateway.networking.k8s.io/Gateway', 'gateway.networking.k8s.io/GatewayClass']);
+const GROUP_RE = /^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const KIND_RE = /^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$/;
+
+/** Go's strconv.ParseBool, which Istio uses for istio.io/dry-run. */
+const BOOL_TRUE = ['1', 't', 'T', 'TRUE', 'true', 'True'];
+const BOOL_FALSE = ['0', 'f', 'F', 'FALSE', 'false', 'False'];
 
 const DNS_SUBDOMAIN_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const DNS_LABEL_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -186,6 +201,8 @@ const DNS_LABEL_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 class DocReader {
   private readonly found: PolicyIssue[] = [];
   private name: string | undefined;
+  /** metadata.namespace, for serviceAccounts values without a namespace. */
+  private namespace: string | undefined;
 
   constructor(
     private readonly file: string,
@@ -230,6 +247,7 @@ class DocReader {
     // Read the name first so that every later message can carry it.
     const metaRaw = top.metadata;
     if (isPlainObject(metaRaw) && typeof metaRaw.name === 'string' && metaRaw.name !== '') this.name = metaRaw.name;
+    if (isPlainObject(metaRaw) && typeof metaRaw.namespace === 'string' && metaRaw.namespace !== '') this.namespace = metaRaw.namespace;
     if (top.kind === RATE_LIMIT_KIND) return this.rateLimitPolicy(top);
 
     const apiVersion = top.apiVersion;
@@ -241,7 +259,7 @@ class DocReader {
     else if (top.kind !== KIND) {
       this.error(['kind'], 'wrong_kind', `${JSON.stringify(top.kind)}: only ${KIND} and ${RATE_LIMIT_KIND} documents belong in the policy directory`);
     }
-    if (this.found.length > 0) return undefined; // another kind of document: its fields mean something else
+    if (this.errorCount() > 0) return undefined; // another kind of document: its fields mean something else
 
     const meta = this.metadata(top.metadata);
     if (top.spec === undefined) {
@@ -260,27 +278,31 @@ class DocReader {
       if (ref) targetRefs.push(ref);
     }
     if (spec.targetRefs !== undefined) {
-      const list = this.list(spec.targetRefs, ['spec', 'targetRefs']);
+      const list = this.list(spec.targetRefs, ['spec', 'targetRefs'], true, MAX_TARGET_REFS);
       list?.forEach((r, i) => {
         const ref = this.targetRef(r, ['spec', 'targetRefs', i]);
         if (ref) targetRefs.push(ref);
       });
     }
-    if (spec.targetRef !== undefined && spec.targetRefs !== undefined) {
-      this.error(['spec', 'targetRef'], 'conflicting_fields', 'use targetRef or targetRefs, not both');
-    }
-    if (spec.selector !== undefined && (spec.targetRef !== undefined || spec.targetRefs !== undefined)) {
-      this.error(['spec', 'selector'], 'conflicting_fields', 'a policy has a selector or target references, not both');
+    const targets = ['selector', 'targetRef', 'targetRefs'].filter((k) => spec[k] !== undefined);
+    if (targets.length > 1) {
+      this.error(['spec', targets[1]!], 'conflicting_fields', `only one of selector, targetRef and targetRefs can be set (found ${targets.join(' and ')})`);
     }
     const rules: Rule[] = [];
     if (spec.rules !== undefined) {
-      const list = this.list(spec.rules, ['spec', 'rules'], true);
+      const list = this.list(spec.rules, ['spec', 'rules'], true, MAX_RULES);
       list?.forEach((r, i) => {
         const rule = this.rule(r, ['spec', 'rules', i]);
         if (rule) rules.push(rule);
       });
     }
-    if (!meta || !action || this.found.length > 0) return undefined;
+    if (action === 'DENY' && (spec.rules === undefined || (Array.isArray(spec.rules) && spec.rules.length === 0))) {
+      this.error(['spec', 'rules'], 'deny_without_rules', 'a DENY policy without rules never matches (Istio refuses it); add a rule "{}" to deny every request');
+    }
+    if (meta?.dryRunSet && action && action !== 'ALLOW' && action !== 'DENY') {
+      this.error(['metadata', 'annotations', DRY_RUN_ANNOTATION], 'bad_annotation', `${DRY_RUN_ANNOTATION} is supported only on ALLOW and DENY policies, not ${action}`);
+    }
+    if (!meta || !action || this.errorCount() > 0) return undefined;
     return Object.freeze({
       name: meta.name,
       ...(meta.namespace !== undefined ? { namespace: meta.namespace } : {}),
@@ -322,7 +344,7 @@ class DocReader {
       names.add(limit.name);
       limits.push(limit);
     });
-    if (!meta || this.found.length > 0) return undefined;
+    if (!meta || this.errorCount() > 0) return undefined;
     return Object.freeze({
       name: meta.name,
       ...(meta.namespace !== undefined ? { namespace: meta.namespace } : {}),
@@ -370,7 +392,7 @@ class DocReader {
     return { requests, unit, burst };
   }
 
-  private metadata(value: unknown): { name: string; namespace?: string; dryRun: boolean } | undefined {
+  private metadata(value: unknown): { name: string; namespace?: string; dryRun: boolean; dryRunSet: boolean } | undefined {
     const path = ['metadata'];
     if (value === undefined) {
       this.error(path, 'missing_name', 'metadata.name is required');
@@ -410,14 +432,14 @@ class DocReader {
     const annotations = isPlainObject(meta.annotations) ? meta.annotations : {};
     const dr = annotations[DRY_RUN_ANNOTATION];
     if (typeof dr === 'string') {
-      if (dr === 'true') dryRun = true;
-      else if (dr !== 'false') {
+      if (BOOL_TRUE.includes(dr)) dryRun = true;
+      else if (!BOOL_FALSE.includes(dr)) {
         this.error([...path, 'annotations', DRY_RUN_ANNOTATION], 'bad_annotation', `must be "true" or "false", got ${JSON.stringify(dr)}`);
         ok = false;
       }
     }
     if (!ok) return undefined;
-    return { name: name as string, ...(typeof namespace === 'string' ? { namespace } : {}), dryRun };
+    return { name: name as string, ...(typeof namespace === 'string' ? { namespace } : {}), dryRun, dryRunSet: dr !== undefined };
   }
 
   private action(value: unknown, provider: unknown): PolicyAction | undefined {
@@ -442,19 +464,20 @@ class DocReader {
     const path = ['spec', 'selector'];
     const sel = this.mapping(value, path, ['matchLabels']);
     if (!sel) return undefined;
-    if (sel.matchLabels === undefined) {
-      this.error(path, 'empty_selector', 'a selector needs matchLabels (remove the selector to select every workload)');
-      return undefined;
-    }
-    const labels = this.mapping(sel.matchLabels, [...path, 'matchLabels'], null);
+    const labels = sel.matchLabels === undefined ? {} : this.mapping(sel.matchLabels, [...path, 'matchLabels'], null);
     if (!labels) return undefined;
     if (Object.keys(labels).length === 0) {
-      this.error([...path, 'matchLabels'], 'empty_selector', 'matchLabels is empty (remove the selector to select every workload)');
-      return undefined;
+      this.warn(path, 'empty_selector', 'a selector without labels selects every workload (Istio warns: remove the selector or add matchLabels)');
     }
+    if (Object.keys(labels).length > MAX_LABELS) this.error([...path, 'matchLabels'], 'too_many_items', `at most ${MAX_LABELS} labels (the CRD schema's limit)`);
     const out: Record<string, string> = {};
     for (const [k, v] of Object.entries(labels)) {
-      if (typeof v !== 'string' || v === '') this.error([...path, 'matchLabels', k], 'wrong_type', 'a label value must be a non-empty string');
+      const at = [...path, 'matchLabels', k];
+      if (k === '') this.error(at, 'bad_selector', 'a label key must not be empty');
+      else if (k.includes('*')) this.error(at, 'bad_selector', 'wildcards are not supported in selector label keys');
+      if (typeof v !== 'string') this.error(at, 'wrong_type', 'a label value must be a string');
+      else if (v.includes('*')) this.error(at, 'bad_selector', 'wildcards are not supported in selector label values');
+      else if (v.length > MAX_LABEL_VALUE) this.error(at, 'value_too_long', `a label value has at most ${MAX_LABEL_VALUE} characters`);
       else out[k] = v;
     }
     return Object.freeze(out);
@@ -477,6 +500,30 @@ class DocReader {
       }
     }
     if (!ok) return undefined;
+    const group = (ref.group as string | undefined) ?? '';
+    const kind = ref.kind as string;
+    const name = ref.name as string;
+    if (group.length > 253 || !GROUP_RE.test(group)) {
+      this.error([...path, 'group'], 'bad_target_ref', `${JSON.stringify(group)} is not a valid API group`);
+      ok = false;
+    }
+    if (kind.length > 63 || !KIND_RE.test(kind)) {
+      this.error([...path, 'kind'], 'bad_target_ref', `${JSON.stringify(kind)} is not a valid kind`);
+      ok = false;
+    }
+    if (name.length > 253) {
+      this.error([...path, 'name'], 'value_too_long', 'a target name has at most 253 characters');
+      ok = false;
+    }
+    if (ok && !TARGET_KINDS.has(`${group === '' ? 'core' : group}/${kind}`)) {
+      this.error([...path, 'kind'], 'bad_target_ref', `a target must be a Service, ServiceEntry (networking.istio.io), Gateway or GatewayClass (gateway.networking.k8s.io); got ${group || 'core'}/${kind}`);
+      ok = false;
+    }
+    if (typeof ref.namespace === 'string' && ref.namespace !== '') {
+      this.error([...path, 'namespace'], 'bad_target_ref', 'cross-namespace references are not supported (Istio refuses targetRef.namespace)');
+      ok = false;
+    }
+    if (!ok) return undefined;
     return Object.freeze({
       kind: ref.kind as string,
       name: ref.name as string,
@@ -494,7 +541,7 @@ class DocReader {
     if (!r) return undefined;
     const rule: { from?: Source[]; to?: Operation[]; when?: Condition[] } = {};
     if (r.from !== undefined) {
-      const list = this.list(r.from, [...path, 'from']);
+      const list = this.list(r.from, [...path, 'from'], false, MAX_FROM);
       if (list) rule.from = this.entries(list, [...path, 'from'], 'source', (v, p) => this.source(v, p));
     }
     if (r.to !== undefined) {
@@ -502,8 +549,8 @@ class DocReader {
       if (list) rule.to = this.entries(list, [...path, 'to'], 'operation', (v, p) => this.operation(v, p));
     }
     if (r.when !== undefined) {
-      const list = this.list(r.when, [...path, 'when']);
-      if (list) {
+      const list = this.list(r.when, [...path, 'when'], true);
+      if (list && list.length > 0) {
         rule.when = [];
         list.forEach((c, i) => {
           const cond = this.condition(c, [...path, 'when', i]);
@@ -531,11 +578,29 @@ class DocReader {
   }
 
   private source(value: unknown, path: Path): Source | undefined {
-    return this.fields(value, path, SOURCE_FIELDS, SOURCE_KINDS, SOURCE_REFUSALS, 'empty_source');
+    const s = this.fields(value, path, SOURCE_FIELDS, SOURCE_KINDS, 'empty_source');
+    if (!s) return undefined;
+    const sa = s.serviceAccounts ?? s.notServiceAccounts;
+    if (sa !== undefined && (s.principals || s.notPrincipals || s.namespaces || s.notNamespaces)) {
+      this.error(path, 'conflicting_fields', 'cannot set serviceAccounts with namespaces or principals');
+    }
+    for (const field of ['serviceAccounts', 'notServiceAccounts'] as const) this.serviceAccountList(s[field], [...path, field]);
+    return s;
+  }
+
+  /** CRD maxItems, and a namespace for "<sa>" values (Istio takes the policy's own). */
+  private serviceAccountList(values: readonly string[] | undefined, path: Path): void {
+    if (!values) return;
+    if (values.length > MAX_SERVICE_ACCOUNTS) this.error(path, 'too_many_items', `at most ${MAX_SERVICE_ACCOUNTS} service accounts (Istio's limit)`);
+    if (this.namespace === undefined) {
+      values.forEach((v, i) => {
+        if (!v.includes('/')) this.error([...path, i], 'missing_namespace', `${JSON.stringify(v)} names a service account of the policy's namespace, and this policy has no metadata.namespace; write "<namespace>/${v}" or set metadata.namespace`);
+      });
+    }
   }
 
   private operation(value: unknown, path: Path): Operation | undefined {
-    return this.fields(value, path, OPERATION_FIELDS, OPERATION_KINDS, {}, 'empty_operation');
+    return this.fields(value, path, OPERATION_FIELDS, OPERATION_KINDS, 'empty_operation');
   }
 
   private fields<K extends string>(
@@ -543,22 +608,22 @@ class DocReader {
     path: Path,
     names: readonly K[],
     kinds: Readonly<Record<K, ValueKind>>,
-    refusals: Refusals,
     emptyCode: string,
   ): Partial<Record<K, readonly string[]>> | undefined {
-    const m = this.mapping(value, path, names, refusals);
+    const m = this.mapping(value, path, names);
     if (!m) return undefined;
     const out: Partial<Record<K, readonly string[]>> = {};
     let any = false;
     for (const name of names) {
       if (m[name] === undefined) continue;
-      any = true;
-      const values = this.values(m[name], [...path, name], kinds[name]);
+      const values = this.values(m[name], [...path, name], kinds[name], true);
       if (values) out[name] = values;
+      if (Array.isArray(m[name]) && (m[name] as unknown[]).length > 0) any = true;
     }
-    // Only a truly empty mapping: one holding a misspelt field already has its error.
-    if (!any && Object.keys(m).length === 0) {
-      this.error(path, emptyCode, `must set at least one of ${names.join(', ')}`);
+    // Istio: a source or operation whose lists are all empty is refused. One holding only a
+    // misspelt field already has its error.
+    if (!any && Object.keys(m).every((k) => (names as readonly string[]).includes(k))) {
+      this.error(path, emptyCode, `must set at least one of ${names.join(', ')} to a non-empty list`);
     }
     return Object.freeze(out);
   }
@@ -575,24 +640,26 @@ class DocReader {
       this.error([...path, 'key'], key.code, key.message);
       return undefined;
     }
-    if (c.values === undefined && c.notValues === undefined) {
-      this.error(path, 'when_without_values', `at least one of values or notValues must be set for key ${c.key}`);
-      return undefined;
-    }
     const cond: { key: string; values?: readonly string[]; notValues?: readonly string[] } = { key: c.key };
-    if (c.values !== undefined) {
-      const v = this.values(c.values, [...path, 'values'], key.kind);
-      if (v) cond.values = v;
+    for (const field of ['values', 'notValues'] as const) {
+      if (c[field] === undefined) continue;
+      const v = this.values(c[field], [...path, field], key.kind, false);
+      if (v) cond[field] = v;
+      if (v && key.kind === 'serviceAccount' && v.length > MAX_SERVICE_ACCOUNTS) {
+        this.error([...path, field], 'too_many_items', `at most ${MAX_SERVICE_ACCOUNTS} service accounts (Istio's limit)`);
+      }
+      if (v && key.kind === 'serviceAccount') this.serviceAccountList(v, [...path, field]);
     }
-    if (c.notValues !== undefined) {
-      const v = this.values(c.notValues, [...path, 'notValues'], key.kind);
-      if (v) cond.notValues = v;
+    const nonEmpty = (l: unknown) => Array.isArray(l) && l.length > 0;
+    if (!nonEmpty(c.values) && !nonEmpty(c.notValues)) {
+      this.error(path, 'when_without_values', `at least one of values or notValues must be set to a non-empty list for key ${c.key}`);
+      return undefined;
     }
     return Object.freeze(cond);
   }
 
-  private values(value: unknown, path: Path, kind: ValueKind): readonly string[] | undefined {
-    const list = this.list(value, path);
+  private values(value: unknown, path: Path, kind: ValueKind, inField: boolean): readonly string[] | undefined {
+    const list = this.list(value, path, true);
     if (!list) return undefined;
     const out: string[] = [];
     list.forEach((v, i) => {
@@ -601,7 +668,7 @@ class DocReader {
         this.error([...path, i], 'wrong_type', `must be a string, got ${describe(v)}${hint}`);
         return;
       }
-      const problem = valueProblem(kind, v);
+      const problem = valueProblem(kind, v, inField);
       if (problem) this.error([...path, i], problem.code, problem.message);
       else out.push(v);
     });
@@ -609,7 +676,7 @@ class DocReader {
   }
 
   /** A mapping whose keys are checked against `allowed` (null: any keys). */
-  private mapping(value: unknown, path: Path, allowed: readonly string[] | null, refusals: Refusals = {}): Record<string, unknown> | undefined {
+  private mapping(value: unknown, path: Path, allowed: readonly string[] | null): Record<string, unknown> | undefined {
     if (!isPlainObject(value)) {
       this.error(path, 'wrong_type', `expected a mapping, got ${describe(value)}`);
       return undefined;
@@ -617,11 +684,6 @@ class DocReader {
     if (allowed) {
       for (const key of Object.keys(value)) {
         if (allowed.includes(key)) continue;
-        const refusal = refusals[key];
-        if (refusal) {
-          this.error([...path, key], refusal.code, refusal.message);
-          continue;
-        }
         const hint = closest(key, allowed);
         this.error([...path, key], 'unknown_field', `unknown field${hint ? ` (did you mean ${hint}?)` : ''}; expected ${allowed.join(', ')}`);
       }
@@ -629,22 +691,41 @@ class DocReader {
     return value;
   }
 
-  /** A list; an explicit empty list is an error unless allowEmpty (Istio reads [] as "not set"). */
-  private list(value: unknown, path: Path, allowEmpty = false): unknown[] | undefined {
+  /**
+   * A list; an explicit empty list is an error unless allowEmpty (Istio refuses `from: []` and
+   * `to: []`; elsewhere it reads [] as "not set", and lint warns). max: the CRD's maxItems.
+   */
+  private list(value: unknown, path: Path, allowEmpty = false, max = Infinity): unknown[] | undefined {
     if (!Array.isArray(value)) {
       this.error(path, 'wrong_type', `expected a list, got ${describe(value)}`);
       return undefined;
     }
     if (value.length === 0 && !allowEmpty) {
-      this.error(path, 'empty_list', 'empty list: Istio reads an empty list as "not set", which matches anything; remove the field or add values');
+      this.error(path, 'empty_list', 'must not be an empty list (Istio refuses it); remove the field or add entries');
+      return undefined;
+    }
+    if (value.length > max) {
+      this.error(path, 'too_many_items', `at most ${max} entries (the CRD schema's limit), got ${value.length}`);
       return undefined;
     }
     return value;
   }
 
+  private errorCount(): number {
+    return this.found.filter((i) => i.severity === 'error').length;
+  }
+
+  private warn(path: Path, code: string, message: string): void {
+    this.issue('warning', path, code, message);
+  }
+
   private error(path: Path, code: string, message: string): void {
+    this.issue('error', path, code, message);
+  }
+
+  private issue(severity: Severity, path: Path, code: string, message: string): void {
     this.found.push({
-      severity: 'error',
+      severity,
       code,
       file: this.file,
       doc: this.index,

@@ -1,6 +1,7 @@
 /** The reference CA's settings, declared once for `meshid ca`, `meshid dev` and startCa(). */
 import { DEFAULT_CA_LISTEN, DEFAULT_TOKEN_AUDIENCE, DEFAULT_TRUST_DOMAIN } from '../config/defaults.js';
-import { type ConfigOf, opt, parseHostPort } from '../config/options.js';
+import { type ConfigRule, rule } from '../config/load.js';
+import { type ConfigOf, formatDuration, opt, parseHostPort } from '../config/options.js';
 import { parseTrustDomain } from '../identity/spiffe-id.js';
 import { DEFAULT_JWT_SVID_TTL_MS } from './jwt-svid.js';
 
@@ -29,3 +30,24 @@ export const caOptions = {
 };
 
 export type CaConfig = ConfigOf<typeof caOptions>;
+
+/** Combinations startCa() cannot serve, and settings that do nothing in the combination given. */
+export const caRules: readonly ConfigRule[] = [
+  rule<CaConfig>({
+    keys: ['ttl', 'maxTtl'],
+    check: (c) => (c.ttl > c.maxTtl ? `the default lifetime ${formatDuration(c.ttl)} is longer than the longest one issued, ${formatDuration(c.maxTtl)}` : undefined),
+  }),
+  rule<CaConfig>({
+    keys: ['jwtIssuer', 'jwtKeys'],
+    check: (c) => (c.jwtIssuer !== undefined && c.jwtKeys === undefined ? 'jwt-issuer is set but jwt-keys is not: the CA needs keys to verify tokens' : undefined),
+  }),
+  rule<CaConfig>({
+    keys: ['jwtKeys', 'jwtIssuer'],
+    check: (c) => (c.jwtKeys !== undefined && c.jwtIssuer === undefined ? 'jwt-keys needs jwt-issuer: tokens from any issuer would otherwise be accepted' : undefined),
+  }),
+  rule<CaConfig>({
+    keys: ['jwtAudience'],
+    warning: true,
+    check: (c, given) => (given('jwtAudience') && c.jwtKeys === undefined ? 'has no effect without jwt-keys (no JWTs are verified)' : undefined),
+  }),
+];

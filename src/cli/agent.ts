@@ -6,14 +6,13 @@
 import fs from 'node:fs/promises';
 import { format } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
-import { authzOptionSpecs } from '../authz/options.js';
+import { authzOptionSpecs, authzRules } from '../authz/options.js';
 import { type AuthzService, authzServiceConfig, startAuthzService } from '../authz/server.js';
 import { CaClient, DEFAULT_CA_DEADLINE_MS } from '../ca/client.js';
 import { DEFAULT_ADMIN_LISTEN, DEFAULT_TRUST_DOMAIN } from '../config/defaults.js';
-import { ConfigError } from '../config/load.js';
+import { ConfigError, type ConfigRule, rule } from '../config/load.js';
 import { type ConfigOf, opt, parseHostPort } from '../config/options.js';
 import { parseCertificatesPem } from '../identity/certificate.js';
-import { KEY_ALGORITHMS } from '../identity/keys.js';
 import { spiffeIdFromServiceAccountClaims, unverifiedJwtClaims } from '../identity/service-account.js';
 import { parseSpiffeId, parseTrustDomain, type SpiffeId } from '../identity/spiffe-id.js';
 import { type Clock, systemClock } from '../lib/clock.js';
@@ -21,8 +20,9 @@ import { errorMessage } from '../lib/errors.js';
 import { type PathWatch, watchPaths } from '../lib/file-watch.js';
 import { type AdminServer, startAdminServer } from '../observability/admin.js';
 import { createLogger, type Logger, logLevelOption } from '../observability/logger.js';
-import { AgentMetrics } from '../observability/metrics.js';
+import { AgentMetrics } from './agent-metrics.js';
 import { SvidManager } from '../rotation/manager.js';
+import { rotationOptions, rotationRules } from '../rotation/options.js';
 import { sdsOptions } from '../sds/options.js';
 import { type SdsServer, startSdsServer } from '../sds/server.js';
 import { JwtSvids } from '../workload/jwt-svids.js';
@@ -53,10 +53,7 @@ export const agentOptions = {
     description: "PEM roots of the trust domain (e.g. the CA's bundle.pem), watched; trusted with the root of each issued chain",
     metavar: 'FILE',
   }),
-  keyAlgorithm: opt.oneOf('key-algorithm', KEY_ALGORITHMS, { description: 'algorithm of the workload key generated in memory', default: 'ec-p256' }),
-  svidTtl: opt.duration('svid-ttl', { description: "lifetime to ask the CA for (default: the CA's default)", min: 10_000 }),
-  renewFraction: opt.number('renew-fraction', { description: 'renew at this fraction of the SVID lifetime', default: 0.5, min: 0.1, max: 0.9 }),
-  renewJitter: opt.number('renew-jitter', { description: 'random spread of the renewal point, as a fraction of the lifetime (±)', default: 0.1, min: 0, max: 0.4 }),
+  ...rotationOptions,
   adminListen: opt.hostPort('admin-listen', { description: 'HTTP address of /healthz, /readyz and /metrics', default: parseHostPort(DEFAULT_ADMIN_LISTEN) }),
   ...logLevelOption,
   ...sdsOptions,
@@ -65,6 +62,16 @@ export const agentOptions = {
 };
 
 export type AgentConfig = ConfigOf<typeof agentOptions>;
+
+/** The agent's schema: every subsystem's rules, and the one across them. */
+export const agentRules: readonly ConfigRule[] = [
+  ...rotationRules,
+  ...authzRules,
+  rule<AgentConfig>({
+    keys: ['spiffeId', 'trustDomain'],
+    check: (c) => (c.spiffeId !== undefined && parseSpiffeId(c.spiffeId).trustDomain !== c.trustDomain ? `${c.spiffeId} is not in the trust domain ${c.trustDomain}` : undefined),
+  }),
+];
 
 export interface AgentDeps {
   readonly logger: Logger;
@@ -93,6 +100,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     for (const close of closers.reverse()) await Promise.resolve(close()).catch((e: unknown) => log.warn({ error: errorMessage(e) }, 'error while closing'));
   };
   try {
+    // Before anything binds: a bad combination must not leave a socket behind (agentRules refuse it earlier still).
+    const authzConfig = authzServiceConfig(config);
     const caBundlePem = await readStartupFile(config.caBundle, 'ca-bundle');
     parseCertificatesPem(caBundlePem, `--ca-bundle ${config.caBundle}`);
     const readToken = async () => (await fs.readFile(config.tokenFile, 'utf8')).trim();
@@ -125,7 +134,6 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     const sds = await startSdsServer(config, { source: manager, logger, clock, metrics: metrics.sdsHooks() });
     closers.push(() => sds.close());
 
-    const authzConfig = authzServiceConfig(config);
     const authz = authzConfig
       ? await startAuthzService(authzConfig, {
           logger,
@@ -180,13 +188,8 @@ async function readStartupFile(path: string, key: string): Promise<string> {
 
 /** --spiffe-id, or the identity the token's service-account claims stand for. */
 async function resolveSpiffeId(config: AgentConfig, readToken: () => Promise<string>): Promise<SpiffeId> {
-  if (config.spiffeId) {
-    const id = parseSpiffeId(config.spiffeId);
-    if (id.trustDomain !== config.trustDomain) {
-      throw new ConfigError([`spiffe-id: ${id.uri} is not in the trust domain ${config.trustDomain} (--trust-domain)`]);
-    }
-    return id;
-  }
+  // agentRules have checked that it is in --trust-domain.
+  if (config.spiffeId) return parseSpiffeId(config.spiffeId);
   let token: string;
   try {
     token = await readToken();
@@ -251,6 +254,7 @@ renews well before expiry with a fresh key. With --authz-socket or --authz-liste
 it also answers Envoy ext_authz checks under Istio AuthorizationPolicy rules.
 Send SIGUSR1 to renew the SVID at once.`,
   options: agentOptions,
+  rules: agentRules,
   async run({ config }) {
     const logger = createLogger({ level: config.logLevel });
     quietGrpcLogs(logger);

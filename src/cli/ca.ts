@@ -1,7 +1,7 @@
 /** `meshid ca`: the reference CA, until SIGINT/SIGTERM. */
 import { format } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
-import { caOptions } from '../ca/options.js';
+import { caOptions, caRules } from '../ca/options.js';
 import { startCa } from '../ca/server.js';
 import { createLogger, logLevelOption } from '../observability/logger.js';
 import { defineCommand } from './command.js';
@@ -18,6 +18,7 @@ authenticated identity. Requests for a lifetime above --max-ttl are clamped to i
     ...caOptions,
     ...logLevelOption,
   },
+  rules: caRules,
   async run({ config }) {
     const { logLevel, ...caConfig } = config;
     const logger = createLogger({ level: logLevel });

@@ -1,5 +1,5 @@
 /** The shape of a meshid command, and its generated --help. */
-import { ConfigError, type LoadedConfig, loadConfig, renderConfig } from '../config/load.js';
+import { ConfigError, type ConfigRule, type LoadedConfig, loadConfig, renderConfig } from '../config/load.js';
 import { envName, type OptionSpec, type OptionSpecs } from '../config/options.js';
 
 export interface CommandIO {
@@ -16,6 +16,8 @@ export interface Command<S extends OptionSpecs = OptionSpecs> {
   readonly positionals?: string;
   readonly details?: string;
   readonly options: S;
+  /** Checks across options (from each subsystem's option specs), run before the command does anything. */
+  readonly rules?: readonly ConfigRule[];
   /** Long-running commands read --config and MESHID_*; one-shot tools take flags only. */
   readonly fileAndEnv?: boolean;
   /** Returns the process exit code. */
@@ -28,7 +30,7 @@ export function defineCommand<S extends OptionSpecs>(command: Command<S>): Comma
 
 /** Parses argv for the command and runs it, handling --help and --print-config. */
 export async function invoke<S extends OptionSpecs>(command: Command<S>, argv: readonly string[], io: CommandIO): Promise<number> {
-  const loaded = loadConfig(command.options, { argv, env: io.env, fileAndEnv: command.fileAndEnv !== false });
+  const loaded = loadConfig(command.options, { argv, env: io.env, fileAndEnv: command.fileAndEnv !== false, ...(command.rules ? { rules: command.rules } : {}) });
   if (loaded.help) {
     io.stdout.write(renderHelp(command));
     return 0;
@@ -37,6 +39,7 @@ export async function invoke<S extends OptionSpecs>(command: Command<S>, argv: r
   if (!command.positionals && loaded.positionals.length > 0) {
     throw new ConfigError([`unexpected argument ${JSON.stringify(loaded.positionals[0])} (flags are written --name)`]);
   }
+  for (const w of loaded.warnings) io.stderr.write(`meshid ${command.name}: warning: ${w}\n`);
   if (loaded.printConfig) {
     io.stdout.write(renderConfig(command.options, loaded));
     return 0;

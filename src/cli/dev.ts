@@ -8,10 +8,10 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { startCa } from '../ca/server.js';
-import { caOptions } from '../ca/options.js';
+import { caOptions, caRules } from '../ca/options.js';
 import { DEFAULT_ADMIN_LISTEN, DEFAULT_AUTHZ_SOCKET, DEFAULT_SDS_SOCKET, DEFAULT_TRUST_DOMAIN } from '../config/defaults.js';
-import { loadConfig } from '../config/load.js';
-import { formatHostPort, opt, parseHostPort } from '../config/options.js';
+import { loadConfig, rule } from '../config/load.js';
+import { type ConfigOf, formatHostPort, opt, parseHostPort } from '../config/options.js';
 import { DemoClient, DEMO_ROUND, type DemoOutcome, DemoServer } from '../demo/demo.js';
 import { SdsTls } from '../demo/sds-tls.js';
 import { parseTrustDomain, workloadSpiffeId } from '../identity/spiffe-id.js';
@@ -20,7 +20,7 @@ import { errorMessage, MeshidError } from '../lib/errors.js';
 import { packagePath } from '../lib/package-path.js';
 import { createLogger, type Logger, logLevelOption } from '../observability/logger.js';
 import { socketAnswers } from '../lib/unix-socket.js';
-import { agentOptions, quietGrpcLogs, type RunningAgent, startAgent, untilShutdown } from './agent.js';
+import { agentOptions, agentRules, quietGrpcLogs, type RunningAgent, startAgent, untilShutdown } from './agent.js';
 import { defineCommand } from './command.js';
 
 const devOptions = {
@@ -45,6 +45,7 @@ Unix sockets under <state-dir>/run, the admin port, and the sample policies from
 Prints where everything is and the Envoy bootstrap to use, then one line per rotation and per
 authorization decision. Ctrl-C stops everything and removes the sockets. SIGUSR1 rotates now.`,
   options: devOptions,
+  rules: [rule<ConfigOf<typeof devOptions>>({ keys: ['demoInterval'], warning: true, check: (c, given) => (given('demoInterval') && !c.demo ? 'has no effect without --demo' : undefined) })],
   async run({ config }) {
     const logger = createLogger({ level: config.logLevel });
     quietGrpcLogs(logger);
@@ -80,6 +81,7 @@ authorization decision. Ctrl-C stops everything and removes the sockets. SIGUSR1
           `--static-tokens=${tokens.file}`,
         ],
         fileAndEnv: false,
+        rules: caRules,
       }).config;
       const ca = await startCa(caConfig, { logger });
       closers.push(() => ca.close());
@@ -103,6 +105,7 @@ authorization decision. Ctrl-C stops everything and removes the sockets. SIGUSR1
             `--admin-listen=${formatHostPort(config.adminListen)}`,
           ]),
           fileAndEnv: false,
+          rules: agentRules,
         }).config,
         { logger },
       );
@@ -203,6 +206,7 @@ async function startDemo(ctx: DemoContext): Promise<void> {
     loadConfig(agentOptions, {
       argv: ctx.agentFlags('frontend', ctx.frontendId, [`--sds-socket=${frontendSds}`, '--admin-listen=127.0.0.1:0']),
       fileAndEnv: false,
+      rules: agentRules,
     }).config,
     { logger: ctx.logger },
   );

@@ -33,12 +33,39 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * A check across settings, run once each setting has parsed on its own, so a start-up never gets
+ * past configuration with a combination that cannot work. Pure: no I/O.
+ */
+export interface TypedRule<C> {
+  /** The settings the rule reads; the problem names each with its source. Skipped when one failed to parse. */
+  readonly keys: readonly (keyof C & string)[];
+  /** A warning: the combination works, but a setting the user gave has no effect. The command still runs. */
+  readonly warning?: boolean;
+  /** The problem in words, or undefined. given(key): set by a file, env or flag, not by a default. */
+  check(config: C, given: (key: keyof C & string) => boolean): string | undefined;
+}
+
+/** A rule with its config type erased, so that one command's schema can hold every subsystem's rules. */
+export interface ConfigRule {
+  readonly keys: readonly string[];
+  readonly warning?: boolean;
+  check(config: unknown, given: (key: string) => boolean): string | undefined;
+}
+
+/** Declares a rule against a subsystem's config type; loadConfig checks that its keys are options of the command. */
+export function rule<C>(r: TypedRule<C>): ConfigRule {
+  return r as unknown as ConfigRule;
+}
+
 export interface LoadedConfig<S extends OptionSpecs> {
   readonly config: ConfigOf<S>;
   readonly sources: Readonly<Record<keyof S, ValueSource | undefined>>;
   readonly positionals: readonly string[];
   readonly help: boolean;
   readonly printConfig: boolean;
+  /** Settings that have no effect in this combination (from warning rules), each naming its source. */
+  readonly warnings: readonly string[];
 }
 
 export interface LoadOptions {
@@ -47,6 +74,8 @@ export interface LoadOptions {
   readonly readFile?: (path: string) => string;
   /** Whether this command reads --config / MESHID_* (long-running commands do; one-shot tools need not). */
   readonly fileAndEnv?: boolean;
+  /** Cross-field rules of the command's schema. */
+  readonly rules?: readonly ConfigRule[];
 }
 
 const CONFIG_FLAG = 'config';
@@ -81,7 +110,7 @@ export function loadConfig<S extends OptionSpecs>(specs: S, options: LoadOptions
   const flags = parseArgv(options.argv, byFlag, problems, fileAndEnv);
   // --help answers whatever else is wrong: a bad environment must not hide the usage text.
   if (flags.help) {
-    return { config: Object.freeze({}) as ConfigOf<S>, sources: Object.freeze({}) as Record<keyof S, undefined>, positionals: [], help: true, printConfig: false };
+    return { config: Object.freeze({}) as ConfigOf<S>, sources: Object.freeze({}) as Record<keyof S, undefined>, positionals: [], help: true, printConfig: false, warnings: [] };
   }
 
   // 2. defaults
@@ -124,6 +153,19 @@ export function loadConfig<S extends OptionSpecs>(specs: S, options: LoadOptions
       problems.push(`${spec.flag}: required (flag --${spec.flag}${fileAndEnv ? `, env ${envName(spec.flag)} or the config file` : ''})`);
     }
   }
+  const warnings: string[] = [];
+  const parsedCleanly = problems.length === 0;
+  for (const r of options.rules ?? []) {
+    // A rule over a value that failed to parse would judge the default in its place.
+    if (r.keys.some((k) => invalid.has(k) || (specOf(specs, k).required && values[k] === undefined))) continue;
+    // Warnings only matter for a configuration that will run.
+    if (r.warning && !parsedCleanly) continue;
+    const given = (k: string) => sources[k] !== undefined && sources[k]!.kind !== 'default';
+    const problem = r.check(values, given);
+    if (problem === undefined) continue;
+    const named = r.keys.map((k) => `${specOf(specs, k).flag} (${sources[k] ? sourceText(sources[k]!) : 'unset'})`).join(', ');
+    (r.warning ? warnings : problems).push(`${named}: ${problem}`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     config: Object.freeze(values) as ConfigOf<S>,
@@ -131,7 +173,14 @@ export function loadConfig<S extends OptionSpecs>(specs: S, options: LoadOptions
     positionals: Object.freeze(flags.positionals),
     help: false,
     printConfig: flags.printConfig,
+    warnings: Object.freeze(warnings),
   };
+}
+
+function specOf(specs: OptionSpecs, key: string): OptionSpec<unknown> {
+  const found = specs[key];
+  if (!found) throw new Error(`config rule names ${key}, which is not an option of this command`);
+  return found;
 }
 
 interface ParsedArgv {

@@ -65,6 +65,13 @@ export interface RotationPolicyInput {
   readonly mtlsMarginMs?: number;
 }
 
+/** Why a renewal point of renewFraction ± jitterFraction (of the lifetime) cannot work, or undefined. */
+export function renewalWindowProblem(renewFraction: number, jitterFraction: number): string | undefined {
+  const [f, j] = [renewFraction, jitterFraction];
+  // Written as !ok so that NaN fails.
+  return !(j >= 0 && f - j > 0 && f + j < 1) ? `the renewal point ${f} ± ${j} of the lifetime must stay inside (0, 1)` : undefined;
+}
+
 /** Fills defaults and checks the combination; an error names the option. */
 export function resolveRotationPolicy(input: RotationPolicyInput = {}): RotationPolicy {
   const renewal = { ...DEFAULT_ROTATION_POLICY.renewal, ...input.renewal };
@@ -72,7 +79,8 @@ export function resolveRotationPolicy(input: RotationPolicyInput = {}): Rotation
   const mtlsMarginMs = input.mtlsMarginMs ?? DEFAULT_ROTATION_POLICY.mtlsMarginMs;
   const { renewFraction: f, jitterFraction: j } = renewal;
   check(f > 0 && f < 1, 'renewFraction', `must be between 0 and 1 exclusive, got ${f}`);
-  check(j >= 0 && f - j > 0 && f + j < 1, 'jitterFraction', `must keep renewFraction ± jitterFraction inside (0, 1), got ${f} ± ${j}`);
+  const window = renewalWindowProblem(f, j);
+  check(window === undefined, 'jitterFraction', `(with renewFraction): ${window}`);
   check(renewal.minDelayMs >= 0, 'minDelayMs', `must be >= 0, got ${renewal.minDelayMs}`);
   check(renewal.maxDelayMs > renewal.minDelayMs, 'maxDelayMs', `must exceed minDelayMs, got ${renewal.maxDelayMs}`);
   check(retry.initialMs > 0 && retry.maxMs >= retry.initialMs, 'retry.maxMs', `needs 0 < initialMs <= maxMs, got ${retry.initialMs} and ${retry.maxMs}`);

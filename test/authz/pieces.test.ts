@@ -3,7 +3,7 @@ import test from 'ava';
 import { cidrContains, parseCidr, parseIp } from '../../src/authz/cidr.js';
 import { encodeCheckResponse } from '../../src/authz/check-response.js';
 import { evaluate, denyDecision } from '../../src/authz/engine.js';
-import { hostValueHasPort, namespacesOf, stripPort } from '../../src/authz/facts.js';
+import { authorityProblem, namespacesOf } from '../../src/authz/facts.js';
 import { lintPolicies } from '../../src/authz/lint.js';
 import { authzOptionSpecs } from '../../src/authz/options.js';
 import { parsePattern } from '../../src/authz/patterns.js';
@@ -14,12 +14,15 @@ import { envoyProtos } from '../../src/envoy/protos.js';
 import { TO_OBJECT_OPTIONS } from '../../src/lib/proto-services.js';
 import { compileDescs, policyYaml, type PolicyDesc } from './helpers/policies.js';
 
-test('patterns: exact, prefix, suffix, presence; misplaced wildcards refused', (t) => {
+test('patterns: exact, prefix, suffix, presence; other stars are literal, as Istio reads them', (t) => {
   t.deepEqual(parsePattern('*'), { kind: 'presence' });
   t.deepEqual(parsePattern('abc*'), { kind: 'prefix', value: 'abc' });
   t.deepEqual(parsePattern('*abc'), { kind: 'suffix', value: 'abc' });
   t.deepEqual(parsePattern('abc'), { kind: 'exact', value: 'abc' });
-  for (const bad of ['a*c', '**', '*a*', 'a**']) t.true('error' in parsePattern(bad), bad);
+  t.deepEqual(parsePattern('a*c'), { kind: 'exact', value: 'a*c' });
+  t.deepEqual(parsePattern('**'), { kind: 'suffix', value: '*' });
+  t.deepEqual(parsePattern('*/productpage*'), { kind: 'suffix', value: '/productpage*' });
+  t.deepEqual(parsePattern('a**'), { kind: 'prefix', value: 'a*' });
 });
 
 const ipCases: Array<[string, string, boolean]> = [
@@ -61,16 +64,13 @@ test('cidr: malformed input refused; host bits noticed', (t) => {
   t.true(!('error' in tight) && !tight.hostBitsSet);
 });
 
-test('hosts: ports and trailing dots are stripped for comparison; values with ports are recognised', (t) => {
-  t.is(stripPort('example.com:8080'), 'example.com');
-  t.is(stripPort('example.com.'), 'example.com');
-  t.is(stripPort('example.com.:443'), 'example.com');
-  t.is(stripPort('[::1]:80'), '[::1]');
-  t.is(stripPort('example.com'), 'example.com');
-  t.true(hostValueHasPort('example.com:80'));
-  t.true(hostValueHasPort('*:8080'));
-  t.false(hostValueHasPort('[::1]'));
-  t.false(hostValueHasPort('*.example.com'));
+test('authority: host[:port] forms parse; the forms another parser could read differently do not', (t) => {
+  for (const ok of ['example.com', 'example.com:8080', 'EXAMPLE.com', '10.0.0.1:80', '[::1]', '[::1]:443', 'example.com.', 'a-b_c~d']) {
+    t.is(authorityProblem(ok), undefined, ok);
+  }
+  for (const bad of ['admin.shop.local:abc', 'host:443:443', '[host]', '[host]:80', 'user@host', ' host', 'host ', 'ho st', 'host:', ':80', '[::1', '[::1]x', 'host:65536', 'host:99999', 'ho/st', 'h\tab']) {
+    t.truthy(authorityProblem(bad), bad);
+  }
 });
 
 test('namespaces: every /ns/<ns>/ segment of the principal', (t) => {
@@ -121,12 +121,26 @@ test('lint: the plaintext trap in ALLOW and DENY, suppressed by a deny-plaintext
     [],
   );
   t.deepEqual(lintOf([{ name: 'w', action: 'ALLOW', rules: [{ when: [{ key: 'source.namespace', notValues: ['x'] }] }] }]), ['plaintext_match w spec.rules[0].when[0].notValues']);
-  t.deepEqual(lintOf([{ name: 'd', action: 'DENY' }, { name: 'au', action: 'AUDIT' }, { name: 'al', action: 'ALLOW' }]), ['never_matches d spec.rules', 'never_matches au spec.rules']);
+  t.deepEqual(lintOf([{ name: 'au', action: 'AUDIT' }, { name: 'al', action: 'ALLOW' }]), ['never_matches au spec.rules']);
   t.deepEqual(lintOf([{ name: 'c', action: 'ALLOW', rules: [{ from: [{ source: { ipBlocks: ['10.1.0.0/8'] } }], to: [{ operation: { paths: ['api/*'], methods: ['Get'] } }] }] }]), [
     'cidr_host_bits c spec.rules[0].from[0].source.ipBlocks[0]',
     'method_case c spec.rules[0].to[0].operation.methods[0]',
     'path_not_absolute c spec.rules[0].to[0].operation.paths[0]',
   ]);
+});
+
+test('lint: values Istio accepts but that rarely mean what they say, and the host-port bypass', (t) => {
+  t.deepEqual(lintOf([{ name: 's', action: 'ALLOW', rules: [{ from: [{ source: { principals: ['spiffe://td/ns/a/sa/b'] } }] }] }]), ['principal_spiffe_prefix s spec.rules[0].from[0].source.principals[0]']);
+  t.deepEqual(lintOf([{ name: 'w', action: 'ALLOW', rules: [{ to: [{ operation: { paths: ['/api/*/x', '*/productpage*'] } }] }] }]), [
+    'literal_wildcard w spec.rules[0].to[0].operation.paths[0]',
+    'literal_wildcard w spec.rules[0].to[0].operation.paths[1]',
+  ]);
+  t.deepEqual(lintOf([{ name: 'e', action: 'ALLOW', rules: [{ to: [{ operation: { paths: ['/a'], methods: [] } }] }] }]), ['empty_list e spec.rules[0].to[0].operation.methods']);
+  t.deepEqual(lintOf([{ name: 'h', action: 'DENY', rules: [{ to: [{ operation: { hosts: ['admin.example.com'] } }] }] }]), ['host_port h spec.rules[0].to[0].operation.hosts']);
+  t.deepEqual(lintOf([{ name: 'h', action: 'DENY', rules: [{ to: [{ operation: { hosts: ['admin.example.com', 'admin.example.com:*'] } }] }] }]), [], 'host and host:* both listed');
+  t.deepEqual(lintOf([{ name: 'n', action: 'ALLOW', rules: [{ to: [{ operation: { notHosts: ['admin.example.com'] } }] }] }]), ['host_port n spec.rules[0].to[0].operation.notHosts']);
+  t.deepEqual(lintOf([{ name: 'sni', action: 'DENY', rules: [{ when: [{ key: 'connection.sni', values: ['admin.example.com'] }] }] }]), ['sni_case sni spec.rules[0].when[0].key']);
+  t.deepEqual(lintOf([{ name: 'tpl', action: 'ALLOW', rules: [{ to: [{ operation: { paths: ['/a/{*}/b/{**}'] } }] }] }]), [], 'templates are not literal stars');
 });
 
 test('agent options: flags, environment and defaults; service config needs a policy directory', (t) => {

@@ -110,7 +110,7 @@ test('an invalid policy set at start: not ready, every check denied, until a val
   const r = await unix.check(checkRequest({ principal: FRONTEND }));
   t.is(r.status?.code, 7);
   t.like(metadataOf(r), { reason: 'no_valid_policy_set', revision: '' });
-  t.truthy(logs().find((l) => l.level === 'error' && String(l.msg).includes('a.yaml:10 doc 1 (allow-frontend): spec.rules[0].from[0].source.principals[0]')));
+  t.truthy(logs().find((l) => l.level === 'error' && String(l.msg).includes('a.yaml:10 doc 1 (allow-frontend): spec.rules[0].from[0].source.principals[1]')));
   t.truthy(logs().find((l) => String(l.msg).includes('no valid policy set: every check is denied')));
 
   const loaded = new Promise<ReloadOutcome>((resolve) => service.policies.onReload((o) => o.status === 'loaded' && resolve(o)));

@@ -30,29 +30,37 @@ const invalid: Array<[string, string, string, string | undefined]> = [
   ['to entry without operation', doc({ rules: [{ to: [{ operation: null }] }] }), 'missing_field', 'spec.rules[0].to[0]'],
   ['unknown when key', doc(when({ key: 'source.ipp', values: ['1.2.3.4'] })), 'unknown_when_key', 'spec.rules[0].when[0].key'],
   ['when key with empty header name', doc(when({ key: 'request.headers[]', values: ['x'] })), 'unknown_when_key', 'spec.rules[0].when[0].key'],
-  ['request.auth key refused', doc(when({ key: 'request.auth.principal', values: ['x'] })), 'unsupported_field', 'spec.rules[0].when[0].key'],
-  ['request.auth.claims refused', doc(when({ key: 'request.auth.claims[iss]', values: ['x'] })), 'unsupported_field', 'spec.rules[0].when[0].key'],
-  ['experimental key refused', doc(when({ key: 'experimental.envoy.filters.x', values: ['x'] })), 'unsupported_field', 'spec.rules[0].when[0].key'],
+  ['experimental key without [key]', doc(when({ key: 'experimental.envoy.filters.x', values: ['x'] })), 'unknown_when_key', 'spec.rules[0].when[0].key'],
+  ['claims key without a claim', doc(when({ key: 'request.auth.claims[]', values: ['x'] })), 'unknown_when_key', 'spec.rules[0].when[0].key'],
+  ['retired key destination.namespace', doc(when({ key: 'destination.namespace', values: ['x'] })), 'unknown_when_key', 'spec.rules[0].when[0].key'],
+  ['path template with {**} not last', doc(op({ paths: ['/{**}/a/{*}'] })), 'bad_path_template', 'spec.rules[0].to[0].operation.paths[0]'],
+  ['brace outside a path template', doc(op({ notPaths: ['/a/{id}'] })), 'bad_path_template', 'spec.rules[0].to[0].operation.notPaths[0]'],
+  ['path template without leading slash', doc(op({ paths: ['{*}/a'] })), 'bad_path_template', 'spec.rules[0].to[0].operation.paths[0]'],
+  ['service account with a wildcard', doc(src({ serviceAccounts: ['ns/*'] })), 'bad_service_account', 'spec.rules[0].from[0].source.serviceAccounts[0]'],
+  ['service account without namespace in a policy without one', doc(src({ serviceAccounts: ['sa'] }), { metadata: { name: 'p' } }), 'missing_namespace', 'spec.rules[0].from[0].source.serviceAccounts[0]'],
+  ['serviceAccounts with namespaces', doc(src({ serviceAccounts: ['ns/sa'], namespaces: ['ns'] })), 'conflicting_fields', 'spec.rules[0].from[0].source'],
+  ['trust domain with a slash', doc(src({ trustDomains: ['spiffe://td'] })), 'bad_trust_domain', 'spec.rules[0].from[0].source.trustDomains[0]'],
+  ['DENY without rules', doc({ action: 'DENY' }), 'deny_without_rules', 'spec.rules'],
+  ['DENY with rules: []', doc({ action: 'DENY', rules: [] }), 'deny_without_rules', 'spec.rules'],
+  ['dry-run on AUDIT', doc({ action: 'AUDIT', rules: [{}] }, { metadata: { name: 'p', annotations: { 'istio.io/dry-run': 'false' } } }), 'bad_annotation', 'metadata.annotations["istio.io/dry-run"]'],
+  ['selector label with a wildcard', doc({ selector: { matchLabels: { app: 'a-*' } } }), 'bad_selector', 'spec.selector.matchLabels.app'],
+  ['selector with an empty label key', doc({ selector: { matchLabels: { '': 'a' } } }), 'bad_selector', 'spec.selector.matchLabels[""]'],
+  ['targetRef with a namespace', doc({ targetRef: { kind: 'Service', name: 's', namespace: 'x' } }), 'bad_target_ref', 'spec.targetRef.namespace'],
+  ['targetRef to an unknown kind', doc({ targetRefs: [{ group: 'apps', kind: 'Deployment', name: 's' }] }), 'bad_target_ref', 'spec.targetRefs[0].kind'],
+  ['more than 512 rules', doc({ rules: Array.from({ length: 513 }, () => ({})) }), 'too_many_items', 'spec.rules'],
+  ['more than 16 service accounts', doc(src({ serviceAccounts: Array.from({ length: 17 }, (_, i) => `ns/sa${i}`) })), 'too_many_items', 'spec.rules[0].from[0].source.serviceAccounts'],
   ['when without values', doc(when({ key: 'source.ip' })), 'when_without_values', 'spec.rules[0].when[0]'],
   ['when without key', doc(when({ values: ['x'] })), 'missing_field', 'spec.rules[0].when[0].key'],
-  ['requestPrincipals refused', doc(src({ requestPrincipals: ['*'] })), 'unsupported_field', 'spec.rules[0].from[0].source.requestPrincipals'],
-  ['notRequestPrincipals refused', doc(src({ notRequestPrincipals: ['*'] })), 'unsupported_field', 'spec.rules[0].from[0].source.notRequestPrincipals'],
-  ['serviceAccounts refused', doc(src({ serviceAccounts: ['ns/sa'] })), 'unsupported_field', 'spec.rules[0].from[0].source.serviceAccounts'],
   ['empty source', doc(src({})), 'empty_source', 'spec.rules[0].from[0].source'],
   ['empty operation', doc(op({})), 'empty_operation', 'spec.rules[0].to[0].operation'],
   ['empty from list', doc({ rules: [{ from: [] }] }), 'empty_list', 'spec.rules[0].from'],
   ['empty to list', doc({ rules: [{ to: [] }] }), 'empty_list', 'spec.rules[0].to'],
-  ['empty when list', doc({ rules: [{ when: [] }] }), 'empty_list', 'spec.rules[0].when'],
-  ['empty principals list', doc(src({ principals: [] })), 'empty_list', 'spec.rules[0].from[0].source.principals'],
-  ['empty notPaths list', doc(op({ notPaths: [] })), 'empty_list', 'spec.rules[0].to[0].operation.notPaths'],
-  ['empty values list', doc(when({ key: 'source.ip', values: [] })), 'empty_list', 'spec.rules[0].when[0].values'],
+  ['source whose only list is empty', doc(src({ principals: [] })), 'empty_source', 'spec.rules[0].from[0].source'],
+  ['operation whose only list is empty', doc(op({ notPaths: [] })), 'empty_operation', 'spec.rules[0].to[0].operation'],
+  ['empty values list and no notValues', doc(when({ key: 'source.ip', values: [] })), 'when_without_values', 'spec.rules[0].when[0]'],
   ['empty string value', doc(src({ principals: ['a/b', ''] })), 'empty_value', 'spec.rules[0].from[0].source.principals[1]'],
   ['empty string in when values', doc(when({ key: 'request.headers[x-a]', values: [''] })), 'empty_value', 'spec.rules[0].when[0].values[0]'],
-  ['principal with spiffe://', doc(src({ principals: ['spiffe://cluster.local/ns/a/sa/b'] })), 'principal_spiffe_prefix', 'spec.rules[0].from[0].source.principals[0]'],
-  ['notPrincipal with spiffe://', doc(src({ notPrincipals: ['spiffe://cluster.local/*'] })), 'principal_spiffe_prefix', 'spec.rules[0].from[0].source.notPrincipals[0]'],
-  ['source.principal with spiffe://', doc(when({ key: 'source.principal', values: ['spiffe://td/x'] })), 'principal_spiffe_prefix', 'spec.rules[0].when[0].values[0]'],
   ['port not a number', doc(op({ ports: ['http'] })), 'bad_port', 'spec.rules[0].to[0].operation.ports[0]'],
-  ['port zero', doc(op({ ports: ['0'] })), 'bad_port', 'spec.rules[0].to[0].operation.ports[0]'],
   ['port too large', doc(op({ notPorts: ['65536'] })), 'bad_port', 'spec.rules[0].to[0].operation.notPorts[0]'],
   ['port wildcard', doc(op({ ports: ['80*'] })), 'bad_port', 'spec.rules[0].to[0].operation.ports[0]'],
   ['port range', doc(op({ ports: ['80-90'] })), 'bad_port', 'spec.rules[0].to[0].operation.ports[0]'],
@@ -65,10 +73,6 @@ const invalid: Array<[string, string, string, string | undefined]> = [
   ['IP wildcard', doc(src({ ipBlocks: ['*'] })), 'bad_cidr', 'spec.rules[0].from[0].source.ipBlocks[0]'],
   ['source.ip not an IP', doc(when({ key: 'source.ip', values: ['localhost'] })), 'bad_cidr', 'spec.rules[0].when[0].values[0]'],
   ['destination.ip bad prefix', doc(when({ key: 'destination.ip', notValues: ['::1/129'] })), 'bad_cidr', 'spec.rules[0].when[0].notValues[0]'],
-  ['wildcard in the middle', doc(op({ paths: ['/api/*/orders'] })), 'bad_wildcard', 'spec.rules[0].to[0].operation.paths[0]'],
-  ['wildcard at both ends', doc(op({ hosts: ['*.example.*'] })), 'bad_wildcard', 'spec.rules[0].to[0].operation.hosts[0]'],
-  ['double star', doc(src({ namespaces: ['**'] })), 'bad_wildcard', 'spec.rules[0].from[0].source.namespaces[0]'],
-  ['path template', doc(op({ paths: ['/api/{*}/x'] })), 'unsupported_path_template', 'spec.rules[0].to[0].operation.paths[0]'],
   ['value not a string', doc(src({ principals: [{ a: 1 }] })), 'wrong_type', 'spec.rules[0].from[0].source.principals[0]'],
   ['field not a list', doc(src({ principals: 'a/b' })), 'wrong_type', 'spec.rules[0].from[0].source.principals'],
   ['rules not a list', doc({ rules: {} }), 'wrong_type', 'spec.rules'],
@@ -89,10 +93,8 @@ const invalid: Array<[string, string, string, string | undefined]> = [
   ['spec not a mapping', doc([]), 'wrong_type', 'spec'],
   ['dry-run annotation not a boolean string', doc({}, { metadata: { name: 'p', annotations: { 'istio.io/dry-run': 'yes' } } }), 'bad_annotation', 'metadata.annotations["istio.io/dry-run"]'],
   ['dry-run annotation unquoted', doc({}, { metadata: { name: 'p', annotations: { 'istio.io/dry-run': true } } }), 'wrong_type', 'metadata.annotations["istio.io/dry-run"]'],
-  ['selector and targetRefs together', doc({ selector: { matchLabels: { app: 'a' } }, targetRefs: [{ kind: 'Service', name: 's' }] }), 'conflicting_fields', 'spec.selector'],
-  ['targetRef and targetRefs together', doc({ targetRef: { kind: 'Service', name: 's' }, targetRefs: [{ kind: 'Service', name: 's' }] }), 'conflicting_fields', 'spec.targetRef'],
-  ['empty selector', doc({ selector: {} }), 'empty_selector', 'spec.selector'],
-  ['selector with empty matchLabels', doc({ selector: { matchLabels: {} } }), 'empty_selector', 'spec.selector.matchLabels'],
+  ['selector and targetRefs together', doc({ selector: { matchLabels: { app: 'a' } }, targetRefs: [{ kind: 'Service', name: 's' }] }), 'conflicting_fields', 'spec.targetRefs'],
+  ['targetRef and targetRefs together', doc({ targetRef: { kind: 'Service', name: 's' }, targetRefs: [{ kind: 'Service', name: 's' }] }), 'conflicting_fields', 'spec.targetRefs'],
   ['targetRef without name', doc({ targetRef: { kind: 'Service' } }), 'missing_field', 'spec.targetRef.name'],
   ['unknown targetRef field', doc({ targetRefs: [{ kind: 'Service', name: 's', port: 80 }] }), 'unknown_field', 'spec.targetRefs[0].port'],
   ['not a mapping', '- a\n- b\n', 'wrong_type', undefined],
@@ -131,25 +133,23 @@ test('an error names file, line, document number, policy name and field path', (
     '    - source:',
     '        principals:',
     '        - cluster.local/ns/shop/sa/frontend',
-    '        - spiffe://cluster.local/ns/shop/sa/admin',
+    '        ipBlocks:',
+    '        - 10.0.0.0/33',
     '',
   ].join('\n');
   const [e, ...rest] = errorsOf(text);
   t.is(rest.length, 0);
-  t.is(e?.line, 16);
-  t.is(
-    formatIssue(e!),
-    'a.yaml:16 doc 2 (allow-frontend): spec.rules[0].from[0].source.principals[1]: "spiffe://cluster.local/ns/shop/sa/admin": write principals without "spiffe://" (Istio prepends it, so this would never match); write "cluster.local/ns/shop/sa/admin"',
-  );
+  t.is(e?.line, 17);
+  t.is(formatIssue(e!), 'a.yaml:17 doc 2 (allow-frontend): spec.rules[0].from[0].source.ipBlocks[0]: "10.0.0.0/33" has an invalid prefix length (0-32)');
 });
 
 test('all errors of a document are reported at once, and the spec is checked even when metadata is bad', (t) => {
   const text = doc(
-    { action: 'allow', rules: [{ from: [{ source: { principals: ['spiffe://x/y'] } }], to: [{ operation: { ports: ['x'] } }] }] },
+    { action: 'allow', rules: [{ from: [{ source: { principals: [''] } }], to: [{ operation: { ports: ['x'] } }] }] },
     { metadata: { name: 'Bad Name' } },
   );
   const codes = errorsOf(text).map((e) => e.code).sort();
-  t.deepEqual(codes, ['bad_name', 'bad_port', 'principal_spiffe_prefix', 'unknown_action']);
+  t.deepEqual(codes, ['bad_name', 'bad_port', 'empty_value', 'unknown_action']);
 });
 
 test('unknown fields suggest the intended name', (t) => {

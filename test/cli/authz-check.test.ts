@@ -104,7 +104,7 @@ test('an invalid policy set: exit 2, errors on stderr, nothing on stdout', async
   const r = await check(t, example(), fixture('invalid'));
   t.is(r.code, 2);
   t.is(r.stdout, '');
-  t.regex(r.stderr, /error: a\.yaml:10 doc 1 \(allow-frontend\): spec\.rules\[0\]\.from\[0\]\.source\.principals\[0\]/);
+  t.regex(r.stderr, /error: a\.yaml:10 doc 1 \(allow-frontend\): spec\.rules\[0\]\.from\[0\]\.source\.principals\[1\]/);
   t.regex(r.stderr, /3 errors; no decision made/);
 });
 

@@ -21,7 +21,7 @@ test('an invalid directory: exit 1, every error with file, line, document, polic
   t.is(r.code, 1);
   const errors = r.stdout.split('\n').filter((l) => l.startsWith('error: '));
   t.deepEqual(errors, [
-    'error: a.yaml:10 doc 1 (allow-frontend): spec.rules[0].from[0].source.principals[0]: "spiffe://cluster.local/ns/shop/sa/frontend": write principals without "spiffe://" (Istio prepends it, so this would never match); write "cluster.local/ns/shop/sa/frontend"',
+    'error: a.yaml:10 doc 1 (allow-frontend): spec.rules[0].from[0].source.principals[1]: empty value (Istio refuses empty strings)',
     'error: a.yaml:13 doc 1 (allow-frontend): spec.rules[0].to[0].operation.method: unknown field (did you mean methods?); expected hosts, notHosts, ports, notPorts, methods, notMethods, paths, notPaths',
     'error: b.yaml:7 doc 1 (ext): spec.action: CUSTOM delegates to an external authorizer; meshid is the external authorizer, so write ALLOW, DENY or AUDIT policies for it',
   ]);
@@ -40,7 +40,7 @@ test('--json prints one object with policies, errors and warnings', async (t) =>
   const b = JSON.parse(bad.stdout) as { valid: boolean; errors: Array<{ code: string; file: string; line: number }> };
   t.false(b.valid);
   t.deepEqual(b.errors.map((e) => [e.code, e.file, e.line]), [
-    ['principal_spiffe_prefix', 'a.yaml', 10],
+    ['empty_value', 'a.yaml', 10],
     ['unknown_field', 'a.yaml', 13],
     ['custom_refused', 'b.yaml', 7],
   ]);

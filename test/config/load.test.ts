@@ -1,6 +1,7 @@
 import test from 'ava';
-import { ConfigError, loadConfig, renderConfig } from '../../src/config/load.js';
-import { opt, parseDuration } from '../../src/config/options.js';
+import { agentOptions, agentRules } from '../../src/cli/agent.js';
+import { ConfigError, loadConfig, renderConfig, rule } from '../../src/config/load.js';
+import { type ConfigOf, opt, parseDuration } from '../../src/config/options.js';
 
 const specs = {
   caAddress: opt.hostPort('ca-address', { description: 'CA', required: true }),
@@ -111,4 +112,50 @@ test('one-shot tools (no file and env) have no --config or --print-config', (t) 
   });
   t.regex(e!.message, /--config: unknown flag/);
   t.regex(e!.message, /--print-config: unknown flag/);
+});
+
+const ruled = {
+  ...specs,
+  maxTtl: opt.duration('max-ttl', { description: 'longest', default: 7_200_000 }),
+};
+type Ruled = ConfigOf<typeof ruled>;
+const rules = [
+  rule<Ruled>({ keys: ['ttl', 'maxTtl'], check: (c) => (c.ttl > c.maxTtl ? 'ttl is longer than max-ttl' : undefined) }),
+  rule<Ruled>({ keys: ['sans'], warning: true, check: (c, given) => (given('sans') && !c.verbose ? 'has no effect without verbose' : undefined) }),
+];
+
+test('a cross-field rule names every key it reads with its source, or "unset"', (t) => {
+  const e = t.throws(() => loadConfig(ruled, { argv: ['--ca-address', 'a:1', '--ttl', '3h'], env: { MESHID_MAX_TTL: '1h' }, rules }), { instanceOf: ConfigError });
+  t.deepEqual(e!.problems, ['ttl (flag --ttl), max-ttl (env MESHID_MAX_TTL): ttl is longer than max-ttl']);
+  const ok = loadConfig(ruled, { argv: ['--ca-address', 'a:1', '--ttl', '2h'], env: {}, rules });
+  t.is(ok.config.ttl, 7_200_000, 'equal is allowed');
+});
+
+test('a rule over a value that failed to parse is skipped, so the default does not stand in for it', (t) => {
+  const e = t.throws(() => loadConfig(ruled, { argv: ['--ca-address', 'a:1', '--max-ttl', 'soon'], env: {}, rules }), { instanceOf: ConfigError });
+  t.is(e!.problems.length, 1);
+  t.regex(e!.problems[0]!, /^max-ttl \(flag --max-ttl\): expected a duration/);
+});
+
+test('a warning rule reports a setting that has no effect, only when the user gave it, and the load succeeds', (t) => {
+  const warned = loadConfig(ruled, { argv: ['--ca-address', 'a:1', '--san', 'x'], env: {}, rules });
+  t.deepEqual(warned.warnings, ['san (flag --san): has no effect without verbose']);
+  t.deepEqual(loadConfig(ruled, { argv: ['--ca-address', 'a:1'], env: {}, rules }).warnings, [], 'a default is not a choice the user made');
+  t.deepEqual(loadConfig(ruled, { argv: ['--ca-address', 'a:1', '--san', 'x', '--verbose'], env: {}, rules }).warnings, []);
+});
+
+test('a rule naming a key the command does not have is a programming error, not a user error', (t) => {
+  t.throws(() => loadConfig(specs, { argv: ['--ca-address', 'a:1'], env: {}, rules }), { message: /config rule names maxTtl/ });
+});
+
+test('the agent schema warns about ext_authz settings while ext_authz is off, and refuses a listener without policies', (t) => {
+  const base = ['--ca-address', 'ca:1', '--ca-bundle', 'b', '--token-file', 't'];
+  const off = loadConfig(agentOptions, { argv: [...base, '--policy-dir', '/p', '--authz-deny-details=false'], env: {}, rules: agentRules });
+  t.deepEqual(off.warnings, [
+    'policy-dir (flag --policy-dir): has no effect without authz-socket or authz-listen (ext_authz is off)',
+    'authz-deny-details (flag --authz-deny-details): has no effect without authz-socket or authz-listen (ext_authz is off)',
+  ]);
+  t.deepEqual(loadConfig(agentOptions, { argv: [...base, '--policy-dir', '/p', '--authz-listen', '127.0.0.1:0'], env: {}, rules: agentRules }).warnings, []);
+  const e = t.throws(() => loadConfig(agentOptions, { argv: [...base, '--authz-listen', '127.0.0.1:0'], env: {}, rules: agentRules }), { instanceOf: ConfigError });
+  t.regex(e!.message, /^authz-socket \(unset\), authz-listen \(flag --authz-listen\), policy-dir \(unset\): ext_authz needs policy-dir/);
 });

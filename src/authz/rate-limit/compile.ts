@@ -24,14 +24,14 @@ type MutableNeeds = { -readonly [K in keyof FactNeeds]: FactNeeds[K] };
 
 export function compileRateLimits(
   policies: readonly RateLimitPolicy[],
-  compileRule: (rule: Rule) => (f: RequestFacts) => boolean,
+  compileRule: (rule: Rule, policy: RateLimitPolicy) => (f: RequestFacts) => boolean,
   needs: MutableNeeds,
 ): readonly CompiledRateLimit[] {
   const out: CompiledRateLimit[] = [];
   for (const policy of policies) {
     for (const limit of policy.limits) {
       const id = rateLimitId(policy, limit);
-      out.push(Object.freeze({ id, policy, limit, rate: gcraRate(limit), match: compileRule(limit.match), keyOf: keyFunction(id, limit.partition, needs) }));
+      out.push(Object.freeze({ id, policy, limit, rate: gcraRate(limit), match: compileRule(limit.match, policy), keyOf: keyFunction(id, limit.partition, needs) }));
     }
   }
   return Object.freeze(out);
