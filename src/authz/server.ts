@@ -27,6 +27,7 @@ import type { AuthzOptions } from './options.js';
 import type { GcraRate, Quota } from './rate-limit/gcra.js';
 import { LocalLimiter } from './rate-limit/local-limiter.js';
 import type { RedisFallback } from './rate-limit/redis-url.js';
+import type { EscapedSlashes } from './paths.js';
 import { peerCertificateChecker, type SvidVerifier } from './peer-certificate.js';
 import { type PolicySource, startPolicySource } from './policy-source.js';
 
@@ -44,6 +45,10 @@ export interface AuthzServiceConfig {
   readonly reloadDebounceMs?: number;
   /** Periodic re-read of the policy directory (default 30 s; 0: only on file events). */
   readonly resyncMs?: number;
+  /** How paths with escaped slashes are decided (default 'reject'). */
+  readonly escapedSlashes?: EscapedSlashes;
+  /** Istio's trustDomainAliases, applied with deps.trustDomain. */
+  readonly trustDomainAliases?: readonly string[];
   /** RateLimitPolicy counters: in memory (default), or shared through Redis. */
   readonly rateLimit?: RateLimitConfig;
 }
@@ -101,6 +106,8 @@ export function authzServiceConfig(o: AuthzOptions): AuthzServiceConfig | undefi
       maxKeys: o.rateLimitMaxKeys,
       ...(o.rateLimitRedis ? { redis: { url: o.rateLimitRedis, timeoutMs: o.rateLimitRedisTimeout, fallback: o.rateLimitRedisFallback } } : {}),
     },
+    escapedSlashes: o.authzEscapedSlashes,
+    ...(o.authzTrustDomainAliases ? { trustDomainAliases: o.authzTrustDomainAliases } : {}),
   };
 }
 
@@ -147,6 +154,10 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
     metrics,
     ...(config.reloadDebounceMs !== undefined ? { debounceMs: config.reloadDebounceMs } : {}),
     ...(config.resyncMs !== undefined ? { resyncMs: config.resyncMs } : {}),
+    compile: {
+      ...(config.escapedSlashes ? { escapedSlashes: config.escapedSlashes } : {}),
+      ...(deps.trustDomain ? { trustDomain: deps.trustDomain, trustDomainAliases: config.trustDomainAliases ?? [] } : {}),
+    },
   });
 
   const limiter = await startRateLimiter(config.rateLimit ?? {}, deps.clock, metrics, log);

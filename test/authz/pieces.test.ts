@@ -159,6 +159,7 @@ test('agent options: flags, environment and defaults; service config needs a pol
     reloadDebounceMs: 200,
     resyncMs: 30_000,
     rateLimit: { maxKeys: 100_000 },
+    escapedSlashes: 'reject',
   });
   const shared = loadConfig(authzOptionSpecs, {
     argv: ['--authz-socket', '/a.sock', '--policy-dir', '/p', '--rate-limit-redis', 'redis://10.0.0.5:6379/1', '--rate-limit-redis-fallback', 'closed'],
