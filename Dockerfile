@@ -10,6 +10,7 @@ COPY proto ./proto
 COPY test ./test
 COPY bench ./bench
 COPY scripts ./scripts
+COPY examples ./examples
 # The build compiles the protos (from the dev dependency @grpc/grpc-js-xds) into dist/proto, then tsc.
 RUN npm run build
 

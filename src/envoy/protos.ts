@@ -16,7 +16,7 @@ import type { DiscoveryRequest, DiscoveryRequest__Output } from '../generated/en
 import type { DiscoveryResponse, DiscoveryResponse__Output } from '../generated/envoy/service/discovery/v3/DiscoveryResponse.js';
 import { protoRoot, type TypedMethod, typedServiceDefinition } from '../lib/proto-services.js';
 
-// The generated types of the messages meshid reads and writes (proto/generated, see the README).
+// The generated types of the messages meshid reads and writes (src/generated, see the README).
 export type { AttributeContextHttpRequest, CheckRequest, CheckResponse__Output, DiscoveryRequest, DiscoveryRequest__Output, DiscoveryResponse__Output, Secret__Output };
 
 type SotwMethod = TypedMethod<DiscoveryRequest, DiscoveryResponse, DiscoveryRequest__Output, DiscoveryResponse__Output>;
