@@ -266,6 +266,9 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
   };
 }
 
+/** How long start-up waits for the first Redis connection before serving with the fallback. */
+const REDIS_STARTUP_WAIT_MS = 2000;
+
 /** The in-memory counters, or Redis with them as its `local` fallback (the client loads only when used). */
 async function startRateLimiter(config: RateLimitConfig, clock: Clock, metrics: AuthzMetrics, log: Logger): Promise<RateLimiter> {
   const local = new LocalLimiter({ clock, maxKeys: config.maxKeys ?? 100_000, onEvict: () => metrics.rateLimitEviction() });
@@ -273,7 +276,7 @@ async function startRateLimiter(config: RateLimitConfig, clock: Clock, metrics: 
   const { RedisLimiter } = await import('./rate-limit/redis-limiter.js');
   const { url, ...rest } = config.redis;
   metrics.rateLimitStore(true);
-  return new RedisLimiter({
+  const redis = new RedisLimiter({
     url,
     ...rest,
     local,
@@ -283,6 +286,8 @@ async function startRateLimiter(config: RateLimitConfig, clock: Clock, metrics: 
       else log.warn({ err: detail, fallback: rest.fallback }, `rate-limit counters: Redis not answering; the ${rest.fallback} fallback decides`);
     },
   });
+  if (!(await redis.connected(REDIS_STARTUP_WAIT_MS))) log.warn({ fallback: rest.fallback }, `rate-limit counters: Redis not reachable at start-up; the ${rest.fallback} fallback decides until it is`);
+  return redis;
 }
 
 /** Check, with our codec: requests decoded without conversion, responses already encoded. */

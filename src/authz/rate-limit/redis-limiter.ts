@@ -74,9 +74,22 @@ export class RedisLimiter {
     }
   }
 
-  /** Resolves once connected (tests and start-up logging); rejects after timeoutMs. */
-  async ping(): Promise<void> {
-    await this.client.ping();
+  /**
+   * Waits (at most timeoutMs) for the first connection, so that decisions right after start-up
+   * use the shared counters instead of the fallback; resolves false if Redis did not answer.
+   */
+  connected(timeoutMs: number): Promise<boolean> {
+    if (this.client.status === 'ready') return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.client.off('ready', onReady);
+        resolve(ok);
+      };
+      const onReady = () => done(true);
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.client.once('ready', onReady);
+    });
   }
 
   async close(): Promise<void> {
