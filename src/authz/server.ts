@@ -21,9 +21,13 @@ import type { CheckRequestLike } from './check-request.js';
 import { encodeCheckResponse } from './check-response.js';
 import { type CheckOutcome, decideCheckRequest } from './decide.js';
 import { DecisionLog } from './decision-log.js';
-import { denyDecision } from './engine.js';
-import { type AuthzMetrics, noopAuthzMetrics } from './metrics.js';
+import { type Decision, denyDecision, withQuota } from './engine.js';
+import { type AuthzMetrics, noopAuthzMetrics, type RateLimitCounter } from './metrics.js';
 import type { AuthzOptions } from './options.js';
+import type { GcraRate, Quota } from './rate-limit/gcra.js';
+import { LocalLimiter } from './rate-limit/local-limiter.js';
+import type { RedisFallback } from './rate-limit/redis-url.js';
+import type { EscapedSlashes } from './paths.js';
 import { peerCertificateChecker, type SvidVerifier } from './peer-certificate.js';
 import { type PolicySource, startPolicySource } from './policy-source.js';
 
@@ -41,6 +45,24 @@ export interface AuthzServiceConfig {
   readonly reloadDebounceMs?: number;
   /** Periodic re-read of the policy directory (default 30 s; 0: only on file events). */
   readonly resyncMs?: number;
+  /** How paths with escaped slashes are decided (default 'reject'). */
+  readonly escapedSlashes?: EscapedSlashes;
+  /** Istio's trustDomainAliases, applied with deps.trustDomain. */
+  readonly trustDomainAliases?: readonly string[];
+  /** RateLimitPolicy counters: in memory (default), or shared through Redis. */
+  readonly rateLimit?: RateLimitConfig;
+}
+
+export interface RateLimitConfig {
+  /** Most in-memory counters (default 100,000). */
+  readonly maxKeys?: number;
+  readonly redis?: { readonly url: string; readonly timeoutMs: number; readonly fallback: RedisFallback };
+}
+
+/** A counter store as the handler uses it; the Redis one answers asynchronously. */
+interface RateLimiter {
+  take(key: string, rate: GcraRate): Quota | Promise<Quota & { readonly fallback?: RedisFallback }>;
+  close(): Promise<void>;
 }
 
 export interface AuthzServiceDeps {
@@ -80,6 +102,12 @@ export function authzServiceConfig(o: AuthzOptions): AuthzServiceConfig | undefi
     denyDetails: o.authzDenyDetails,
     reloadDebounceMs: o.policyReloadDebounce,
     resyncMs: o.policyResync,
+    rateLimit: {
+      maxKeys: o.rateLimitMaxKeys,
+      ...(o.rateLimitRedis ? { redis: { url: o.rateLimitRedis, timeoutMs: o.rateLimitRedisTimeout, fallback: o.rateLimitRedisFallback } } : {}),
+    },
+    escapedSlashes: o.authzEscapedSlashes,
+    ...(o.authzTrustDomainAliases ? { trustDomainAliases: o.authzTrustDomainAliases } : {}),
   };
 }
 
@@ -126,18 +154,39 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
     metrics,
     ...(config.reloadDebounceMs !== undefined ? { debounceMs: config.reloadDebounceMs } : {}),
     ...(config.resyncMs !== undefined ? { resyncMs: config.resyncMs } : {}),
+    compile: {
+      ...(config.escapedSlashes ? { escapedSlashes: config.escapedSlashes } : {}),
+      ...(deps.trustDomain ? { trustDomain: deps.trustDomain, trustDomainAliases: config.trustDomainAliases ?? [] } : {}),
+    },
   });
 
-  const check = (request: CheckRequestLike | Undecodable): Buffer => {
+  const limiter = await startRateLimiter(config.rateLimit ?? {}, deps.clock, metrics, log);
+
+  const check = (request: CheckRequestLike | Undecodable): Buffer | Promise<Buffer> => {
     const started = performance.now();
     const decisionId = randomUUID();
-    let response: Buffer;
     let outcome: CheckOutcome;
     if ('undecodable' in request) {
       outcome = { decision: denyDecision('malformed_request', policies.current()?.revision ?? '', request.undecodable) };
     } else {
       outcome = decideCheckRequest(policies.current(), request, checkCertificate);
     }
+    const limit = outcome.decision.rateLimit;
+    if (!limit) return answer(outcome, started, decisionId);
+    const quota = limiter.take(limit.key, limit.limit.rate);
+    if (!(quota instanceof Promise)) return answer({ ...outcome, decision: limited(outcome.decision, quota, 'local') }, started, decisionId);
+    return quota.then((q) => answer({ ...outcome, decision: limited(outcome.decision, q, q.fallback ? `fallback_${q.fallback}` : 'redis') }, started, decisionId));
+  };
+
+  const limited = (decision: Decision, quota: Quota & { readonly fallback?: RedisFallback }, counter: RateLimitCounter): Decision => {
+    const d = withQuota(decision, quota);
+    metrics.rateLimit(d.rateLimit!.limit.id, d.allow ? 'allowed' : d.reason === 'rate_limited' ? 'limited' : 'unavailable', counter);
+    return d;
+  };
+
+  const answer = (decided: CheckOutcome, started: number, decisionId: string): Buffer => {
+    let outcome = decided;
+    let response: Buffer;
     try {
       response = encodeCheckResponse(outcome.decision, decisionId, responseOptions);
     } catch (e) {
@@ -166,15 +215,18 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
   const server = new grpc.Server(GRPC_SERVER_OPTIONS);
   server.addService(checkServiceDefinition(), {
     Check(call: grpc.ServerUnaryCall<CheckRequestLike | Undecodable, Buffer>, callback: grpc.sendUnaryData<Buffer>) {
-      let response: Buffer;
-      try {
-        response = check(call.request);
-      } catch (e) {
-        // Fail closed: whatever went wrong, the answer is a deny, not an RPC error.
+      // Fail closed: whatever went wrong, the answer is a deny, not an RPC error.
+      const failed = (e: unknown) => {
         log.error({ err: errorMessage(e) }, 'ext_authz handler failed; answering deny');
-        response = FALLBACK_DENY;
+        callback(null, FALLBACK_DENY);
+      };
+      try {
+        const response = check(call.request);
+        if (response instanceof Promise) response.then((r) => callback(null, r), failed);
+        else callback(null, response);
+      } catch (e) {
+        failed(e);
       }
-      callback(null, response);
     },
   });
 
@@ -194,6 +246,7 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
   } catch (e) {
     server.forceShutdown();
     await policies.close();
+    await limiter.close();
     throw e;
   }
   if (!policies.current()) log.warn({ dir: config.policyDir }, 'ext_authz not ready: no valid policy set; every check is denied');
@@ -208,9 +261,29 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
       // In-flight checks get a grace period, then connections are cut.
       await shutdownGracefully(server, deps.clock, SHUTDOWN_GRACE_MS);
       await policies.close();
+      await limiter.close();
       boundSocket?.remove();
     },
   };
+}
+
+/** The in-memory counters, or Redis with them as its `local` fallback (the client loads only when used). */
+async function startRateLimiter(config: RateLimitConfig, clock: Clock, metrics: AuthzMetrics, log: Logger): Promise<RateLimiter> {
+  const local = new LocalLimiter({ clock, maxKeys: config.maxKeys ?? 100_000, onEvict: () => metrics.rateLimitEviction() });
+  if (!config.redis) return { take: (key, rate) => local.take(key, rate), close: async () => {} };
+  const { RedisLimiter } = await import('./rate-limit/redis-limiter.js');
+  const { url, ...rest } = config.redis;
+  metrics.rateLimitStore(true);
+  return new RedisLimiter({
+    url,
+    ...rest,
+    local,
+    onStateChange: (up, detail) => {
+      metrics.rateLimitStore(up);
+      if (up) log.info('rate-limit counters: Redis reachable again');
+      else log.warn({ err: detail, fallback: rest.fallback }, `rate-limit counters: Redis not answering; the ${rest.fallback} fallback decides`);
+    },
+  });
 }
 
 /** Check, with our codec: requests decoded without conversion, responses already encoded. */
