@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import { envoyProtos } from '../src/envoy/protos.js';
+import { type CheckResponse__Output, envoyProtos } from '../src/envoy/protos.js';
 import type { ServerCpu, ServerMode, ServerReady } from './authz-e2e-server.js';
 import { spawnRedis, type RedisProcess } from '../test/helpers/redis-server.js';
 import { benchLimitText, benchPolicyText } from './authz-fixtures.js';
@@ -237,14 +237,14 @@ function grpcFrame(message: Uint8Array): Buffer {
 
 /** Both servers answer the bench request as expected before anything is measured. */
 async function sanityCheck(meshidPort: number, baselinePort: number): Promise<void> {
-  const def = envoyProtos().authzService.Check!;
+  const def = envoyProtos().authzService.Check;
   const call = (address: string) =>
-    new Promise<{ status?: { code?: number }; dynamic_metadata?: { fields?: Record<string, { stringValue?: string }> } }>((resolve, reject) => {
+    new Promise<CheckResponse__Output>((resolve, reject) => {
       const client = new grpc.Client(address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
       client.makeUnaryRequest(def.path, (b: Buffer) => b, (b: Buffer) => def.responseDeserialize(b), Buffer.from(benchRequestBytes()), (err, value) => {
         client.close();
         if (err) reject(err);
-        else resolve(value);
+        else resolve(value ?? {});
       });
     });
   const m = await call(`127.0.0.1:${meshidPort}`);

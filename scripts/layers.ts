@@ -21,6 +21,7 @@ export const LAYERS: ReadonlyArray<{ readonly rooms: readonly string[]; readonly
   { rooms: ['observability'], why: 'logger, metrics registry, admin endpoint: a leaf components are handed' },
   { rooms: ['config'], why: 'the option-spec language, the loader and shared defaults every room declares its options with' },
   { rooms: ['lib'], why: 'Clock, errors, backoff, file watching, gRPC plumbing' },
+  { rooms: ['generated'], why: 'TypeScript types of the protos, written by the build (scripts/build-protos.mjs): types only, never edited' },
 ];
 
 /**

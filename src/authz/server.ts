@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { HostPort } from '../config/options.js';
 import { formatHostPort } from '../config/options.js';
-import { envoyProtos } from '../envoy/protos.js';
+import { type CheckRequest, envoyProtos } from '../envoy/protos.js';
 import type { Certificate } from '../identity/certificate.js';
 import { verifyX509Svid } from '../identity/svid-verify.js';
 import type { Clock } from '../lib/clock.js';
@@ -17,7 +17,6 @@ import { errorMessage, MeshidError } from '../lib/errors.js';
 import { bindServer, shutdownGracefully } from '../lib/grpc-server.js';
 import { type BoundSocket, listenOnUnixSocket } from '../lib/unix-socket.js';
 import type { Logger } from '../observability/logger.js';
-import type { CheckRequestLike } from './check-request.js';
 import { encodeCheckResponse } from './check-response.js';
 import { type CheckOutcome, decideCheckRequest } from './decide.js';
 import { DecisionLog } from './decision-log.js';
@@ -162,7 +161,7 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
 
   const limiter = await startRateLimiter(config.rateLimit ?? {}, deps.clock, metrics, log);
 
-  const check = (request: CheckRequestLike | Undecodable): Buffer | Promise<Buffer> => {
+  const check = (request: CheckRequest | Undecodable): Buffer | Promise<Buffer> => {
     const started = performance.now();
     const decisionId = randomUUID();
     let outcome: CheckOutcome;
@@ -214,7 +213,7 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
 
   const server = new grpc.Server(GRPC_SERVER_OPTIONS);
   server.addService(checkServiceDefinition(), {
-    Check(call: grpc.ServerUnaryCall<CheckRequestLike | Undecodable, Buffer>, callback: grpc.sendUnaryData<Buffer>) {
+    Check(call: grpc.ServerUnaryCall<CheckRequest | Undecodable, Buffer>, callback: grpc.sendUnaryData<Buffer>) {
       // Fail closed: whatever went wrong, the answer is a deny, not an RPC error.
       const failed = (e: unknown) => {
         log.error({ err: errorMessage(e) }, 'ext_authz handler failed; answering deny');
@@ -289,14 +288,14 @@ async function startRateLimiter(config: RateLimitConfig, clock: Clock, metrics: 
 /** Check, with our codec: requests decoded without conversion, responses already encoded. */
 function checkServiceDefinition(): grpc.ServiceDefinition {
   const protos = envoyProtos();
-  const base = protos.authzService.Check!;
-  const CheckRequest = protos.CheckRequest;
+  const base = protos.authzService.Check;
+  const requestType = protos.CheckRequest;
   return {
     Check: {
       ...base,
-      requestDeserialize: (bytes: Buffer): CheckRequestLike | Undecodable => {
+      requestDeserialize: (bytes: Buffer): CheckRequest | Undecodable => {
         try {
-          return CheckRequest.decode(bytes) as CheckRequestLike;
+          return requestType.decode(bytes) as CheckRequest;
         } catch (e) {
           return { undecodable: `the CheckRequest cannot be decoded: ${errorMessage(e)}` };
         }

@@ -10,7 +10,8 @@ import { FakeClock } from '../helpers/fake-clock.js';
 import { startRedis } from '../helpers/redis-server.js';
 import { tempDir } from '../helpers/tmp.js';
 import { ALLOW_PARTNERS, PARTNER_A, partnerALimit } from './helpers/rate-limit-policies.js';
-import { authzClient, type AuthzClient, capturingLogger, checkRequest, type CheckResponseObject, metadataOf } from './helpers/authz-client.js';
+import { authzClient, type AuthzClient, capturingLogger, checkRequest, metadataOf } from './helpers/authz-client.js';
+import type { CheckResponse__Output } from '../../src/envoy/protos.js';
 
 const limitFile = (requests: number) => partnerALimit(requests);
 
@@ -41,7 +42,7 @@ function headers(list: Array<{ header?: { key?: string; value?: string } }> | un
   return Object.fromEntries((list ?? []).map((h) => [h.header?.key, h.header?.value]));
 }
 
-function okHeaders(r: CheckResponseObject): Record<string, string | undefined> {
+function okHeaders(r: CheckResponse__Output): Record<string, string | undefined> {
   return headers((r.ok_response as { response_headers_to_add?: Array<{ header?: { key?: string; value?: string } }> } | undefined)?.response_headers_to_add);
 }
 
