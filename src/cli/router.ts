@@ -1,6 +1,5 @@
 /** Finds the command named on the command line, runs it, and turns every failure into a message and an exit code. */
-import { ConfigError } from '../config/load.js';
-import { errorMessage } from '../lib/errors.js';
+import { errorMessage, isMeshidError } from '../lib/errors.js';
 import { type Command, type CommandIO, invoke } from './command.js';
 
 type Loader = () => Promise<Command>;
@@ -53,13 +52,11 @@ export async function main(argv: readonly string[], io: CommandIO): Promise<numb
     const command = await COMMANDS[name]!.load();
     return await invoke(command, rest, io);
   } catch (e) {
-    if (e instanceof ConfigError) {
-      io.stderr.write(`meshid ${name}: ${e.message}\nRun "meshid ${name} --help" for usage.\n`);
-      return 2;
-    }
-    io.stderr.write(`meshid ${name}: ${errorMessage(e)}\n`);
+    // The exit code comes from the error code's registry entry: 2 for configuration and unreadable input, 1 otherwise.
+    const exit = isMeshidError(e) ? e.exitCode : 1;
+    io.stderr.write(`meshid ${name}: ${errorMessage(e)}\n${exit === 2 ? `Run "meshid ${name} --help" for usage.\n` : ''}`);
     if (io.env.MESHID_DEBUG) io.stderr.write(`${(e as Error)?.stack ?? ''}\n`);
-    return 1;
+    return exit;
   }
 }
 

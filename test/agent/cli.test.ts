@@ -112,7 +112,7 @@ test('a --ca-bundle file that does not exist: non-zero exit, one clear line, no 
   ]);
   t.not(r.status, 0);
   const [first, ...rest] = r.stderr.trimEnd().split('\n');
-  t.is(first, `meshid agent: ca-bundle: cannot read ${bundle}: ENOENT`);
+  t.is(first, `meshid agent: ca-bundle (flag --ca-bundle): cannot read ${bundle}: ENOENT`);
   t.deepEqual(rest, ['Run "meshid agent --help" for usage.']);
   t.is(r.stdout, '');
   t.false(fs.existsSync(path.join(dir, 'sds.sock')));
