@@ -81,7 +81,7 @@ const invalid: Array<[string, (f: Files) => string[], RegExp]> = [
   ['a trust domain mismatch', (f) => ['--trust-domain', 'example.com', '--bundle', f.write('anon.pem', anonymousRoot.pem), f.write('l.pem', makeLeaf(anonymousRoot, ID).pem)], /invalid \(trust_domain_mismatch\): the SVID's ID spiffe:\/\/example\.org\/ns\/shop\/sa\/frontend is in trust domain "example\.org", but "example\.com" is required/],
   ['a missing intermediate', (f) => [f.write('leaf-only.pem', leaf.pem)], /invalid \(untrusted\)/],
   // A wrong --trust-domain is a verdict on readable input, not unreadable input (issue 15).
-  ['a wrong --trust-domain (the bundle is of another one)', (f) => ['--trust-domain', 'example.com'], /invalid \(bundle_root_trust_domain_mismatch\): .*bundle\.pem, certificate 1 .* belongs to trust domain "example\.org" .*not "example\.com"/],
+  ['a wrong --trust-domain (the bundle is of another one)', (f) => ['--trust-domain', 'example.com', f.chain], /invalid \(bundle_root_trust_domain_mismatch\): .*bundle\.pem, certificate 1 .* belongs to trust domain "example\.org" .*not "example\.com"/],
   ['a leaf without digitalSignature', (f) => [f.write('bad.pem', makeLeaf(root, ID, { keyUsage: ['keyAgreement'] }).pem)], /invalid \(leaf_digital_signature_missing\)/],
 ];
 for (const [title, args, message] of invalid) {
