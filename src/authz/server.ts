@@ -240,6 +240,6 @@ async function bind(server: grpc.Server, address: string): Promise<number> {
   try {
     return await bindServer(server, address);
   } catch (e) {
-    throw new MeshidError('authz_bind_failed', `ext_authz cannot listen on ${address}: ${errorMessage(e)}`);
+    throw new MeshidError('authz_bind_failed', `ext_authz cannot listen on ${address} (--authz-listen): ${errorMessage(e)}`);
   }
 }

@@ -176,7 +176,7 @@ export async function startCa(config: CaConfig, deps: CaDeps = {}): Promise<Runn
   } catch (e) {
     renewal?.cancel();
     server.forceShutdown();
-    throw new MeshidError('listen_failed', `cannot listen on ${target}: ${errorMessage(e)}`);
+    throw new MeshidError('listen_failed', `cannot listen on ${target} (--listen): ${errorMessage(e)}`);
   }
   const address = formatHostPort({ host: config.listen.host, port });
   log.info({ event: 'listening', address, trustDomain, bundle: state.bundlePath }, `CA listening on ${address} for trust domain ${trustDomain}; trust bundle at ${state.bundlePath}`);

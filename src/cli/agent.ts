@@ -168,8 +168,9 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         ...(authz?.tcpPort !== undefined ? { authzPort: authz.tcpPort } : {}),
         ...(workloadApi ? { workloadApiSocket: workloadApi.socketPath } : {}),
         admin: admin.url,
+        pid: process.pid,
       },
-      'agent started',
+      `agent started (pid ${process.pid})`,
     );
     return { spiffeId, manager, sds, authz, workloadApi, admin, metrics, ready, close: closeAll };
   } catch (e) {

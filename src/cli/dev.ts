@@ -126,8 +126,9 @@ authorization decision. Ctrl-C stops everything and removes the sockets. SIGUSR1
           admin: orders.admin.url,
           policyDir: config.policyDir,
           envoyBootstrap: bootstrap,
+          pid: process.pid,
         },
-        `meshid dev is running. Identity ${ordersId.uri} (expires ${new Date(svid.expiresAt).toISOString()}); ` +
+        `meshid dev is running (pid ${process.pid}; kill -USR1 ${process.pid} rotates now). Identity ${ordersId.uri} (expires ${new Date(svid.expiresAt).toISOString()}); ` +
           `SDS ${sdsSocket}; ext_authz ${authzSocket}; admin ${orders.admin.url}; CA 127.0.0.1:${ca.port}. ` +
           `Run Envoy with: envoy -c ${bootstrap}`,
       );
