@@ -1,5 +1,5 @@
 /**
- * What the ext_authz service reports for counting. src/observability/metrics.ts (authzHooks) maps it
+ * What the ext_authz service reports for counting. src/cli/agent-metrics.ts (authzHooks) maps it
  * to Prometheus; without it the no-op default costs nothing.
  */
 import type { DecisionReason } from './engine.js';

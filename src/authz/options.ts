@@ -4,6 +4,7 @@
  */
 import { type ConfigRule, rule } from '../config/load.js';
 import { type ConfigOf, opt } from '../config/options.js';
+import { ESCAPED_SLASHES } from './paths.js';
 
 export const authzOptionSpecs = {
   authzSocket: opt.string('authz-socket', {
@@ -43,12 +44,20 @@ export const authzOptionSpecs = {
     default: 30_000,
     min: 0,
   }),
+  authzEscapedSlashes: opt.oneOf('authz-escaped-slashes', ESCAPED_SLASHES, {
+    description: 'paths with %2F, %5C or a backslash: reject (deny, as Envoy REJECT_REQUEST), unescape (decode, then normalise, as UNESCAPE_AND_FORWARD) or keep (match them encoded, as KEEP_UNCHANGED)',
+    default: 'reject',
+  }),
+  authzTrustDomainAliases: opt.list('authz-trust-domain-aliases', {
+    description: 'trust domains that policies naming this workload\'s trust domain (or cluster.local) also cover, as Istio\'s trustDomainAliases',
+    metavar: 'TD',
+  }),
 };
 
 export type AuthzOptions = ConfigOf<typeof authzOptionSpecs>;
 
 type AuthzKey = keyof AuthzOptions & string;
-const SERVICE_SETTINGS: readonly AuthzKey[] = ['policyDir', 'authzSocketMode', 'authzDecisionLogSample', 'authzDenyDetails', 'policyReloadDebounce', 'policyResync'];
+const SERVICE_SETTINGS: readonly AuthzKey[] = ['policyDir', 'authzSocketMode', 'authzDecisionLogSample', 'authzDenyDetails', 'policyReloadDebounce', 'policyResync', 'authzEscapedSlashes', 'authzTrustDomainAliases'];
 
 const serving = (c: AuthzOptions) => c.authzSocket !== undefined || c.authzListen !== undefined;
 

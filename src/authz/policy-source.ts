@@ -11,7 +11,7 @@ import type { Clock } from '../lib/clock.js';
 import { errorMessage } from '../lib/errors.js';
 import { watchPaths, type PathWatch } from '../lib/file-watch.js';
 import type { Logger } from '../observability/logger.js';
-import type { CompiledPolicySet } from './compile.js';
+import type { CompileOptions, CompiledPolicySet } from './compile.js';
 import { type AuthzMetrics, noopAuthzMetrics } from './metrics.js';
 import { readPolicyDir } from './policy-dir.js';
 import { buildPolicySet, revisionOf } from './policy-set.js';
@@ -39,6 +39,8 @@ export interface PolicySourceOptions {
    * missed change can go unnoticed. An unchanged directory costs a read and a hash.
    */
   readonly resyncMs?: number;
+  /** How the loaded policies are compiled (trust domain and aliases, escaped slashes). */
+  readonly compile?: CompileOptions;
 }
 
 export interface PolicySource {
@@ -71,7 +73,7 @@ export async function startPolicySource(options: PolicySourceOptions): Promise<P
       lastRejected = undefined; // a bad edit was reverted: the next bad one is news again
       return { status: 'unchanged', revision };
     }
-    const built = buildPolicySet(read.files, options.dir, revision);
+    const built = buildPolicySet(read.files, options.dir, revision, options.compile);
     if (!built.ok) return reject(built.errors, revision);
     current = built.set; // the swap: one assignment, between two requests
     if (lastRejected !== undefined) log.info({ event: 'policy_valid_again', revision, dir: options.dir }, `policy set valid again: revision ${revision} in force`);

@@ -24,6 +24,7 @@ import { DecisionLog } from './decision-log.js';
 import { denyDecision } from './engine.js';
 import { type AuthzMetrics, noopAuthzMetrics } from './metrics.js';
 import type { AuthzOptions } from './options.js';
+import type { EscapedSlashes } from './paths.js';
 import { peerCertificateChecker, type SvidVerifier } from './peer-certificate.js';
 import { type PolicySource, startPolicySource } from './policy-source.js';
 
@@ -41,6 +42,10 @@ export interface AuthzServiceConfig {
   readonly reloadDebounceMs?: number;
   /** Periodic re-read of the policy directory (default 30 s; 0: only on file events). */
   readonly resyncMs?: number;
+  /** How paths with escaped slashes are decided (default 'reject'). */
+  readonly escapedSlashes?: EscapedSlashes;
+  /** Istio's trustDomainAliases, applied with deps.trustDomain. */
+  readonly trustDomainAliases?: readonly string[];
 }
 
 export interface AuthzServiceDeps {
@@ -80,6 +85,8 @@ export function authzServiceConfig(o: AuthzOptions): AuthzServiceConfig | undefi
     denyDetails: o.authzDenyDetails,
     reloadDebounceMs: o.policyReloadDebounce,
     resyncMs: o.policyResync,
+    escapedSlashes: o.authzEscapedSlashes,
+    ...(o.authzTrustDomainAliases ? { trustDomainAliases: o.authzTrustDomainAliases } : {}),
   };
 }
 
@@ -126,6 +133,10 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
     metrics,
     ...(config.reloadDebounceMs !== undefined ? { debounceMs: config.reloadDebounceMs } : {}),
     ...(config.resyncMs !== undefined ? { resyncMs: config.resyncMs } : {}),
+    compile: {
+      ...(config.escapedSlashes ? { escapedSlashes: config.escapedSlashes } : {}),
+      ...(deps.trustDomain ? { trustDomain: deps.trustDomain, trustDomainAliases: config.trustDomainAliases ?? [] } : {}),
+    },
   });
 
   const check = (request: CheckRequestLike | Undecodable): Buffer => {

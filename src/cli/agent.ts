@@ -20,7 +20,7 @@ import { errorMessage, MeshidError } from '../lib/errors.js';
 import { type PathWatch, watchPaths } from '../lib/file-watch.js';
 import { type AdminServer, startAdminServer } from '../observability/admin.js';
 import { createLogger, type Logger, logLevelOption } from '../observability/logger.js';
-import { AgentMetrics } from '../observability/metrics.js';
+import { AgentMetrics } from './agent-metrics.js';
 import { SvidManager } from '../rotation/manager.js';
 import { rotationOptions, rotationRules } from '../rotation/options.js';
 import { sdsOptions } from '../sds/options.js';

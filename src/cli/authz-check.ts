@@ -44,7 +44,8 @@ verifies it against its trust bundle; without, it is only parsed. Exit status: 0
       io.stderr.write(`meshid authz check: ${formatIssue(read.error)}\n`);
       return EXIT_UNUSABLE;
     }
-    const built = buildPolicySet(read.files, config.policyDir);
+    // Compiled as the agent compiles them: principals naming cluster.local stand for --trust-domain.
+    const built = buildPolicySet(read.files, config.policyDir, undefined, { trustDomain: config.trustDomain });
     if (!built.ok) {
       for (const e of built.errors) io.stderr.write(`error: ${formatIssue(e)}\n`);
       io.stderr.write(`meshid authz check: ${config.policyDir}: ${built.errors.length} error${built.errors.length === 1 ? '' : 's'}; no decision made\n`);

@@ -49,31 +49,48 @@ function watchRoots(paths: readonly string[]): string[] {
   return [...roots];
 }
 
-export function watchPaths(paths: readonly string[], onChange: () => void, options: WatchOptions): PathWatch {
-  const { clock } = options;
-  const debounceMs = options.debounceMs ?? 100;
-  const settleMs = options.settleMs ?? 1000;
+export interface EventDebouncer {
+  /** Something may have changed. */
+  event(): void;
+  /** No call after this, not even one already armed. */
+  close(): void;
+}
+
+/**
+ * The debounce of watchPaths, on the injected clock: onChange runs once debounceMs after the last
+ * event of a burst, and once more settleMs after that call if no event came meanwhile.
+ */
+export function debounceEvents(onChange: () => void, options: { readonly clock: Clock; readonly debounceMs: number; readonly settleMs: number }): EventDebouncer {
   let timer: Timer | undefined;
-  let resync: Timer | undefined;
   let closed = false;
-  const call = () => {
-    if (!closed) onChange();
-  };
   const arm = (ms: number, then?: () => void) => {
     timer?.cancel();
-    timer = clock.setTimer(ms, () => {
+    timer = options.clock.setTimer(ms, () => {
       timer = undefined;
-      call();
+      if (!closed) onChange();
       then?.();
     });
   };
-  const onEvent = () => {
-    if (!closed) arm(debounceMs, () => arm(settleMs));
+  return {
+    event: () => {
+      if (!closed) arm(options.debounceMs, () => arm(options.settleMs));
+    },
+    close: () => {
+      closed = true;
+      timer?.cancel();
+    },
   };
+}
+
+export function watchPaths(paths: readonly string[], onChange: () => void, options: WatchOptions): PathWatch {
+  const { clock } = options;
+  const debounced = debounceEvents(onChange, { clock, debounceMs: options.debounceMs ?? 100, settleMs: options.settleMs ?? 1000 });
+  let resync: Timer | undefined;
+  let closed = false;
   const armResync = () => {
     if (closed || !options.resyncMs || options.resyncMs <= 0) return;
     resync = clock.setTimer(options.resyncMs, () => {
-      call();
+      if (!closed) onChange();
       armResync();
     });
   };
@@ -84,7 +101,7 @@ export function watchPaths(paths: readonly string[], onChange: () => void, optio
     // ..data and the timestamped directories it points to sit one level down.
     depth: 2,
   });
-  watcher.on('all', onEvent);
+  watcher.on('all', () => debounced.event());
   watcher.on('error', (e) => options.onError?.(e));
   const ready = new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
   armResync();
@@ -92,7 +109,7 @@ export function watchPaths(paths: readonly string[], onChange: () => void, optio
     ready,
     async close() {
       closed = true;
-      timer?.cancel();
+      debounced.close();
       resync?.cancel();
       await watcher.close();
     },

@@ -10,7 +10,7 @@ import { type KeyPair, privateKeyPkcs8Pem } from '../identity/keys.js';
 import type { SpiffeId } from '../identity/spiffe-id.js';
 import { verifyX509Svid } from '../identity/svid-verify.js';
 import { errorMessage, type ErrorCode, MeshidError } from '../lib/errors.js';
-import type { WorkloadSvid } from '../sds/identity-source.js';
+import type { WorkloadSvid } from '../identity/svid.js';
 
 export interface AcceptedSvid {
   readonly svid: WorkloadSvid;

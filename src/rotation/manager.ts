@@ -1,7 +1,7 @@
 /**
  * The SVID manager: generates the workload key locally, obtains an X.509-SVID from the CA, renews
  * it with a fresh key when the rotation policy says so, and holds it and the trust bundle in
- * memory for the SDS server (it implements the IdentitySource shape src/sds declares).
+ * memory for the rooms that serve it (the IdentitySource of src/identity/svid.ts).
  *
  * Failure stance: a CA failure never costs us the SVID we hold; we retry with jittered backoff for
  * as long as it takes and never give up, but we stop serving the SVID at the instant it expires.
@@ -17,13 +17,12 @@ import type { Certificate } from '../identity/certificate.js';
 import { createCsr } from '../identity/csr.js';
 import { generateKeyPair, type KeyAlgorithm } from '../identity/keys.js';
 import { parseSpiffeId, type SpiffeId } from '../identity/spiffe-id.js';
+import type { IdentitySource, TrustBundleView, WorkloadSvid } from '../identity/svid.js';
 import type { Logger } from '../observability/logger.js';
 import type { CaAuth, CaResult, CertificateSigner } from './ca-signer.js';
 import { type AcceptedSvid, acceptIssuedChain } from './issued-svid.js';
 import type { RotationFailureKind, SvidMetrics } from './metrics.js';
 import { authKindFor, renewalTime, resolveRotationPolicy, retryDelay, type RotationPolicy, type RotationPolicyInput } from './policy.js';
-// The SDS server declares what it consumes; the manager implements that contract.
-import type { IdentitySource, TrustBundleView, WorkloadSvid } from '../sds/identity-source.js';
 import { TrustBundleState } from './trust-bundle.js';
 
 export interface SvidManagerOptions {
@@ -126,7 +125,7 @@ export class SvidManager implements IdentitySource {
     if (options.configuredRootsPem !== undefined) this.bundle.setConfigured(parseTrustBundle(this.spiffeId.trustDomain, options.configuredRootsPem, CONFIGURED));
   }
 
-  // ---- the IdentitySource shape ---------------------------------------------------------------
+  // ---- IdentitySource: what the serving rooms read ---------------------------------------------
 
   /** The SVID being served; undefined before the first one and from the instant it expires. */
   currentSvid(): WorkloadSvid | undefined {

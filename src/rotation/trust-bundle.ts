@@ -13,7 +13,7 @@
  */
 import { certificateFingerprint, type TrustBundle, trustBundleFromCertificates } from '../identity/bundle.js';
 import type { Certificate } from '../identity/certificate.js';
-import type { TrustBundleView } from '../sds/identity-source.js';
+import type { TrustBundleView } from '../identity/svid.js';
 
 const NO_ROOTS: readonly Certificate[] = Object.freeze([]);
 

@@ -9,7 +9,7 @@ import { errorMessage, MeshidError } from '../lib/errors.js';
 import { type PathWatch, watchPaths } from '../lib/file-watch.js';
 import type { Logger } from '../observability/logger.js';
 import { loadCertAndKey, type LoadedFileSecret, loadRoots } from './file-secrets.js';
-import type { IdentitySource } from './identity-source.js';
+import type { IdentitySource } from '../identity/svid.js';
 import type { SdsMetrics } from './metrics.js';
 import { parseSecretName, type SecretKind, type SecretRef, unknownSecret } from './resource-names.js';
 import { type EncodedSecret, encodeSecret } from './secret-encoding.js';

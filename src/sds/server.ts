@@ -9,7 +9,7 @@ import type { Clock } from '../lib/clock.js';
 import { errorMessage, MeshidError } from '../lib/errors.js';
 import { grpcStatusOf } from '../lib/grpc-status.js';
 import type { Logger } from '../observability/logger.js';
-import type { IdentitySource } from './identity-source.js';
+import type { IdentitySource } from '../identity/svid.js';
 import { noopSdsMetrics, type SdsMetrics } from './metrics.js';
 import type { SecretKind } from './resource-names.js';
 import { type CatalogUsage, SecretCatalog } from './secret-catalog.js';

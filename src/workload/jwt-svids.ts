@@ -13,7 +13,7 @@ import { parseSpiffeId, trustDomainId } from '../identity/spiffe-id.js';
 import type { Clock, Timer } from '../lib/clock.js';
 import { errorMessage, isMeshidError, MeshidError } from '../lib/errors.js';
 import type { Logger } from '../observability/logger.js';
-import type { IdentitySource } from '../sds/identity-source.js';
+import type { IdentitySource } from '../identity/svid.js';
 import type { JwtBundleSet, JwtSvidSource } from './server.js';
 
 type Failure = { ok: false; kind: string; grpcCode: number; message: string };

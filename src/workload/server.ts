@@ -15,7 +15,7 @@ import { shutdownGracefully } from '../lib/grpc-server.js';
 import { grpcStatusOf } from '../lib/grpc-status.js';
 import { type BoundSocket, listenOnUnixSocket } from '../lib/unix-socket.js';
 import type { Logger } from '../observability/logger.js';
-import type { IdentitySource } from '../sds/identity-source.js';
+import type { IdentitySource } from '../identity/svid.js';
 import {
   type Empty,
   type JwtBundlesResponse,

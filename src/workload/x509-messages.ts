@@ -4,7 +4,7 @@
  */
 import { decodePemOf } from '../identity/pem.js';
 import { trustDomainId } from '../identity/spiffe-id.js';
-import type { TrustBundleView, WorkloadSvid } from '../sds/identity-source.js';
+import type { TrustBundleView, WorkloadSvid } from '../identity/svid.js';
 import type { X509BundlesResponse, X509SvidResponse } from './protocol.js';
 
 export function bundleDer(bundle: TrustBundleView): Buffer {

@@ -185,3 +185,16 @@ test('trust-domain aliases: cluster.local and aliases stand for the local trust 
   const tdAliased = compilePolicySet(td.policies, td.revision, { trustDomain: 'new.td', trustDomainAliases: ['old.td'] });
   t.true(evaluate(tdAliased, { ...BASE, principal: 'spiffe://new.td/ns/shop/sa/frontend' }).allow);
 });
+
+test('the Envoy bootstrap normalises paths as meshid does and rejects escaped slashes, matching the default', async (t) => {
+  const fs = await import('node:fs');
+  const YAML = await import('yaml');
+  const doc = YAML.parse(fs.readFileSync('deploy/envoy/envoy.yaml', 'utf8'), { merge: true }) as {
+    static_resources: { listeners: Array<{ name: string; filter_chains: Array<{ filters: Array<{ typed_config: Record<string, unknown> }> }> }> };
+  };
+  const inbound = doc.static_resources.listeners.find((l) => l.name === 'inbound_mtls');
+  const hcm = inbound?.filter_chains[0]?.filters[0]?.typed_config;
+  t.like(hcm, { normalize_path: true, merge_slashes: true, path_with_escaped_slashes_action: 'REJECT_REQUEST' });
+  // meshid's default agrees: a path Envoy would reject is denied, not decided on.
+  t.is(compileDescs([]).needs.escapedSlashes, 'reject');
+});

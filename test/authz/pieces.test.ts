@@ -158,6 +158,7 @@ test('agent options: flags, environment and defaults; service config needs a pol
     denyDetails: false,
     reloadDebounceMs: 200,
     resyncMs: 30_000,
+    escapedSlashes: 'reject',
   });
   t.is(authzServiceConfig(loadConfig(authzOptionSpecs, { argv: [] }).config), undefined, 'ext_authz off without a listener');
   t.throws(() => authzServiceConfig(loadConfig(authzOptionSpecs, { argv: ['--authz-socket', '/x.sock'] }).config), { message: /--policy-dir is required/ });

@@ -3,7 +3,7 @@
  * sign a new leaf; the bundle can gain and lose roots; the SVID expires by the injected clock.
  * Used by the SDS tests and by the SDS benchmark's server harness.
  */
-import type { IdentitySource, TrustBundleView, WorkloadSvid } from '../../src/sds/identity-source.js';
+import type { IdentitySource, TrustBundleView, WorkloadSvid } from '../../src/identity/svid.js';
 import type { Clock } from '../../src/lib/clock.js';
 import { privateKeyPkcs8Pem } from '../../src/identity/keys.js';
 import { type Issued, makeLeaf, makeRoot } from './pki.js';

@@ -1,6 +1,8 @@
 /**
- * What the SDS server consumes from the SVID manager. Declared here, by the consumer; the SVID
- * manager (src/rotation) implements it structurally and does not import from src/sds.
+ * The SVID and trust bundle as the agent serves them: what rotation produces and what the
+ * serving rooms (SDS, the Workload API) read, and the IdentitySource contract between them. It
+ * lives here, below both, because more than one room consumes it; only src/cli connects the
+ * SVID manager to its consumers. Plain data, PEM-encoded once.
  */
 export interface WorkloadSvid {
   readonly spiffeId: string;
@@ -22,6 +24,7 @@ export interface TrustBundleView {
   readonly version: string;
 }
 
+/** What a serving room reads from the SVID manager. */
 export interface IdentitySource {
   /** The current SVID; undefined before the first one and once it has expired (never serve an expired SVID). */
   currentSvid(): WorkloadSvid | undefined;

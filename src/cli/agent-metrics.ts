@@ -1,0 +1,216 @@
+/**
+ * The agent's metric set, assembled where the agent is wired. Each component declares the hooks it
+ * calls (SvidMetrics, SdsMetrics, AuthzMetrics) and imports nothing from here; this module owns the
+ * Prometheus definitions and turns hook calls into them, so names, units and labels live in one
+ * place. Names follow Prometheus conventions: meshid_ prefix, base units in the name, _total on
+ * counters.
+ */
+import { status } from '@grpc/grpc-js';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import type { AuthzMetrics } from '../authz/metrics.js';
+import type { Clock } from '../lib/clock.js';
+import { MetricsRegistry } from '../observability/metrics.js';
+import type { SvidMetrics } from '../rotation/metrics.js';
+import type { SdsMetrics } from '../sds/metrics.js';
+
+/** "OK", "UNAVAILABLE", ...: the names gRPC itself uses, readable on a dashboard. */
+function grpcCodeName(code: number): string {
+  return status[code] ?? String(code);
+}
+
+const LATENCY_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+export class AgentMetrics extends MetricsRegistry {
+  private svidExpiresAt: number | undefined;
+
+  readonly svidExpiry = new Gauge({
+    name: 'meshid_svid_expiry_timestamp_seconds',
+    help: 'Expiry (Unix time) of the X.509-SVID being served; absent while none is',
+    registers: [this.registry],
+  });
+  readonly svidRemaining: Gauge;
+  readonly rotations = new Counter({
+    name: 'meshid_svid_rotations_total',
+    help: 'SVIDs obtained from the CA (first issuance and renewals), by how the agent authenticated',
+    labelNames: ['auth'] as const,
+    registers: [this.registry],
+  });
+  readonly rotationFailures = new Counter({
+    name: 'meshid_svid_rotation_failures_total',
+    help: 'Failed attempts to obtain an SVID, by error kind',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly caRequestDuration = new Histogram({
+    name: 'meshid_ca_request_duration_seconds',
+    help: 'Duration of CreateCertificate calls to the CA, by gRPC status code',
+    labelNames: ['code'] as const,
+    buckets: LATENCY_BUCKETS_S,
+    registers: [this.registry],
+  });
+  readonly caRequestErrors = new Counter({
+    name: 'meshid_ca_request_errors_total',
+    help: 'CreateCertificate calls that failed, by gRPC status code',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly sdsStreams = new Gauge({
+    name: 'meshid_sds_streams',
+    help: 'Open SDS streams (Envoy subscriptions)',
+    registers: [this.registry],
+  });
+  readonly sdsResponses = new Counter({
+    name: 'meshid_sds_responses_total',
+    help: 'SDS responses sent (stream pushes and fetch answers), by secret kind',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly sdsPushDuration = new Histogram({
+    name: 'meshid_sds_push_duration_seconds',
+    help: 'Time to hand one secret change to every subscribed stream, by secret kind',
+    labelNames: ['kind'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+    registers: [this.registry],
+  });
+  readonly sdsAcks = new Counter({
+    name: 'meshid_sds_acks_total',
+    help: 'SDS responses Envoy accepted, by secret kind',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly sdsNacks = new Counter({
+    name: 'meshid_sds_nacks_total',
+    help: 'SDS responses Envoy rejected (NACK), by secret kind',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly sdsRejected = new Counter({
+    name: 'meshid_sds_rejected_requests_total',
+    help: 'SDS streams or fetches refused with a gRPC error, by error code',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly sdsFileReloadFailures = new Counter({
+    name: 'meshid_sds_file_reload_failures_total',
+    help: 'Watched certificate files that changed into something unusable (the last good content is kept)',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+
+  readonly authzDecisions = new Counter({
+    name: 'meshid_authz_decisions_total',
+    help: 'ext_authz decisions, by outcome, reason and deciding policy ("" for default outcomes)',
+    labelNames: ['outcome', 'reason', 'policy'] as const,
+    registers: [this.registry],
+  });
+  readonly authzCheckDuration = new Histogram({
+    name: 'meshid_authz_check_duration_seconds',
+    help: 'Time the agent spent answering one ext_authz Check',
+    buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05],
+    registers: [this.registry],
+  });
+  readonly authzDryRunChanged = new Counter({
+    name: 'meshid_authz_dry_run_would_change_total',
+    help: 'Decisions that dry-run policies would have changed if enforced',
+    registers: [this.registry],
+  });
+  readonly policyReloads = new Counter({
+    name: 'meshid_authz_policy_reloads_total',
+    help: 'Policy directory changes loaded and swapped in',
+    registers: [this.registry],
+  });
+  readonly policyReloadErrors = new Counter({
+    name: 'meshid_authz_policy_reload_errors_total',
+    help: 'Policy directory changes rejected as invalid (the last good set stays in force)',
+    registers: [this.registry],
+  });
+  readonly policyRevision = new Gauge({
+    name: 'meshid_authz_policy_revision_info',
+    help: 'The policy set in force: 1, labelled with its revision',
+    labelNames: ['revision'] as const,
+    registers: [this.registry],
+  });
+  readonly policies = new Gauge({
+    name: 'meshid_authz_policies',
+    help: 'Number of AuthorizationPolicy documents in force',
+    registers: [this.registry],
+  });
+  readonly peerCertificates = new Counter({
+    name: 'meshid_authz_peer_certificates_total',
+    help: 'Peer certificates Envoy forwarded, by what their check found',
+    labelNames: ['status'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(clock: Clock) {
+    super();
+    const self = this;
+    this.svidRemaining = new Gauge({
+      name: 'meshid_svid_remaining_seconds',
+      help: 'Seconds until the served X.509-SVID expires; 0 when none is served',
+      registers: [this.registry],
+      collect() {
+        const at = self.svidExpiresAt;
+        this.set(at === undefined ? 0 : Math.max(0, (at - clock.now()) / 1000));
+      },
+    });
+  }
+
+  /** The SVID manager's hooks. */
+  svidHooks(): SvidMetrics {
+    return {
+      rotated: (auth) => this.rotations.inc({ auth }),
+      rotationFailed: (kind) => this.rotationFailures.inc({ kind }),
+      caRequest: (ms, grpcCode) => {
+        const code = grpcCodeName(grpcCode);
+        this.caRequestDuration.observe({ code }, ms / 1000);
+        if (grpcCode !== 0) this.caRequestErrors.inc({ code });
+      },
+      expiry: (expiresAt) => {
+        this.svidExpiresAt = expiresAt;
+        if (expiresAt === undefined) this.svidExpiry.reset();
+        else this.svidExpiry.set(expiresAt / 1000);
+      },
+    };
+  }
+
+  /** The SDS server's hooks. */
+  sdsHooks(): SdsMetrics {
+    return {
+      streamOpened: () => this.sdsStreams.inc(),
+      streamClosed: () => this.sdsStreams.dec(),
+      responseSent: (kind) => this.sdsResponses.inc({ kind }),
+      pushCompleted: (kind, _streams, ms) => this.sdsPushDuration.observe({ kind }, ms / 1000),
+      ackReceived: (kind) => this.sdsAcks.inc({ kind }),
+      nackReceived: (kind) => this.sdsNacks.inc({ kind }),
+      requestRejected: (reason) => this.sdsRejected.inc({ reason }),
+      fileReloadFailed: (kind) => this.sdsFileReloadFailures.inc({ kind }),
+    };
+  }
+
+  /** The ext_authz service's hooks; decision counters are bound per label set once, off the hot path. */
+  authzHooks(): AuthzMetrics {
+    const decisions = new Map<string, { inc(): void }>();
+    return {
+      decision: (outcome, reason, policy, seconds, dryRunChanged) => {
+        const key = `${outcome}\0${reason}\0${policy ?? ''}`;
+        let counter = decisions.get(key);
+        if (!counter) {
+          counter = this.authzDecisions.labels(outcome, reason, policy ?? '');
+          decisions.set(key, counter);
+        }
+        counter.inc();
+        this.authzCheckDuration.observe(seconds);
+        if (dryRunChanged) this.authzDryRunChanged.inc();
+      },
+      policyReload: (result) => (result === 'loaded' ? this.policyReloads.inc() : this.policyReloadErrors.inc()),
+      policySet: (revision, policies) => {
+        this.policyRevision.reset();
+        this.policyRevision.labels(revision).set(1);
+        this.policies.set(policies);
+      },
+      peerCertificate: (status) => this.peerCertificates.inc({ status }),
+    };
+  }
+}
