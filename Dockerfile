@@ -10,7 +10,9 @@ COPY proto ./proto
 COPY test ./test
 COPY bench ./bench
 COPY scripts ./scripts
-RUN npx tsc -p tsconfig.json && chmod +x dist/src/cli/main.js
+COPY examples ./examples
+# The build compiles the protos (from the dev dependency @grpc/grpc-js-xds) into dist/proto, then tsc.
+RUN npm run build
 
 FROM node:20-bookworm-slim AS deps
 WORKDIR /app
@@ -23,8 +25,9 @@ ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /src/dist/src ./dist/src
+# The proto descriptor: the only protobuf file read at run time.
+COPY --from=build /src/dist/proto ./dist/proto
 COPY package.json ./
-COPY proto ./proto
 COPY deploy/policies ./deploy/policies
 # meshid dev renders its Envoy bootstrap from this template.
 COPY deploy/envoy ./deploy/envoy

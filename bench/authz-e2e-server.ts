@@ -11,7 +11,8 @@ import { systemClock } from '../src/lib/clock.js';
 import { createLogger } from '../src/observability/logger.js';
 import { GRPC_SERVER_OPTIONS, startAuthzService } from '../src/authz/server.js';
 
-export type ServerMode = 'meshid' | 'meshid-nolog' | 'baseline';
+/** meshid-rl-*: the policy directory holds a RateLimitPolicy the bench request counts against. */
+export type ServerMode = 'meshid' | 'meshid-nolog' | 'baseline' | 'meshid-rl-local' | 'meshid-rl-redis';
 
 export interface ServerReady {
   readonly kind: 'ready';
@@ -47,7 +48,13 @@ async function main(): Promise<void> {
       process.env.BENCH_LOG_ASYNC === '1' ? { dest: '/dev/null', sync: false, minLength: 8 * 1024 } : { dest: '/dev/null', sync: true },
     ) as unknown as NodeJS.WritableStream;
     const service = await startAuthzService(
-      { policyDir, listen: { host: '127.0.0.1', port: 0 }, socket, decisionLogSample: mode === 'meshid' ? 1 : 0 },
+      {
+        policyDir,
+        listen: { host: '127.0.0.1', port: 0 },
+        socket,
+        decisionLogSample: mode === 'meshid-nolog' ? 0 : 1,
+        ...(mode === 'meshid-rl-redis' ? { rateLimit: { redis: { url: process.env.BENCH_REDIS_URL!, timeoutMs: 200, fallback: 'closed' as const } } } : {}),
+      },
       { logger: createLogger({ destination: devNull }), clock: systemClock },
     );
     port = service.tcpPort!;

@@ -14,9 +14,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import { envoyProtos } from '../src/envoy/protos.js';
+import { type CheckResponse__Output, envoyProtos } from '../src/envoy/protos.js';
 import type { ServerCpu, ServerMode, ServerReady } from './authz-e2e-server.js';
-import { benchPolicyText } from './authz-fixtures.js';
+import { spawnRedis, type RedisProcess } from '../test/helpers/redis-server.js';
+import { benchLimitText, benchPolicyText } from './authz-fixtures.js';
 
 export interface EndToEndResult {
   readonly figures: Record<string, number | string | null>;
@@ -44,6 +45,7 @@ export async function runEndToEnd(options: { quick: boolean; log: (s: string) =>
   fs.writeFileSync(path.join(policyDir, 'bench.yaml'), benchPolicyText(RULES));
   // Each server in its own process: its CPU time and heap are its own.
   const servers: BenchServer[] = [];
+  let redis: RedisProcess | undefined;
   try {
     const meshid = await startServer('meshid', policyDir, path.join(dir, 'meshid.sock'));
     servers.push(meshid);
@@ -51,6 +53,20 @@ export async function runEndToEnd(options: { quick: boolean; log: (s: string) =>
     servers.push(meshidNoLog);
     const baseline = await startServer('baseline', policyDir, path.join(dir, 'baseline.sock'));
     servers.push(baseline);
+    // The same policies plus a RateLimitPolicy whose quota the run never reaches: the cost of the lookup.
+    const limitedDir = path.join(dir, 'policies-limited');
+    fs.cpSync(policyDir, limitedDir, { recursive: true });
+    fs.writeFileSync(path.join(limitedDir, 'limits.yaml'), benchLimitText());
+    const rlLocal = await startServer('meshid-rl-local', limitedDir, path.join(dir, 'rl-local.sock'));
+    servers.push(rlLocal);
+    let rlRedis: BenchServer | undefined;
+    if (spawnSync('redis-server', ['--version']).status === 0) {
+      redis = await spawnRedis(dir);
+      rlRedis = await startServer('meshid-rl-redis', limitedDir, path.join(dir, 'rl-redis.sock'), { BENCH_REDIS_URL: redis.url });
+      servers.push(rlRedis);
+    } else {
+      log('end to end: redis-server not found (Debian: apt-get install redis-server); the Redis rate-limit row is skipped');
+    }
     const body = path.join(dir, 'check.bin');
     fs.writeFileSync(body, grpcFrame(benchRequestBytes()));
     await sanityCheck(meshid.port, baseline.port);
@@ -63,6 +79,8 @@ export async function runEndToEnd(options: { quick: boolean; log: (s: string) =>
       meshidUnix: { name: 'meshid, Unix socket', server: meshid, where: [`--base-uri=unix:${meshid.socket}`, `http://localhost${CHECK_PATH}`] },
       baselineUnix: { name: 'bare grpc-js, Unix socket', server: baseline, where: [`--base-uri=unix:${baseline.socket}`, `http://localhost${CHECK_PATH}`] },
       meshidNoLogTcp: { name: 'meshid, TCP, log off', server: meshidNoLog, where: [`http://127.0.0.1:${meshidNoLog.port}${CHECK_PATH}`] },
+      rlLocalTcp: { name: 'meshid, TCP, limit local', server: rlLocal, where: [`http://127.0.0.1:${rlLocal.port}${CHECK_PATH}`] },
+      ...(rlRedis ? { rlRedisTcp: { name: 'meshid, TCP, limit Redis', server: rlRedis, where: [`http://127.0.0.1:${rlRedis.port}${CHECK_PATH}`] } } : {}),
     } satisfies Record<string, Target>;
     // Warm-up (JIT, connections, heap), not measured.
     for (const target of Object.values(targets)) await throughput(target, body, Math.round(requests / 4));
@@ -90,6 +108,12 @@ export async function runEndToEnd(options: { quick: boolean; log: (s: string) =>
     log(`  best: meshid ${best.meshidUnix!.toFixed(0)}/s vs bare ${best.baselineUnix!.toFixed(0)}/s over the Unix socket, ratio ${ratioUnix.toFixed(3)}`);
     log(`  CPU per Check over TCP: meshid ${cpu.meshidTcp!.toFixed(1)} us, bare ${cpu.baselineTcp!.toFixed(1)} us, ratio bare/meshid ${cpuRatio.toFixed(3)}`);
     log(`  decision log off: meshid ${best.meshidNoLogTcp!.toFixed(0)}/s over TCP, ratio ${(best.meshidNoLogTcp! / best.baselineTcp!).toFixed(3)}, ${cpu.meshidNoLogTcp!.toFixed(1)} us CPU per Check`);
+    const ratioLimitLocal = best.rlLocalTcp! / best.meshidTcp!;
+    const ratioLimitRedis = best.rlRedisTcp === undefined ? null : best.rlRedisTcp / best.meshidTcp!;
+    log(`  with a rate limit, local counters: ${best.rlLocalTcp!.toFixed(0)}/s, ratio to the plain Check ${ratioLimitLocal.toFixed(3)}, ${cpu.rlLocalTcp!.toFixed(1)} us CPU per Check`);
+    if (ratioLimitRedis !== null) {
+      log(`  with a rate limit, Redis counters (one EVALSHA per Check): ${best.rlRedisTcp!.toFixed(0)}/s, ratio to the plain Check ${ratioLimitRedis.toFixed(3)}, ${cpu.rlRedisTcp!.toFixed(1)} us CPU per Check`);
+    }
 
     const fixed = options.quick ? 4_000 : 10_000;
     const lat = await latencyAtRate(targets.meshidTcp, body, dir, fixed);
@@ -113,10 +137,15 @@ export async function runEndToEnd(options: { quick: boolean; log: (s: string) =>
         p99_ms_at_2000: Number(lat.p99.toFixed(3)),
         p99_ms_at_2000_unix: Number(latUnix.p99.toFixed(3)),
         baseline_p99_ms_at_2000: Number(latBase.p99.toFixed(3)),
+        check_per_s_rate_limit_local: Math.round(best.rlLocalTcp!),
+        ratio_rate_limit_local: Number(ratioLimitLocal.toFixed(3)),
+        check_per_s_rate_limit_redis: best.rlRedisTcp === undefined ? null : Math.round(best.rlRedisTcp),
+        ratio_rate_limit_redis: ratioLimitRedis === null ? null : Number(ratioLimitRedis.toFixed(3)),
       },
     };
   } finally {
     await Promise.all(servers.map((sv) => sv.close()));
+    await redis?.kill();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -128,9 +157,9 @@ interface BenchServer {
   close(): Promise<void>;
 }
 
-function startServer(mode: ServerMode, policyDir: string, socket: string): Promise<BenchServer> {
+function startServer(mode: ServerMode, policyDir: string, socket: string, env: Record<string, string> = {}): Promise<BenchServer> {
   const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'authz-e2e-server.js');
-  const child: ChildProcess = fork(script, [mode, policyDir, socket], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child: ChildProcess = fork(script, [mode, policyDir, socket], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...env } });
   const next = <T>(kind: string) =>
     new Promise<T>((resolve, reject) => {
       const onMessage = (m: { kind?: string }) => {
@@ -208,14 +237,14 @@ function grpcFrame(message: Uint8Array): Buffer {
 
 /** Both servers answer the bench request as expected before anything is measured. */
 async function sanityCheck(meshidPort: number, baselinePort: number): Promise<void> {
-  const def = envoyProtos().authzService.Check!;
+  const def = envoyProtos().authzService.Check;
   const call = (address: string) =>
-    new Promise<{ status?: { code?: number }; dynamic_metadata?: { fields?: Record<string, { stringValue?: string }> } }>((resolve, reject) => {
+    new Promise<CheckResponse__Output>((resolve, reject) => {
       const client = new grpc.Client(address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
       client.makeUnaryRequest(def.path, (b: Buffer) => b, (b: Buffer) => def.responseDeserialize(b), Buffer.from(benchRequestBytes()), (err, value) => {
         client.close();
         if (err) reject(err);
-        else resolve(value);
+        else resolve(value ?? {});
       });
     });
   const m = await call(`127.0.0.1:${meshidPort}`);

@@ -64,3 +64,13 @@ export function benchInputs(rules: number, count: number): AuthzInput[] {
     };
   });
 }
+
+/** A RateLimitPolicy every bench request counts against (per principal), with a quota no run reaches. */
+export function benchLimitText(): string {
+  return JSON.stringify({
+    apiVersion: 'meshid.dev/v1alpha1',
+    kind: 'RateLimitPolicy',
+    metadata: { name: 'bench-limits', namespace: 'bench' },
+    spec: { limits: [{ name: 'per-principal', match: { from: [{ source: { namespaces: ['*'] } }] }, rate: { requests: 1_000_000_000, per: 'second' } }] },
+  });
+}

@@ -15,11 +15,12 @@ export const LAYERS: ReadonlyArray<{ readonly rooms: readonly string[]; readonly
   { rooms: ['authz', 'sds', 'workload'], why: 'the services Envoy and workloads call; each declares what it reads' },
   { rooms: ['rotation'], why: 'the SVID manager and its pure policy: produces what the services serve' },
   { rooms: ['ca'], why: 'the CA protocol, its client and the reference CA' },
-  { rooms: ['envoy'], why: "Envoy's protos, shared by sds and authz" },
+  { rooms: ['envoy'], why: "Envoy's services and message types, shared by sds and authz" },
   { rooms: ['identity'], why: 'SPIFFE IDs, X.509, SVID validation, bundles, the SVID and bundle types (pure)' },
   { rooms: ['observability'], why: 'logger, metrics registry, admin endpoint: a leaf components are handed' },
   { rooms: ['config'], why: 'the option-spec language, the loader and shared defaults every room declares its options with' },
   { rooms: ['lib'], why: 'Clock, errors, backoff, file watching, gRPC plumbing' },
+  { rooms: ['generated'], why: 'TypeScript types of the protos, written by the build (scripts/build-protos.mjs): types only, never edited' },
 ];
 
 /** "cli > demo > authz | sds | workload > ... > lib" */

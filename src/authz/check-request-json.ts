@@ -5,12 +5,11 @@
  * left alone, and the well-known types (Struct, Timestamp, wrappers) take their JSON forms.
  */
 import protobuf from 'protobufjs';
-import { envoyProtos } from '../envoy/protos.js';
+import { type CheckRequest, envoyProtos } from '../envoy/protos.js';
 import { TO_OBJECT_OPTIONS } from '../lib/proto-services.js';
 import { MeshidError } from '../lib/errors.js';
-import type { CheckRequestLike } from './check-request.js';
 
-export function checkRequestFromJson(json: unknown): CheckRequestLike {
+export function checkRequestFromJson(json: unknown): CheckRequest {
   const type = envoyProtos().CheckRequest;
   const normalized = normalizeMessage(type, json, 'CheckRequest');
   let message: protobuf.Message;
@@ -19,7 +18,7 @@ export function checkRequestFromJson(json: unknown): CheckRequestLike {
   } catch (e) {
     throw invalid(`CheckRequest: ${(e as Error).message}`);
   }
-  return type.toObject(message, TO_OBJECT_OPTIONS) as CheckRequestLike;
+  return type.toObject(message, TO_OBJECT_OPTIONS) as CheckRequest;
 }
 
 function invalid(message: string): MeshidError {

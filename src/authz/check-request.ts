@@ -1,46 +1,11 @@
 /**
- * Envoy's CheckRequest to the engine's input. Works on the message as grpc-js/protobufjs give it
+ * Envoy's CheckRequest to the engine's input. Works on the message as protobufjs gives it
  * (snake_case fields; unset strings '' or absent, unset messages null or absent), whether decoded
- * from the wire or converted from JSON, so the server and `meshid authz check` share one path.
- * Pure.
+ * from the wire or converted from JSON, so the server and `meshid authz check` share one path: the
+ * generated permissive type (CheckRequest, not __Output) allows both. Pure.
  */
+import type { AttributeContextHttpRequest, CheckRequest } from '../envoy/protos.js';
 import type { AuthzInput, PeerCertificateStatus } from './facts.js';
-
-export interface SocketAddressLike {
-  readonly address?: string | null;
-  readonly port_value?: number | null;
-}
-export interface AddressLike {
-  readonly socket_address?: SocketAddressLike | null;
-}
-export interface PeerLike {
-  readonly address?: AddressLike | null;
-  readonly principal?: string | null;
-  /** URL-encoded PEM of the peer's leaf certificate (include_peer_certificate). */
-  readonly certificate?: string | null;
-}
-export interface HeaderValueLike {
-  readonly key?: string | null;
-  readonly value?: string | null;
-  readonly raw_value?: Uint8Array | string | null;
-}
-export interface HttpRequestLike {
-  readonly id?: string | null;
-  readonly method?: string | null;
-  readonly headers?: Readonly<Record<string, string>> | null;
-  /** Envoy's alternative to headers when encode_raw_headers is set. */
-  readonly header_map?: { readonly headers?: readonly HeaderValueLike[] | null } | null;
-  readonly path?: string | null;
-  readonly host?: string | null;
-}
-export interface CheckRequestLike {
-  readonly attributes?: {
-    readonly source?: PeerLike | null;
-    readonly destination?: PeerLike | null;
-    readonly request?: { readonly http?: HttpRequestLike | null } | null;
-    readonly tls_session?: { readonly sni?: string | null } | null;
-  } | null;
-}
 
 export type CertificateCheck = (urlEncodedPem: string) => PeerCertificateStatus;
 
@@ -57,7 +22,7 @@ export type CheckInput =
  * The engine input for a CheckRequest, or why the request cannot be decided. certificate is
  * called only when Envoy sent a peer certificate.
  */
-export function inputFromCheckRequest(req: CheckRequestLike | null | undefined, certificate: CertificateCheck): CheckInput {
+export function inputFromCheckRequest(req: CheckRequest | null | undefined, certificate: CertificateCheck): CheckInput {
   const attrs = req?.attributes;
   if (!attrs) return { ok: false, reason: 'the CheckRequest has no attributes' };
   const http = attrs.request?.http;
@@ -92,7 +57,7 @@ export function inputFromCheckRequest(req: CheckRequestLike | null | undefined, 
 const UPPER = /[A-Z]/;
 
 /** The request headers with lower-case names; repeated headers joined with "," as Envoy does. */
-function headersOf(http: HttpRequestLike): Readonly<Record<string, string>> {
+function headersOf(http: AttributeContextHttpRequest): Readonly<Record<string, string>> {
   const plain = http.headers;
   const list = http.header_map?.headers;
   if (plain && (!list || list.length === 0)) {

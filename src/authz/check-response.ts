@@ -12,7 +12,11 @@
 import type { Decision } from './engine.js';
 
 export const GRPC_PERMISSION_DENIED = 7;
+export const GRPC_RESOURCE_EXHAUSTED = 8;
+export const GRPC_UNAVAILABLE = 14;
 export const HTTP_FORBIDDEN = 403;
+export const HTTP_TOO_MANY_REQUESTS = 429;
+export const HTTP_SERVICE_UNAVAILABLE = 503;
 
 export interface ResponseOptions {
   /** Include reason, policy, rule and decision id in the 403 body (default true). */
@@ -33,10 +37,34 @@ export function metadataOf(decision: Decision, decisionId: string): Array<[strin
     fields.push(['dry_run_decision', decision.dryRun.allow ? 'allow' : 'deny']);
     if (decision.dryRun.rule) fields.push(['dry_run_policy', decision.dryRun.rule.policy.id]);
   }
+  if (decision.rateLimit) fields.push(['rate_limit', decision.rateLimit.limit.id]);
   return fields;
 }
 
+/**
+ * The IETF draft's RateLimit-Policy and RateLimit fields (draft-ietf-httpapi-ratelimit-headers-09),
+ * plus Retry-After when refused; none when the fallback answered without a counter.
+ */
+export function rateLimitHeaders(decision: Decision): Array<[string, string]> {
+  const rl = decision.rateLimit;
+  if (!rl?.quota || rl.quota.fallback === 'open' || rl.quota.fallback === 'closed') {
+    return rl?.quota && !rl.quota.allowed ? [['retry-after', String(rl.quota.retryAfterSeconds)]] : [];
+  }
+  const q = rl.quota;
+  const name = JSON.stringify(rl.limit.id);
+  const headers: Array<[string, string]> = [
+    ['ratelimit-policy', `${name};q=${rl.limit.rate.quota};w=${rl.limit.rate.windowSeconds}`],
+    ['ratelimit', `${name};r=${q.remaining};t=${q.resetSeconds}`],
+  ];
+  if (!q.allowed) headers.push(['retry-after', String(q.retryAfterSeconds)]);
+  return headers;
+}
+
 export function denyBody(decision: Decision, decisionId: string, options: ResponseOptions): string {
+  if (decision.reason === 'rate_limited' || decision.reason === 'rate_limit_unavailable') {
+    const what = decision.reason === 'rate_limited' ? 'rate limit exceeded' : 'rate limit unavailable';
+    return options.denyDetails ? `${what}: ${decision.rateLimit?.limit.id ?? ''}; decision ${decisionId}\n` : `${what}\n`;
+  }
   if (!options.denyDetails) return 'access denied\n';
   const where = decision.rule ? `; policy ${decision.rule.policy.id} rule ${decision.rule.rule}` : '';
   return `access denied: ${decision.reason}${where}; decision ${decisionId}\n`;
@@ -44,14 +72,27 @@ export function denyBody(decision: Decision, decisionId: string, options: Respon
 
 export function encodeCheckResponse(decision: Decision, decisionId: string, options: ResponseOptions): Buffer {
   const w = new Writer();
+  const limitHeaders = decision.rateLimit ? rateLimitHeaders(decision) : [];
   if (decision.allow) {
     w.begin(1).end(); // google.rpc.Status with code 0 (OK)
+    if (limitHeaders.length > 0) {
+      w.begin(3); // OkHttpResponse: response_headers_to_add = 6, HeaderValueOption{HeaderValue}
+      for (const [k, v] of limitHeaders) w.begin(6).begin(1).string(1, k).string(2, v).end().end();
+      w.end();
+    }
   } else {
-    w.begin(1).varint(1, GRPC_PERMISSION_DENIED).string(2, decision.reason).end();
+    const [grpcCode, httpCode] =
+      decision.reason === 'rate_limited'
+        ? [GRPC_RESOURCE_EXHAUSTED, HTTP_TOO_MANY_REQUESTS]
+        : decision.reason === 'rate_limit_unavailable'
+          ? [GRPC_UNAVAILABLE, HTTP_SERVICE_UNAVAILABLE]
+          : [GRPC_PERMISSION_DENIED, HTTP_FORBIDDEN];
+    w.begin(1).varint(1, grpcCode).string(2, decision.reason).end();
     w.begin(2); // DeniedHttpResponse
-    w.begin(1).varint(1, HTTP_FORBIDDEN).end(); // envoy.type.v3.HttpStatus
+    w.begin(1).varint(1, httpCode).end(); // envoy.type.v3.HttpStatus
     w.begin(2).begin(1).string(1, 'content-type').string(2, 'text/plain').end().end(); // HeaderValueOption{HeaderValue}
     w.begin(2).begin(1).string(1, 'x-meshid-decision-id').string(2, decisionId).end().end();
+    for (const [k, v] of limitHeaders) w.begin(2).begin(1).string(1, k).string(2, v).end().end();
     w.string(3, denyBody(decision, decisionId, options));
     w.end();
   }

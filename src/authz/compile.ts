@@ -24,6 +24,8 @@ import {
   type Source,
 } from './policy.js';
 import { trustDomainBundle, type TrustDomainBundle } from './trust-domain.js';
+import { type CompiledRateLimit, compileRateLimits } from './rate-limit/compile.js';
+import type { RateLimitPolicy } from './rate-limit/policy.js';
 
 /** The rule that decided, as reported in decisions, logs and Envoy metadata. */
 export interface RuleRef {
@@ -66,6 +68,8 @@ export interface CompiledPolicySet {
   readonly audit: RuleGroup;
   /** Dry-run policies, evaluated only to report what they would have decided. */
   readonly dryRun: { readonly deny: RuleGroup; readonly allow: RuleGroup; readonly audit: RuleGroup } | undefined;
+  /** RateLimitPolicy limits in load order, checked for allowed requests. */
+  readonly rateLimits: readonly CompiledRateLimit[];
 }
 
 const SPIFFE = 'spiffe://';
@@ -84,7 +88,12 @@ export interface CompileOptions {
   readonly escapedSlashes?: EscapedSlashes;
 }
 
-export function compilePolicySet(policies: readonly AuthorizationPolicy[], revision: string, options: CompileOptions = {}): CompiledPolicySet {
+export function compilePolicySet(
+  policies: readonly AuthorizationPolicy[],
+  revision: string,
+  options: CompileOptions = {},
+  rateLimits: readonly RateLimitPolicy[] = [],
+): CompiledPolicySet {
   const needs = { namespaces: false, sourceIp: false, destinationIp: false, escapedSlashes: options.escapedSlashes ?? 'reject' };
   const matchers = new MatcherCache(needs);
   const bundle = options.trustDomain === undefined ? undefined : trustDomainBundle(options.trustDomain, options.trustDomainAliases ?? []);
@@ -107,6 +116,8 @@ export function compilePolicySet(policies: readonly AuthorizationPolicy[], revis
     });
   }
   const anyDryRun = policies.some((p) => p.dryRun);
+  // Limits match exactly as policy rules do (trust-domain aliases, the policy's namespace included).
+  const limits = compileRateLimits(rateLimits, (rule, p) => compileRule(bundle ? migrateTrustDomain(rule, bundle) : rule, p.namespace, matchers), needs);
   return Object.freeze({
     revision,
     policies,
@@ -117,6 +128,7 @@ export function compilePolicySet(policies: readonly AuthorizationPolicy[], revis
     dryRun: anyDryRun
       ? Object.freeze({ deny: builders.dryRun.DENY.build(), allow: builders.dryRun.ALLOW.build(), audit: builders.dryRun.AUDIT.build() })
       : undefined,
+    rateLimits: limits,
   });
 }
 

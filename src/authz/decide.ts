@@ -3,7 +3,8 @@
  * unexpected exception all give a deny with a reason, never an allow and never a throw. Shared by
  * the ext_authz server and `meshid authz check`. Pure.
  */
-import { type CertificateCheck, type CheckRequestLike, inputFromCheckRequest } from './check-request.js';
+import type { CheckRequest } from '../envoy/protos.js';
+import { type CertificateCheck, inputFromCheckRequest } from './check-request.js';
 import type { CompiledPolicySet } from './compile.js';
 import { type Decision, denyDecision, evaluate } from './engine.js';
 import type { AuthzInput } from './facts.js';
@@ -16,7 +17,7 @@ export interface CheckOutcome {
   readonly requestId?: string;
 }
 
-export function decideCheckRequest(set: CompiledPolicySet | undefined, req: CheckRequestLike | null | undefined, certificate: CertificateCheck): CheckOutcome {
+export function decideCheckRequest(set: CompiledPolicySet | undefined, req: CheckRequest | null | undefined, certificate: CertificateCheck): CheckOutcome {
   try {
     if (!set) return { decision: denyDecision('no_valid_policy_set', '', 'no valid policy set is loaded') };
     const read = inputFromCheckRequest(req, certificate);

@@ -48,6 +48,9 @@ export const DECISION_FIELDS = [
   'dry_run_policy',
   'dry_run_rule',
   'detail',
+  'rate_limit',
+  'rate_limit_remaining',
+  'rate_limit_counter',
   'latency_us',
 ] as const;
 
@@ -92,9 +95,14 @@ export class DecisionLog {
       dry_run_policy: d.dryRun?.rule?.policy.id,
       dry_run_rule: d.dryRun?.rule?.rule,
       detail: d.detail,
+      rate_limit: d.rateLimit?.limit.id,
+      rate_limit_remaining: d.rateLimit?.quota?.remaining,
+      rate_limit_counter: d.rateLimit?.quota?.fallback ? `fallback_${d.rateLimit.quota.fallback}` : undefined,
       latency_us: r.latencyUs,
     };
-    const decidedBy = d.rule ? `${d.rule.policy.id} rule ${d.rule.rule}` : d.reason;
+    const decidedBy = d.reason === 'rate_limited' || d.reason === 'rate_limit_unavailable'
+      ? `${d.reason} by ${d.rateLimit?.limit.id}`
+      : d.rule ? `${d.rule.policy.id} rule ${d.rule.rule}` : d.reason;
     const msg = `authz ${fields.outcome} ${r.method ?? '-'} ${fields.path ?? '-'} from ${r.principal ?? 'no principal'}: ${decidedBy}${
       d.dryRun?.changed ? ` (dry-run policies would ${d.dryRun.allow ? 'allow' : 'deny'})` : ''
     }`;

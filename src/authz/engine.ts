@@ -6,6 +6,8 @@
  */
 import { type CompiledPolicySet, firstMatch, type RuleRef } from './compile.js';
 import { type AuthzInput, RequestFacts } from './facts.js';
+import { type CompiledRateLimit, firstRateLimit } from './rate-limit/compile.js';
+import type { Quota } from './rate-limit/gcra.js';
 
 export type DecisionReason =
   /** A DENY rule matched. */
@@ -29,7 +31,11 @@ export type DecisionReason =
   /** Set by the ext_authz handler: no valid policy set has been loaded yet. */
   | 'no_valid_policy_set'
   /** Set by the ext_authz handler: an unexpected failure, answered with a deny. */
-  | 'internal_error';
+  | 'internal_error'
+  /** Allowed by the policies, but over a RateLimitPolicy limit: answered 429. */
+  | 'rate_limited'
+  /** A rate limit applied and its shared counter (Redis) could not answer, with fallback closed: 503. */
+  | 'rate_limit_unavailable';
 
 export interface Decision {
   readonly allow: boolean;
@@ -44,6 +50,15 @@ export interface Decision {
   readonly dryRun: DryRunOutcome | undefined;
   /** Extra words for the operator (certificate failures, malformed requests). */
   readonly detail: string | undefined;
+  /** An allowed request that a rate limit applies to: the limit and the counter it counts against. */
+  readonly rateLimit?: RateLimitMatch;
+}
+
+export interface RateLimitMatch {
+  readonly limit: CompiledRateLimit;
+  readonly key: string;
+  /** Filled in by the handler once the counter answered. */
+  readonly quota?: Quota & { readonly fallback?: string };
 }
 
 export interface DryRunOutcome {
@@ -77,6 +92,7 @@ export function evaluate(set: CompiledPolicySet, input: AuthzInput): Decision {
   const audit = firstMatch(set.audit, f);
   const rule = deny ?? allow;
   const allowed = !deny && (allow !== undefined || set.allow.policies === 0);
+  const limit = allowed && set.rateLimits.length > 0 ? firstRateLimit(set.rateLimits, f) : undefined;
   return {
     allow: allowed,
     reason: reasonOf(deny, set.allow.policies, allow),
@@ -85,6 +101,22 @@ export function evaluate(set: CompiledPolicySet, input: AuthzInput): Decision {
     audit: audit?.ref,
     dryRun: set.dryRun ? dryRunOutcome(set, f, allowed, deny, allow, audit) : undefined,
     detail: undefined,
+    ...(limit ? { rateLimit: { limit, key: limit.keyOf(f) } } : {}),
+  };
+}
+
+/** The decision after its rate limit's counter answered: unchanged when allowed, else 429 or 503. */
+export function withQuota(decision: Decision, quota: Quota & { readonly fallback?: string }): Decision {
+  const match = decision.rateLimit!;
+  const rateLimit = { ...match, quota };
+  if (quota.allowed) return { ...decision, rateLimit };
+  const unavailable = quota.fallback === 'closed';
+  return {
+    ...decision,
+    allow: false,
+    reason: unavailable ? 'rate_limit_unavailable' : 'rate_limited',
+    detail: unavailable ? `the shared counter for ${match.limit.id} did not answer` : `over ${match.limit.id}`,
+    rateLimit,
   };
 }
 

@@ -14,11 +14,23 @@ export interface AuthzMetrics {
   policySet(revision: string, policies: number): void;
   /** A peer certificate sent by Envoy, by what its check found (cache hits included). */
   peerCertificate(status: PeerCertificateStatus['status']): void;
+  /** A rate limit applied: by limit, result, and which counter answered. */
+  rateLimit(limit: string, result: 'allowed' | 'limited' | 'unavailable', counter: RateLimitCounter): void;
+  /** A local counter that still held state was forgotten to stay under --rate-limit-max-keys. */
+  rateLimitEviction(): void;
+  /** The shared counter store (Redis) became reachable (true) or not (false). */
+  rateLimitStore(up: boolean): void;
 }
+
+/** Which store answered: the agent's own counters, Redis, or the fallback when Redis did not. */
+export type RateLimitCounter = 'local' | 'redis' | 'fallback_local' | 'fallback_open' | 'fallback_closed';
 
 export const noopAuthzMetrics: AuthzMetrics = {
   decision() {},
   policyReload() {},
   policySet() {},
   peerCertificate() {},
+  rateLimit() {},
+  rateLimitEviction() {},
+  rateLimitStore() {},
 };

@@ -4,6 +4,7 @@
  */
 import { type ConfigRule, rule } from '../config/load.js';
 import { type ConfigOf, opt } from '../config/options.js';
+import { REDIS_FALLBACKS, redisTarget } from './rate-limit/redis-url.js';
 import { ESCAPED_SLASHES } from './paths.js';
 
 export const authzOptionSpecs = {
@@ -43,6 +44,33 @@ export const authzOptionSpecs = {
     description: 'also re-read the policy directory this often, in case a file event was missed (0: only on events)',
     default: 30_000,
     min: 0,
+  }),
+  rateLimitRedis: opt.checked(
+    'rate-limit-redis',
+    {
+      description: 'keep RateLimitPolicy counters in this Redis (redis://HOST:PORT[/DB], rediss://..., unix:///PATH), shared by every agent using it; default: in memory, per agent',
+      metavar: 'URL',
+      secret: true,
+    },
+    (s) => {
+      redisTarget(s);
+      return s;
+    },
+  ),
+  rateLimitRedisTimeout: opt.duration('rate-limit-redis-timeout', {
+    description: "how long a decision waits for Redis before the fallback decides (keep it well inside Envoy's ext_authz timeout)",
+    default: 50,
+    min: 1,
+    max: 10_000,
+  }),
+  rateLimitRedisFallback: opt.oneOf('rate-limit-redis-fallback', REDIS_FALLBACKS, {
+    description: "when Redis cannot answer: local (each agent enforces the limit on its own counters), open (allow), closed (answer 503)",
+    default: 'local',
+  }),
+  rateLimitMaxKeys: opt.number('rate-limit-max-keys', {
+    description: 'most rate-limit counters kept in memory; the least recently used are forgotten beyond it (counted in meshid_authz_rate_limit_evictions_total)',
+    default: 100_000,
+    min: 1,
   }),
   authzEscapedSlashes: opt.oneOf('authz-escaped-slashes', ESCAPED_SLASHES, {
     description: 'paths with %2F, %5C or a backslash: reject (deny, as Envoy REJECT_REQUEST), unescape (decode, then normalise, as UNESCAPE_AND_FORWARD) or keep (match them encoded, as KEEP_UNCHANGED)',

@@ -18,13 +18,13 @@ export function buildPolicySet(
   revision = revisionOf(files),
   options: CompileOptions = {},
 ): PolicySetResult {
-  const { policies, errors, warnings: parseWarnings } = parsePolicyFiles(files);
+  const { policies, rateLimits, errors, warnings: parseWarnings } = parsePolicyFiles(files);
   if (errors.length > 0) return { ok: false, errors, revision };
   const warnings = [...parseWarnings, ...lintPolicies(policies)];
   if (policies.length === 0) {
     warnings.unshift({ severity: 'warning', code: 'no_policies', file: label, message: 'no AuthorizationPolicy documents: every request is allowed' });
   }
-  return { ok: true, set: compilePolicySet(policies, revision, options), warnings };
+  return { ok: true, set: compilePolicySet(policies, revision, options, rateLimits), warnings };
 }
 
 export function revisionOf(files: readonly PolicyFileText[]): string {

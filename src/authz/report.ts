@@ -2,6 +2,7 @@
 import type { RuleRef } from './compile.js';
 import type { Decision } from './engine.js';
 import type { AuthorizationPolicy } from './policy.js';
+import type { CompiledRateLimit } from './rate-limit/compile.js';
 
 export interface PolicySummary {
   readonly id: string;
@@ -95,6 +96,24 @@ export function decisionView(d: Decision): Record<string, unknown> {
         }
       : null,
     revision: d.revision,
+    // `authz check` keeps no counters: it says which limit the request would count against.
+    rateLimit: d.rateLimit
+      ? {
+          limit: d.rateLimit.limit.id,
+          requests: d.rateLimit.limit.limit.requests,
+          per: d.rateLimit.limit.limit.unit,
+          burst: d.rateLimit.limit.limit.burst,
+          partition: d.rateLimit.limit.limit.partition,
+          counter: d.rateLimit.key,
+          file: d.rateLimit.limit.policy.origin.file,
+        }
+      : null,
     ...(d.detail !== undefined ? { detail: d.detail } : {}),
   };
+}
+
+/** One line per rate limit for `meshid policy lint`. */
+export function rateLimitLine(l: CompiledRateLimit): string {
+  const { requests, unit, burst, partition } = l.limit;
+  return `${l.id.padEnd(32)} LIMIT ${requests}/${unit}, burst ${burst}, per ${partition}; ${l.policy.origin.file} doc ${l.policy.origin.doc}`;
 }

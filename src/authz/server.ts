@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { HostPort } from '../config/options.js';
 import { formatHostPort } from '../config/options.js';
-import { envoyProtos } from '../envoy/protos.js';
+import { type CheckRequest, envoyProtos } from '../envoy/protos.js';
 import type { Certificate } from '../identity/certificate.js';
 import { verifyX509Svid } from '../identity/svid-verify.js';
 import type { Clock } from '../lib/clock.js';
@@ -17,13 +17,15 @@ import { errorMessage, MeshidError } from '../lib/errors.js';
 import { bindServer, shutdownGracefully } from '../lib/grpc-server.js';
 import { type BoundSocket, listenOnUnixSocket } from '../lib/unix-socket.js';
 import type { Logger } from '../observability/logger.js';
-import type { CheckRequestLike } from './check-request.js';
 import { encodeCheckResponse } from './check-response.js';
 import { type CheckOutcome, decideCheckRequest } from './decide.js';
 import { DecisionLog } from './decision-log.js';
-import { denyDecision } from './engine.js';
-import { type AuthzMetrics, noopAuthzMetrics } from './metrics.js';
+import { type Decision, denyDecision, withQuota } from './engine.js';
+import { type AuthzMetrics, noopAuthzMetrics, type RateLimitCounter } from './metrics.js';
 import type { AuthzOptions } from './options.js';
+import type { GcraRate, Quota } from './rate-limit/gcra.js';
+import { LocalLimiter } from './rate-limit/local-limiter.js';
+import type { RedisFallback } from './rate-limit/redis-url.js';
 import type { EscapedSlashes } from './paths.js';
 import { peerCertificateChecker, type SvidVerifier } from './peer-certificate.js';
 import { type PolicySource, startPolicySource } from './policy-source.js';
@@ -46,6 +48,20 @@ export interface AuthzServiceConfig {
   readonly escapedSlashes?: EscapedSlashes;
   /** Istio's trustDomainAliases, applied with deps.trustDomain. */
   readonly trustDomainAliases?: readonly string[];
+  /** RateLimitPolicy counters: in memory (default), or shared through Redis. */
+  readonly rateLimit?: RateLimitConfig;
+}
+
+export interface RateLimitConfig {
+  /** Most in-memory counters (default 100,000). */
+  readonly maxKeys?: number;
+  readonly redis?: { readonly url: string; readonly timeoutMs: number; readonly fallback: RedisFallback };
+}
+
+/** A counter store as the handler uses it; the Redis one answers asynchronously. */
+interface RateLimiter {
+  take(key: string, rate: GcraRate): Quota | Promise<Quota & { readonly fallback?: RedisFallback }>;
+  close(): Promise<void>;
 }
 
 export interface AuthzServiceDeps {
@@ -85,6 +101,10 @@ export function authzServiceConfig(o: AuthzOptions): AuthzServiceConfig | undefi
     denyDetails: o.authzDenyDetails,
     reloadDebounceMs: o.policyReloadDebounce,
     resyncMs: o.policyResync,
+    rateLimit: {
+      maxKeys: o.rateLimitMaxKeys,
+      ...(o.rateLimitRedis ? { redis: { url: o.rateLimitRedis, timeoutMs: o.rateLimitRedisTimeout, fallback: o.rateLimitRedisFallback } } : {}),
+    },
     escapedSlashes: o.authzEscapedSlashes,
     ...(o.authzTrustDomainAliases ? { trustDomainAliases: o.authzTrustDomainAliases } : {}),
   };
@@ -139,16 +159,33 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
     },
   });
 
-  const check = (request: CheckRequestLike | Undecodable): Buffer => {
+  const limiter = await startRateLimiter(config.rateLimit ?? {}, deps.clock, metrics, log);
+
+  const check = (request: CheckRequest | Undecodable): Buffer | Promise<Buffer> => {
     const started = performance.now();
     const decisionId = randomUUID();
-    let response: Buffer;
     let outcome: CheckOutcome;
     if ('undecodable' in request) {
       outcome = { decision: denyDecision('malformed_request', policies.current()?.revision ?? '', request.undecodable) };
     } else {
       outcome = decideCheckRequest(policies.current(), request, checkCertificate);
     }
+    const limit = outcome.decision.rateLimit;
+    if (!limit) return answer(outcome, started, decisionId);
+    const quota = limiter.take(limit.key, limit.limit.rate);
+    if (!(quota instanceof Promise)) return answer({ ...outcome, decision: limited(outcome.decision, quota, 'local') }, started, decisionId);
+    return quota.then((q) => answer({ ...outcome, decision: limited(outcome.decision, q, q.fallback ? `fallback_${q.fallback}` : 'redis') }, started, decisionId));
+  };
+
+  const limited = (decision: Decision, quota: Quota & { readonly fallback?: RedisFallback }, counter: RateLimitCounter): Decision => {
+    const d = withQuota(decision, quota);
+    metrics.rateLimit(d.rateLimit!.limit.id, d.allow ? 'allowed' : d.reason === 'rate_limited' ? 'limited' : 'unavailable', counter);
+    return d;
+  };
+
+  const answer = (decided: CheckOutcome, started: number, decisionId: string): Buffer => {
+    let outcome = decided;
+    let response: Buffer;
     try {
       response = encodeCheckResponse(outcome.decision, decisionId, responseOptions);
     } catch (e) {
@@ -176,16 +213,19 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
 
   const server = new grpc.Server(GRPC_SERVER_OPTIONS);
   server.addService(checkServiceDefinition(), {
-    Check(call: grpc.ServerUnaryCall<CheckRequestLike | Undecodable, Buffer>, callback: grpc.sendUnaryData<Buffer>) {
-      let response: Buffer;
-      try {
-        response = check(call.request);
-      } catch (e) {
-        // Fail closed: whatever went wrong, the answer is a deny, not an RPC error.
+    Check(call: grpc.ServerUnaryCall<CheckRequest | Undecodable, Buffer>, callback: grpc.sendUnaryData<Buffer>) {
+      // Fail closed: whatever went wrong, the answer is a deny, not an RPC error.
+      const failed = (e: unknown) => {
         log.error({ err: errorMessage(e) }, 'ext_authz handler failed; answering deny');
-        response = FALLBACK_DENY;
+        callback(null, FALLBACK_DENY);
+      };
+      try {
+        const response = check(call.request);
+        if (response instanceof Promise) response.then((r) => callback(null, r), failed);
+        else callback(null, response);
+      } catch (e) {
+        failed(e);
       }
-      callback(null, response);
     },
   });
 
@@ -205,6 +245,7 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
   } catch (e) {
     server.forceShutdown();
     await policies.close();
+    await limiter.close();
     throw e;
   }
   if (!policies.current()) log.warn({ dir: config.policyDir }, 'ext_authz not ready: no valid policy set; every check is denied');
@@ -219,22 +260,42 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
       // In-flight checks get a grace period, then connections are cut.
       await shutdownGracefully(server, deps.clock, SHUTDOWN_GRACE_MS);
       await policies.close();
+      await limiter.close();
       boundSocket?.remove();
     },
   };
 }
 
+/** The in-memory counters, or Redis with them as its `local` fallback (the client loads only when used). */
+async function startRateLimiter(config: RateLimitConfig, clock: Clock, metrics: AuthzMetrics, log: Logger): Promise<RateLimiter> {
+  const local = new LocalLimiter({ clock, maxKeys: config.maxKeys ?? 100_000, onEvict: () => metrics.rateLimitEviction() });
+  if (!config.redis) return { take: (key, rate) => local.take(key, rate), close: async () => {} };
+  const { RedisLimiter } = await import('./rate-limit/redis-limiter.js');
+  const { url, ...rest } = config.redis;
+  metrics.rateLimitStore(true);
+  return new RedisLimiter({
+    url,
+    ...rest,
+    local,
+    onStateChange: (up, detail) => {
+      metrics.rateLimitStore(up);
+      if (up) log.info('rate-limit counters: Redis reachable again');
+      else log.warn({ err: detail, fallback: rest.fallback }, `rate-limit counters: Redis not answering; the ${rest.fallback} fallback decides`);
+    },
+  });
+}
+
 /** Check, with our codec: requests decoded without conversion, responses already encoded. */
 function checkServiceDefinition(): grpc.ServiceDefinition {
   const protos = envoyProtos();
-  const base = protos.authzService.Check!;
-  const CheckRequest = protos.CheckRequest;
+  const base = protos.authzService.Check;
+  const requestType = protos.CheckRequest;
   return {
     Check: {
       ...base,
-      requestDeserialize: (bytes: Buffer): CheckRequestLike | Undecodable => {
+      requestDeserialize: (bytes: Buffer): CheckRequest | Undecodable => {
         try {
-          return CheckRequest.decode(bytes) as CheckRequestLike;
+          return requestType.decode(bytes) as CheckRequest;
         } catch (e) {
           return { undecodable: `the CheckRequest cannot be decoded: ${errorMessage(e)}` };
         }

@@ -20,6 +20,16 @@ import {
   type Source,
   type TargetRef,
 } from './policy.js';
+import {
+  RATE_LIMIT_API_VERSION,
+  RATE_LIMIT_KIND,
+  RATE_LIMIT_PARTITIONS,
+  RATE_LIMIT_UNITS,
+  type RateLimit,
+  type RateLimitPartition,
+  type RateLimitPolicy,
+  type RateLimitUnit,
+} from './rate-limit/policy.js';
 
 export const API_VERSIONS = ['security.istio.io/v1', 'security.istio.io/v1beta1'] as const;
 export const KIND = 'AuthorizationPolicy';
@@ -34,6 +44,8 @@ export type Severity = 'error' | 'warning';
  */
 export type PolicyIssueCode =
   | 'bad_annotation'
+  | 'bad_value'
+  | 'duplicate_limit'
   | 'bad_cidr'
   | 'bad_name'
   | 'bad_path_template'
@@ -110,6 +122,7 @@ export interface PolicyFileText {
 
 export interface ParsedPolicies {
   readonly policies: readonly AuthorizationPolicy[];
+  readonly rateLimits: readonly RateLimitPolicy[];
   readonly errors: readonly PolicyIssue[];
   /** Findings Istio's webhook reports as warnings (the policy still loads). */
   readonly warnings: readonly PolicyIssue[];
@@ -131,16 +144,27 @@ export function pathText(path: Path): string {
 /** Validates every document of every file, then across files (duplicate names). */
 export function parsePolicyFiles(files: readonly PolicyFileText[]): ParsedPolicies {
   const policies: AuthorizationPolicy[] = [];
+  const rateLimits: RateLimitPolicy[] = [];
   const errors: PolicyIssue[] = [];
   const warnings: PolicyIssue[] = [];
   for (const f of files) {
     const r = parsePolicyFile(f.file, f.text);
     policies.push(...r.policies);
+    rateLimits.push(...r.rateLimits);
     errors.push(...r.errors);
     warnings.push(...r.warnings);
   }
-  const seen = new Map<string, AuthorizationPolicy>();
-  for (const p of policies) {
+  // Names are unique per kind, as Kubernetes keeps them.
+  for (const [kind, list] of [[KIND, policies], [RATE_LIMIT_KIND, rateLimits]] as const) {
+    errors.push(...duplicateNames(kind, list));
+  }
+  return { policies, rateLimits, errors, warnings };
+}
+
+function duplicateNames(kind: string, list: readonly (AuthorizationPolicy | RateLimitPolicy)[]): PolicyIssue[] {
+  const errors: PolicyIssue[] = [];
+  const seen = new Map<string, AuthorizationPolicy | RateLimitPolicy>();
+  for (const p of list) {
     const first = seen.get(p.id);
     if (first) {
       errors.push({
@@ -151,22 +175,23 @@ export function parsePolicyFiles(files: readonly PolicyFileText[]): ParsedPolici
         policy: p.name,
         ...(p.origin.line !== undefined ? { line: p.origin.line } : {}),
         path: 'metadata.name',
-        message: `policy ${p.id} is defined twice (first in ${first.origin.file} doc ${first.origin.doc})`,
+        message: `${kind} ${p.id} is defined twice (first in ${first.origin.file} doc ${first.origin.doc})`,
       });
     } else {
       seen.set(p.id, p);
     }
   }
-  return { policies, errors, warnings };
+  return errors;
 }
 
 export function parsePolicyFile(file: string, text: string): ParsedPolicies {
   const lineCounter = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
   const policies: AuthorizationPolicy[] = [];
+  const rateLimits: RateLimitPolicy[] = [];
   const errors: PolicyIssue[] = [];
   const warnings: PolicyIssue[] = [];
-  if (!Array.isArray(docs)) return { policies, errors, warnings }; // an empty stream: no documents
+  if (!Array.isArray(docs)) return { policies, rateLimits, errors, warnings }; // an empty stream: no documents
   docs.forEach((doc, i) => {
     const reader = new DocReader(file, i + 1, doc, lineCounter);
     const policy = reader.read();
@@ -175,9 +200,12 @@ export function parsePolicyFile(file: string, text: string): ParsedPolicies {
     // In line order, as an editor shows them (Array.prototype.sort is stable).
     errors.push(...errs.sort((a, b) => (a.line ?? 0) - (b.line ?? 0)));
     warnings.push(...issues.filter((x) => x.severity === 'warning'));
-    if (policy && errs.length === 0) policies.push(policy);
+    if (policy && errs.length === 0) {
+      if ('limits' in policy) rateLimits.push(policy);
+      else policies.push(policy);
+    }
   });
-  return { policies, errors, warnings };
+  return { policies, rateLimits, errors, warnings };
 }
 
 const TOP_FIELDS = ['apiVersion', 'kind', 'metadata', 'spec', 'status'];
@@ -241,7 +269,7 @@ class DocReader {
     return this.name === undefined ? this.found : this.found.map((i) => ({ ...i, policy: this.name }));
   }
 
-  read(): AuthorizationPolicy | undefined {
+  read(): AuthorizationPolicy | RateLimitPolicy | undefined {
     // Only the first syntax error of a document: the parser's later ones mostly follow from it.
     const [syntax] = this.doc.errors;
     if (syntax) {
@@ -270,13 +298,14 @@ class DocReader {
     return this.policy(value);
   }
 
-  private policy(value: unknown): AuthorizationPolicy | undefined {
+  private policy(value: unknown): AuthorizationPolicy | RateLimitPolicy | undefined {
     const top = this.mapping(value, [], TOP_FIELDS);
     if (!top) return undefined;
     // Read the name first so that every later message can carry it.
     const metaRaw = top.metadata;
     if (isPlainObject(metaRaw) && typeof metaRaw.name === 'string' && metaRaw.name !== '') this.name = metaRaw.name;
     if (isPlainObject(metaRaw) && typeof metaRaw.namespace === 'string' && metaRaw.namespace !== '') this.namespace = metaRaw.namespace;
+    if (top.kind === RATE_LIMIT_KIND) return this.rateLimitPolicy(top);
 
     const apiVersion = top.apiVersion;
     if (apiVersion === undefined) this.error(['apiVersion'], 'wrong_api_version', `missing; expected ${API_VERSIONS.join(' or ')}`);
@@ -284,7 +313,9 @@ class DocReader {
       this.error(['apiVersion'], 'wrong_api_version', `${JSON.stringify(apiVersion)} is not supported; expected ${API_VERSIONS.join(' or ')}`);
     }
     if (top.kind === undefined) this.error(['kind'], 'wrong_kind', `missing; expected ${KIND}`);
-    else if (top.kind !== KIND) this.error(['kind'], 'wrong_kind', `${JSON.stringify(top.kind)}: only ${KIND} documents belong in the policy directory`);
+    else if (top.kind !== KIND) {
+      this.error(['kind'], 'wrong_kind', `${JSON.stringify(top.kind)}: only ${KIND} and ${RATE_LIMIT_KIND} documents belong in the policy directory`);
+    }
     if (this.errorCount() > 0) return undefined; // another kind of document: its fields mean something else
 
     const meta = this.metadata(top.metadata);
@@ -341,6 +372,81 @@ class DocReader {
       targetRefs,
       origin: { file: this.file, doc: this.index, ...this.lineOf([]) },
     });
+  }
+
+  private rateLimitPolicy(top: Record<string, unknown>): RateLimitPolicy | undefined {
+    if (top.apiVersion !== RATE_LIMIT_API_VERSION) {
+      const got = top.apiVersion === undefined ? 'missing' : `${JSON.stringify(top.apiVersion)} is not supported`;
+      this.error(['apiVersion'], 'wrong_api_version', `${got}; expected ${RATE_LIMIT_API_VERSION}`);
+    }
+    const meta = this.metadata(top.metadata);
+    if (meta?.dryRun) this.error(['metadata', 'annotations', DRY_RUN_ANNOTATION], 'bad_annotation', `${RATE_LIMIT_KIND} has no dry-run mode`);
+    if (top.spec === undefined) {
+      this.error([], 'missing_spec', 'spec is required');
+      return undefined;
+    }
+    const spec = this.mapping(top.spec, ['spec'], ['limits']);
+    if (!spec) return undefined;
+    if (spec.limits === undefined) {
+      this.error(['spec'], 'missing_field', 'spec.limits is required: a list of {name, match, rate}');
+      return undefined;
+    }
+    const limits: RateLimit[] = [];
+    const names = new Set<string>();
+    this.list(spec.limits, ['spec', 'limits'])?.forEach((l, i) => {
+      const path = ['spec', 'limits', i];
+      const limit = this.rateLimit(l, path);
+      if (!limit) return;
+      if (names.has(limit.name)) this.error([...path, 'name'], 'duplicate_limit', `limit ${limit.name} is defined twice in this policy`);
+      names.add(limit.name);
+      limits.push(limit);
+    });
+    if (!meta || this.errorCount() > 0) return undefined;
+    return Object.freeze({
+      name: meta.name,
+      ...(meta.namespace !== undefined ? { namespace: meta.namespace } : {}),
+      id: policyId(meta.name, meta.namespace),
+      limits,
+      origin: { file: this.file, doc: this.index, ...this.lineOf([]) },
+    });
+  }
+
+  private rateLimit(value: unknown, path: Path): RateLimit | undefined {
+    const m = this.mapping(value, path, ['name', 'match', 'rate', 'partition']);
+    if (!m) return undefined;
+    const name = m.name;
+    if (typeof name !== 'string' || !DNS_LABEL_RE.test(name) || name.length > 63) {
+      this.error([...path, 'name'], name === undefined ? 'missing_field' : 'bad_name', 'name is required: lower-case letters, digits and "-", as in a Kubernetes name');
+    }
+    // No match: the limit applies to every allowed request.
+    const match = m.match === undefined ? Object.freeze({}) : this.rule(m.match, [...path, 'match']);
+    let rate: { requests: number; unit: RateLimitUnit; burst: number } | undefined;
+    if (m.rate === undefined) this.error([...path, 'rate'], 'missing_field', 'rate is required, e.g. {requests: 100, per: minute}');
+    else rate = this.rate(m.rate, [...path, 'rate']);
+    let partition: RateLimitPartition = 'principal';
+    if (m.partition !== undefined) {
+      if ((RATE_LIMIT_PARTITIONS as readonly unknown[]).includes(m.partition)) partition = m.partition as RateLimitPartition;
+      else this.error([...path, 'partition'], 'bad_value', `${JSON.stringify(m.partition)}: expected one of ${RATE_LIMIT_PARTITIONS.join(', ')}`);
+    }
+    if (typeof name !== 'string' || !match || !rate) return undefined;
+    return Object.freeze({ name, match, ...rate, partition });
+  }
+
+  private rate(value: unknown, path: Path): { requests: number; unit: RateLimitUnit; burst: number } | undefined {
+    const r = this.mapping(value, path, ['requests', 'per', 'burst']);
+    if (!r) return undefined;
+    const count = (v: unknown, field: string): number | undefined => {
+      if (typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 1e9) return v;
+      this.error([...path, field], v === undefined ? 'missing_field' : 'bad_value', `${field} must be a whole number from 1 to 1000000000, got ${describe(v)}`);
+      return undefined;
+    };
+    const requests = count(r.requests, 'requests');
+    const units = Object.keys(RATE_LIMIT_UNITS);
+    const unit = units.includes(r.per as string) ? (r.per as RateLimitUnit) : undefined;
+    if (!unit) this.error([...path, 'per'], r.per === undefined ? 'missing_field' : 'bad_value', `per must be one of ${units.join(', ')}, got ${describe(r.per)}`);
+    const burst = r.burst === undefined ? requests : count(r.burst, 'burst');
+    if (requests === undefined || unit === undefined || burst === undefined) return undefined;
+    return { requests, unit, burst };
   }
 
   private metadata(value: unknown): { name: string; namespace?: string; dryRun: boolean; dryRunSet: boolean } | undefined {

@@ -12,17 +12,16 @@ import { decodePem } from '../identity/pem.js';
 import { type ErrorKind, errorMessage } from '../lib/errors.js';
 import { errorKindOf } from '../lib/grpc-status.js';
 import { jwtSvidServiceDefinition } from './jwt-protocol.js';
-import { caServiceDefinition, type CreateCertificateMethod, type IstioCertificateRequest, type IstioCertificateResponse } from './protocol.js';
-
-export type CaAuth = { kind: 'token'; token: string } | { kind: 'mtls'; certChainPem: string; privateKeyPem: string };
-
-export type CaFailure = { ok: false; kind: ErrorKind; grpcCode: number; message: string };
-
-export type CaResult =
-  | { ok: true; chainPem: string[] } // leaf first, root last, one PEM per element
-  | CaFailure;
-
-export type CaCallResult<T> = { ok: true; response: T } | CaFailure;
+import {
+  type CaAuth,
+  type CaCallResult,
+  type CaFailure,
+  type CaResult,
+  caServiceDefinition,
+  type CreateCertificateMethod,
+  type IstioCertificateRequest,
+  type IstioCertificateResponse__Output,
+} from './protocol.js';
 
 export interface CaClientOptions {
   /** host:port */
@@ -36,6 +35,13 @@ export interface CaClientOptions {
 }
 
 export const DEFAULT_CA_DEADLINE_MS = 10_000;
+
+/** What a call needs of a method: its path, how to encode the request and decode the response. */
+interface CaMethod<Req, Res> {
+  readonly path: string;
+  requestSerialize(value: Req): Buffer;
+  responseDeserialize(bytes: Buffer): Res;
+}
 
 interface CaChannel {
   readonly client: grpc.Client;
@@ -80,7 +86,7 @@ export class CaClient {
     return { ok: true, response: { trustDomain, jwks } };
   }
 
-  private async call<Req, Res>(method: grpc.MethodDefinition<Req, Res>, request: Req, auth: CaAuth): Promise<CaCallResult<Res | undefined>> {
+  private async call<Req, Res>(method: CaMethod<Req, Res>, request: Req, auth: CaAuth): Promise<CaCallResult<Res | undefined>> {
     if (this.closed) return failure('failed_precondition', grpc.status.FAILED_PRECONDITION, 'the CA client is closed');
     let channel: CaChannel;
     try {
@@ -92,7 +98,7 @@ export class CaClient {
     if (auth.kind === 'token') metadata.set('authorization', `Bearer ${auth.token}`);
     return new Promise((resolve) => {
       try {
-        channel.client.makeUnaryRequest<Req, Res>(
+        channel.client.makeUnaryRequest(
           method.path,
           method.requestSerialize,
           method.responseDeserialize,
@@ -187,7 +193,7 @@ function failure(kind: ErrorKind, grpcCode: number, message: string): CaFailure 
 }
 
 /** A chain the agent can use: at least leaf and root, each element exactly one certificate. */
-function validateResponse(response: IstioCertificateResponse | undefined): CaResult {
+function validateResponse(response: IstioCertificateResponse__Output | undefined): CaResult {
   const chain = response?.cert_chain ?? [];
   const bad = (detail: string) => failure('internal', grpc.status.INTERNAL, `the CA returned a malformed response: ${detail}`);
   if (chain.length === 0) return bad('no certificates');

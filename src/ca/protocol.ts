@@ -1,43 +1,41 @@
 /**
- * The CA wire protocol: istio.v1.auth.IstioCertificateService from proto/istio_ca.proto, loaded
- * once (google/protobuf/struct.proto is built into protobufjs).
+ * The CA wire protocol: istio.v1.auth.IstioCertificateService from proto/istio_ca.proto, compiled
+ * into the build-time descriptor with Envoy's protos.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { packagePath } from '../lib/package-path.js';
-import { loadProtoRoot, serviceDefinition } from '../lib/proto-services.js';
+import type { IstioCertificateRequest, IstioCertificateRequest__Output } from '../generated/istio/v1/auth/IstioCertificateRequest.js';
+import type { IstioCertificateResponse, IstioCertificateResponse__Output } from '../generated/istio/v1/auth/IstioCertificateResponse.js';
+import type { ErrorKind } from '../lib/errors.js';
+import { type TypedMethod, typedServiceDefinition } from '../lib/proto-services.js';
+
+export type { IstioCertificateRequest, IstioCertificateRequest__Output, IstioCertificateResponse, IstioCertificateResponse__Output };
 
 export const CA_SERVICE = 'istio.v1.auth.IstioCertificateService';
 export const CREATE_CERTIFICATE_PATH = `/${CA_SERVICE}/CreateCertificate`;
 
-/** As the messages look in JS: .proto field names, int64 as a decimal string on receipt. */
-export interface IstioCertificateRequest {
-  csr?: string;
-  /** Seconds; int64 arrives as a string and may be sent as a number. */
-  validity_duration?: string | number;
-  metadata?: unknown;
-}
+/** How a caller authenticates to the CA: a bearer token (first issuance) or its current SVID over mTLS. */
+export type CaAuth = { kind: 'token'; token: string } | { kind: 'mtls'; certChainPem: string; privateKeyPem: string };
 
-export interface IstioCertificateResponse {
-  cert_chain?: string[];
-}
+/** A call to the CA that failed: in the network, in TLS, or refused by the CA. */
+export type CaFailure = { ok: false; kind: ErrorKind; grpcCode: number; message: string };
 
-export type CreateCertificateMethod = grpc.MethodDefinition<IstioCertificateRequest, IstioCertificateResponse>;
+/** What one CreateCertificate call yields, failures included (the client never throws for them). */
+export type CaResult =
+  | { ok: true; chainPem: string[] } // leaf first, root last, one PEM per element
+  | CaFailure;
+
+/** What any other CA call yields. */
+export type CaCallResult<T> = { ok: true; response: T } | CaFailure;
+
+export type CreateCertificateMethod = TypedMethod<IstioCertificateRequest, IstioCertificateResponse, IstioCertificateRequest__Output, IstioCertificateResponse__Output>;
 
 export interface CaServiceDefinition extends grpc.ServiceDefinition {
   CreateCertificate: CreateCertificateMethod;
 }
 
-// The compiled module sits in dist/src/ca; the proto stays at the repository root.
-const PROTO_FILE = packagePath('proto', 'istio_ca.proto');
-
 let service: CaServiceDefinition | undefined;
 
 export function caServiceDefinition(): CaServiceDefinition {
-  if (service) return service;
-  const def = serviceDefinition(loadProtoRoot([PROTO_FILE], []), CA_SERVICE);
-  if (!def?.CreateCertificate || def.CreateCertificate.path !== CREATE_CERTIFICATE_PATH) {
-    throw new Error(`${PROTO_FILE} does not define ${CREATE_CERTIFICATE_PATH}`);
-  }
-  service = def as CaServiceDefinition;
+  service ??= typedServiceDefinition<CaServiceDefinition>(CA_SERVICE, ['CreateCertificate']);
   return service;
 }

@@ -18,9 +18,9 @@ import { StaticTokens } from './auth/static-tokens.js';
 import { Authority } from './authority.js';
 import { issueServingCertificate, SERVING_LIFETIME_MS, servingName } from './ca-certificates.js';
 import type { CaConfig } from './options.js';
-import { type FetchJwtBundleResponse, jwtSvidServiceDefinition, type MintJwtSvidRequest, type MintJwtSvidResponse } from './jwt-protocol.js';
+import { type FetchJWTBundleResponse, jwtSvidServiceDefinition, type MintJWTSVIDRequest__Output, type MintJWTSVIDResponse } from './jwt-protocol.js';
 import { JwtSvidIssuer } from './jwt-svid.js';
-import { caServiceDefinition, type IstioCertificateRequest, type IstioCertificateResponse } from './protocol.js';
+import { caServiceDefinition, type IstioCertificateRequest__Output, type IstioCertificateResponse } from './protocol.js';
 import { ServingCertificateProvider, servingCredentials } from './serving-credentials.js';
 import { loadOrCreateJwtSvidKey, loadOrCreateState } from './state.js';
 
@@ -85,7 +85,7 @@ export async function startCa(config: CaConfig, deps: CaDeps = {}): Promise<Runn
   const server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_REQUEST_BYTES });
   server.addService(caServiceDefinition(), {
     CreateCertificate: (
-      call: grpc.ServerUnaryCall<IstioCertificateRequest, IstioCertificateResponse>,
+      call: grpc.ServerUnaryCall<IstioCertificateRequest__Output, IstioCertificateResponse>,
       callback: grpc.sendUnaryData<IstioCertificateResponse>,
     ) => {
       void handle(call).then(
@@ -96,13 +96,13 @@ export async function startCa(config: CaConfig, deps: CaDeps = {}): Promise<Runn
   });
 
   server.addService(jwtSvidServiceDefinition(), {
-    MintJWTSVID: (call: grpc.ServerUnaryCall<MintJwtSvidRequest, MintJwtSvidResponse>, callback: grpc.sendUnaryData<MintJwtSvidResponse>) => {
+    MintJWTSVID: (call: grpc.ServerUnaryCall<MintJWTSVIDRequest__Output, MintJWTSVIDResponse>, callback: grpc.sendUnaryData<MintJWTSVIDResponse>) => {
       void mintJwtSvid(call).then(
         (response) => callback(null, response),
         (e: unknown) => callback({ code: grpcStatusOf((e as MeshidError).kind), details: (e as MeshidError).message }),
       );
     },
-    FetchJWTBundle: (_call: grpc.ServerUnaryCall<object, FetchJwtBundleResponse>, callback: grpc.sendUnaryData<FetchJwtBundleResponse>) =>
+    FetchJWTBundle: (_call: grpc.ServerUnaryCall<object, FetchJWTBundleResponse>, callback: grpc.sendUnaryData<FetchJWTBundleResponse>) =>
       callback(null, { trust_domain: trustDomain, jwks: jwtSvids.jwks() }),
   });
 
@@ -116,7 +116,7 @@ export async function startCa(config: CaConfig, deps: CaDeps = {}): Promise<Runn
     );
   }
 
-  async function mintJwtSvid(call: grpc.ServerUnaryCall<MintJwtSvidRequest, MintJwtSvidResponse>): Promise<MintJwtSvidResponse> {
+  async function mintJwtSvid(call: grpc.ServerUnaryCall<MintJWTSVIDRequest__Output, MintJWTSVIDResponse>): Promise<MintJWTSVIDResponse> {
     let identity: SpiffeId | undefined;
     try {
       ({ identity } = await authenticateCall(call));
@@ -131,7 +131,7 @@ export async function startCa(config: CaConfig, deps: CaDeps = {}): Promise<Runn
     }
   }
 
-  async function handle(call: grpc.ServerUnaryCall<IstioCertificateRequest, IstioCertificateResponse>): Promise<IstioCertificateResponse> {
+  async function handle(call: grpc.ServerUnaryCall<IstioCertificateRequest__Output, IstioCertificateResponse>): Promise<IstioCertificateResponse> {
     const peer = call.getPeer();
     let identity: SpiffeId | undefined;
     let method: AuthMethod | undefined;

@@ -142,6 +142,22 @@ export class AgentMetrics extends MetricsRegistry {
     labelNames: ['status'] as const,
     registers: [this.registry],
   });
+  readonly rateLimitDecisions = new Counter({
+    name: 'meshid_authz_rate_limit_decisions_total',
+    help: 'Allowed requests a RateLimitPolicy limit applied to, by limit, result (allowed, limited, unavailable) and counter (local, redis, fallback_*)',
+    labelNames: ['limit', 'result', 'counter'] as const,
+    registers: [this.registry],
+  });
+  readonly rateLimitEvictions = new Counter({
+    name: 'meshid_authz_rate_limit_evictions_total',
+    help: 'In-memory rate-limit counters forgotten to stay under --rate-limit-max-keys while they still held state',
+    registers: [this.registry],
+  });
+  readonly rateLimitStoreUp = new Gauge({
+    name: 'meshid_authz_rate_limit_store_up',
+    help: 'Whether the shared rate-limit store (Redis) answers: 1 or 0; absent without --rate-limit-redis',
+    registers: [this.registry],
+  });
 
   constructor(clock: Clock) {
     super();
@@ -211,6 +227,9 @@ export class AgentMetrics extends MetricsRegistry {
         this.policies.set(policies);
       },
       peerCertificate: (status) => this.peerCertificates.inc({ status }),
+      rateLimit: (limit, result, counter) => this.rateLimitDecisions.inc({ limit, result, counter }),
+      rateLimitEviction: () => this.rateLimitEvictions.inc(),
+      rateLimitStore: (up) => this.rateLimitStoreUp.set(up ? 1 : 0),
     };
   }
 }

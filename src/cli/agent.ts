@@ -26,7 +26,8 @@ import { rotationOptions, rotationRules } from '../rotation/options.js';
 import { sdsOptions } from '../sds/options.js';
 import { type SdsServer, startSdsServer } from '../sds/server.js';
 import { JwtSvids } from '../workload/jwt-svids.js';
-import { workloadApiOptions } from '../workload/options.js';
+import { SvidFileSink } from '../workload/file-sink.js';
+import { fileSinkOptions, fileSinkRules, workloadApiOptions } from '../workload/options.js';
 import { startWorkloadApiServer, type WorkloadApiServer } from '../workload/server.js';
 import { defineCommand } from './command.js';
 
@@ -59,6 +60,7 @@ export const agentOptions = {
   ...sdsOptions,
   ...authzOptionSpecs,
   ...workloadApiOptions,
+  ...fileSinkOptions,
 };
 
 export type AgentConfig = ConfigOf<typeof agentOptions>;
@@ -67,6 +69,7 @@ export type AgentConfig = ConfigOf<typeof agentOptions>;
 export const agentRules: readonly ConfigRule[] = [
   ...rotationRules,
   ...authzRules,
+  ...fileSinkRules,
   rule<AgentConfig>({
     keys: ['spiffeId', 'trustDomain'],
     check: (c) => (c.spiffeId !== undefined && parseSpiffeId(c.spiffeId).trustDomain !== c.trustDomain ? `${c.spiffeId} is not in the trust domain ${c.trustDomain}` : undefined),
@@ -151,6 +154,15 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       closers.push(() => jwt.stop());
       workloadApi = await startWorkloadApiServer({ workloadApiSocket: config.workloadApiSocket, workloadApiSocketMode: config.workloadApiSocketMode }, { source: manager, jwt, logger, clock });
       closers.push(() => workloadApi?.close());
+    }
+
+    if (config.svidDir) {
+      const sink = new SvidFileSink(
+        { dir: config.svidDir, ...(config.svidHook ? { hook: config.svidHook } : {}), ...(config.svidSignal && config.svidPidFile ? { signal: config.svidSignal, pidFile: config.svidPidFile } : {}) },
+        { source: manager, clock, logger },
+      );
+      await sink.start();
+      closers.push(() => sink.stop());
     }
 
     const checks = () => ({ svid: manager.ready(), sds: sds.serving(), ...(authz ? { authz_policies: authz.ready() } : {}) });

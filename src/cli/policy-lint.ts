@@ -6,7 +6,7 @@
 import { opt } from '../config/options.js';
 import { readPolicyDir } from '../authz/policy-dir.js';
 import { buildPolicySet } from '../authz/policy-set.js';
-import { policyLine, summarizePolicy } from '../authz/report.js';
+import { policyLine, rateLimitLine, summarizePolicy } from '../authz/report.js';
 import { formatIssue, type PolicyIssue } from '../authz/validate.js';
 import { defineCommand } from './command.js';
 
@@ -44,6 +44,7 @@ printed), 1 invalid (the agent would refuse the whole set), 2 usage error or unr
           revision: result.ok ? result.set.revision : result.revision,
           files: read.files.map((f) => f.file),
           policies: result.ok ? result.set.policies.map(summarizePolicy) : [],
+          rateLimits: result.ok ? result.set.rateLimits.map((l) => ({ id: l.id, ...l.limit, file: l.policy.origin.file, doc: l.policy.origin.doc })) : [],
           errors: result.ok ? [] : result.errors,
           warnings,
         })}\n`,
@@ -58,6 +59,7 @@ printed), 1 invalid (the agent would refuse the whole set), 2 usage error or unr
     const { set } = result;
     io.stdout.write(`${dir}: ${set.policies.length} polic${set.policies.length === 1 ? 'y' : 'ies'} in ${read.files.length} file${read.files.length === 1 ? '' : 's'}, revision ${set.revision}\n`);
     for (const p of set.policies) io.stdout.write(`  ${policyLine(p)}\n`);
+    for (const l of set.rateLimits) io.stdout.write(`  ${rateLimitLine(l)}\n`);
     for (const w of warnings) io.stdout.write(`warning: ${formatIssue(w)}\n`);
     io.stdout.write(`valid${warnings.length > 0 ? ` (${warnings.length} warning${warnings.length === 1 ? '' : 's'})` : ''}\n`);
     return EXIT_VALID;

@@ -11,7 +11,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import { envoyProtos } from '../envoy/protos.js';
+import { type CheckRequest, type CheckResponse__Output, envoyProtos } from '../envoy/protos.js';
 import { certificatePem } from '../identity/pem.js';
 import { errorMessage } from '../lib/errors.js';
 import { peerSpiffeId, type TlsMaterial, type TlsSource } from './sds-tls.js';
@@ -36,13 +36,6 @@ export interface DemoOutcome {
   readonly body: string;
   /** The deciding policy and rule, from ext_authz's dynamic metadata relayed by the server. */
   readonly decidedBy: string;
-}
-
-interface CheckResponseLike {
-  status?: { code?: number; message?: string };
-  denied_response?: { status?: { code?: string | number }; body?: string };
-  // google.protobuf.Struct is one of protobufjs' built-in types, whose fields are camelCase.
-  dynamic_metadata?: { fields?: Record<string, { stringValue?: string; numberValue?: number; boolValue?: boolean }> };
 }
 
 /** The server side: mTLS from the trust domain, then ext_authz for every request. */
@@ -76,7 +69,7 @@ export class DemoServer {
       return;
     }
     const local = socket.address() as AddressInfo;
-    const request = {
+    const request: CheckRequest = {
       attributes: {
         source: {
           address: { socket_address: { address: socket.remoteAddress ?? '', port_value: socket.remotePort ?? 0 } },
@@ -101,7 +94,7 @@ export class DemoServer {
         tls_session: { sni: socket.servername || '' },
       },
     };
-    let check: CheckResponseLike;
+    let check: CheckResponse__Output;
     try {
       check = await this.check(request);
     } catch (e) {
@@ -109,6 +102,7 @@ export class DemoServer {
       res.writeHead(403).end(`ext_authz unavailable: ${errorMessage(e)}\n`);
       return;
     }
+    // google.protobuf.Struct is one of protobufjs' built-in types, whose fields are camelCase.
     const fields = check.dynamic_metadata?.fields ?? {};
     const policy = fields.policy?.stringValue;
     const rule = fields.rule?.numberValue;
@@ -117,13 +111,13 @@ export class DemoServer {
     else res.writeHead(403, { 'content-type': 'text/plain' }).end(check.denied_response?.body ?? 'access denied\n');
   }
 
-  private check(request: object): Promise<CheckResponseLike> {
-    const method = envoyProtos().authzService.Check!;
+  private check(request: CheckRequest): Promise<CheckResponse__Output> {
+    const method = envoyProtos().authzService.Check;
     return new Promise((resolve, reject) => {
       this.authz.makeUnaryRequest(
         method.path,
-        method.requestSerialize as (r: object) => Buffer,
-        method.responseDeserialize as (b: Buffer) => CheckResponseLike,
+        method.requestSerialize,
+        method.responseDeserialize,
         request,
         { deadline: Date.now() + 200 },
         (err, res) => (err ? reject(err) : resolve(res!)),

@@ -6,7 +6,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { SDS_ROOT_SECRET, SDS_WORKLOAD_SECRET } from '../config/defaults.js';
-import { envoyProtos, SECRET_TYPE_URL } from '../envoy/protos.js';
+import { type DiscoveryRequest, type DiscoveryResponse__Output, envoyProtos, SECRET_TYPE_URL, type Secret__Output } from '../envoy/protos.js';
 import { parseCertificate } from '../identity/certificate.js';
 
 export interface TlsMaterial {
@@ -28,13 +28,7 @@ export function peerSpiffeId(raw: Buffer | undefined): string | undefined {
   return uris.length === 1 ? uris[0]!.value : undefined;
 }
 
-interface SecretMessage {
-  name?: string;
-  tls_certificate?: { certificate_chain?: { inline_bytes?: Buffer }; private_key?: { inline_bytes?: Buffer } };
-  validation_context?: { trusted_ca?: { inline_bytes?: Buffer } };
-}
-
-type Stream = grpc.ClientDuplexStream<object, { version_info?: string; nonce?: string; resources?: Array<{ value?: Buffer }> }>;
+type Stream = grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse__Output>;
 
 const REOPEN_DELAY_MS = 500;
 
@@ -42,7 +36,7 @@ export class SdsTls implements TlsSource {
   private readonly client: grpc.Client;
   private readonly streams = new Set<Stream>();
   private readonly listeners = new Set<(m: TlsMaterial) => void>();
-  private readonly secrets = new Map<string, SecretMessage>();
+  private readonly secrets = new Map<string, Secret__Output>();
   private material: TlsMaterial | undefined;
   private readyWaiters: Array<() => void> = [];
   private closed = false;
@@ -85,11 +79,11 @@ export class SdsTls implements TlsSource {
   }
 
   private open(name: string): void {
-    const method = envoyProtos().sdsService.StreamSecrets!;
+    const method = envoyProtos().sdsService.StreamSecrets;
     const call: Stream = this.client.makeBidiStreamRequest(method.path, method.requestSerialize, method.responseDeserialize);
     this.streams.add(call);
     call.on('data', (res) => {
-      const secret = envoyProtos().Secret.toObject(envoyProtos().Secret.decode(res.resources?.[0]?.value ?? Buffer.alloc(0)), { bytes: Buffer }) as SecretMessage;
+      const secret = envoyProtos().Secret.toObject(envoyProtos().Secret.decode(res.resources?.[0]?.value ?? Buffer.alloc(0)), { bytes: Buffer }) as Secret__Output;
       this.secrets.set(name, secret);
       call.write({ version_info: res.version_info, response_nonce: res.nonce, resource_names: [name], type_url: SECRET_TYPE_URL });
       this.apply();

@@ -219,6 +219,8 @@ export const ERROR_CODES = {
   socket_bind: fail('failed_precondition', 'the socket cannot be bound', SOCKET_ACTION),
   authz_bind_failed: fail('unavailable', 'ext_authz cannot listen on its TCP address', 'free the port or choose another --authz-listen'),
 
+  bad_redis_url: config('the Redis URL is not redis://host:port, rediss://host:port or unix:///path', 'fix the URL the message names'),
+  svid_dir_unusable: fail('failed_precondition', 'the --svid-dir directory cannot be created or written', 'fix its permissions or choose another --svid-dir'),
   dev_state_in_use: fail('failed_precondition', 'another meshid dev runs on the same state directory', 'stop it, or pass another --state-dir'),
   internal_error: fail('internal', 'an unexpected error', 'report a bug with the log line'),
 } as const satisfies Record<string, ErrorCodeInfo>;

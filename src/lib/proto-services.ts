@@ -1,12 +1,12 @@
 /**
- * gRPC service definitions straight from protobufjs, shared by the Envoy APIs and the CA
- * protocol. @grpc/proto-loader would do the same but parse every file into a Root of its own,
- * which costs memory (about 7 MB for Envoy's APIs) and start-up time in every agent.
+ * The build-time descriptor and gRPC service definitions straight from protobufjs, shared by the
+ * Envoy APIs and the CA protocol. @grpc/proto-loader would do the same but build a second Root of
+ * its own, which costs memory (about 7 MB for Envoy's APIs) and start-up time in every agent.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
+import { packagePath } from './package-path.js';
 
 /** How messages look in JS: field names as in the .proto (snake_case), 64-bit ints and enums as strings. */
 export const TO_OBJECT_OPTIONS: protobuf.IConversionOptions = {
@@ -16,20 +16,44 @@ export const TO_OBJECT_OPTIONS: protobuf.IConversionOptions = {
   oneofs: true,
 };
 
-/** A Root holding files and everything they import, looked up in includeDirs (google/protobuf/* built in). */
-export function loadProtoRoot(files: readonly string[], includeDirs: readonly string[]): protobuf.Root {
-  const root = new protobuf.Root();
-  root.resolvePath = (_origin, target) => {
-    if (path.isAbsolute(target)) return target;
-    for (const dir of includeDirs) {
-      const candidate = path.join(dir, target);
-      if (fs.existsSync(candidate)) return candidate;
-    }
-    return target; // google/protobuf/{any,struct,duration,...}.proto are built into protobufjs
-  };
-  root.loadSync([...files], { keepCase: true });
+/** A Root from a protobufjs JSON descriptor written by the build (scripts/build-protos.mjs). */
+export function loadDescriptor(file: string): protobuf.Root {
+  const root = protobuf.Root.fromJSON(JSON.parse(fs.readFileSync(file, 'utf8')) as protobuf.INamespace);
   root.resolveAll();
   return root;
+}
+
+let descriptor: protobuf.Root | undefined;
+
+/**
+ * Every protobuf type meshid speaks (Envoy's SDS and ext_authz APIs, the CA protocol), compiled
+ * into one descriptor at build time: nothing parses .proto files at run time.
+ */
+export function protoRoot(): protobuf.Root {
+  descriptor ??= loadDescriptor(packagePath('dist', 'proto', 'meshid.json'));
+  return descriptor;
+}
+
+/**
+ * A method as serviceDefinition builds it, typed with the generated message types: encoding
+ * accepts the permissive type (Req, Res), decoding returns the __Output type (ReqOut, ResOut).
+ */
+export type TypedMethod<Req, Res, ReqOut, ResOut> = Omit<grpc.MethodDefinition<Req, Res>, 'requestDeserialize' | 'responseDeserialize'> & {
+  requestDeserialize: (bytes: Buffer) => ReqOut;
+  responseDeserialize: (bytes: Buffer) => ResOut;
+};
+
+/**
+ * The service `name` of the descriptor with the type its generated messages give it, checked to
+ * define each of `methods` (the descriptor and the types come from one build; this catches a
+ * descriptor from another).
+ */
+export function typedServiceDefinition<T extends grpc.ServiceDefinition>(name: string, methods: ReadonlyArray<keyof T & string>): T {
+  const def = serviceDefinition(protoRoot(), name);
+  for (const m of methods) {
+    if (def[m]?.path !== `/${name}/${m}`) throw new Error(`the proto descriptor does not define /${name}/${m}`);
+  }
+  return def as T;
 }
 
 /** The service `name` of root as a grpc-js service definition, as @grpc/proto-loader would build it. */

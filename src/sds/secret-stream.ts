@@ -9,23 +9,13 @@
  *   the next response goes out only when the content changes;
  * - until the secret exists the stream just waits: no empty response is ever sent.
  */
-import { SECRET_TYPE_URL } from '../envoy/protos.js';
+import { type DiscoveryRequest__Output, SECRET_TYPE_URL } from '../envoy/protos.js';
 import { errorMessage, MeshidError } from '../lib/errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { SdsMetrics } from './metrics.js';
 import type { SecretKind } from './resource-names.js';
 import type { SecretCatalog, SecretSubscriber, Subscription } from './secret-catalog.js';
 import { type EncodedSecret, responseWithNonce } from './secret-encoding.js';
-
-/** envoy.service.discovery.v3.DiscoveryRequest as @grpc/proto-loader decodes it (keepCase, no defaults). */
-export interface DiscoveryRequestMessage {
-  readonly version_info?: string;
-  readonly node?: { readonly id?: string; readonly cluster?: string } | null;
-  readonly resource_names?: readonly string[];
-  readonly type_url?: string;
-  readonly response_nonce?: string;
-  readonly error_detail?: { readonly code?: number; readonly message?: string } | null;
-}
 
 /** Where a stream's output goes: the gRPC call, seen narrowly. */
 export interface StreamSink {
@@ -41,7 +31,7 @@ export interface StreamContext {
 }
 
 /** Checks the parts of a request every SDS request must get right; returns the one resource name. */
-export function requestedName(req: DiscoveryRequestMessage, method: string): string {
+export function requestedName(req: DiscoveryRequest__Output, method: string): string {
   if (req.type_url && req.type_url !== SECRET_TYPE_URL) {
     throw new MeshidError('sds_wrong_type_url', `${method}: this server serves ${SECRET_TYPE_URL}, not ${req.type_url}`);
   }
@@ -69,7 +59,7 @@ export class SecretStream implements SecretSubscriber {
     private readonly sink: StreamSink,
   ) {}
 
-  handle(req: DiscoveryRequestMessage): void {
+  handle(req: DiscoveryRequest__Output): void {
     if (this.closed) return;
     try {
       if (!this.started) {
@@ -114,7 +104,7 @@ export class SecretStream implements SecretSubscriber {
     this.subscription = undefined;
   }
 
-  private handleFollowUp(req: DiscoveryRequestMessage): void {
+  private handleFollowUp(req: DiscoveryRequest__Output): void {
     const names = req.resource_names ?? [];
     if (req.type_url && req.type_url !== SECRET_TYPE_URL) requestedName(req, 'StreamSecrets'); // throws the type error
     // Envoy keeps one name per SDS stream; a changed name is a new subscription on the same stream.
@@ -134,7 +124,7 @@ export class SecretStream implements SecretSubscriber {
     if (renamed) this.subscribeTo(requestedName(req, 'StreamSecrets'));
   }
 
-  private onNack(req: DiscoveryRequestMessage, kind: SecretKind): void {
+  private onNack(req: DiscoveryRequest__Output, kind: SecretKind): void {
     this.rejectedVersion = this.sentVersion;
     this.ctx.metrics.nackReceived(kind);
     this.ctx.logger.warn(

@@ -4,7 +4,7 @@
  * per-stream protocol lives in secret-stream.ts.
  */
 import * as grpc from '@grpc/grpc-js';
-import { envoyProtos } from '../envoy/protos.js';
+import { type DiscoveryRequest__Output, envoyProtos } from '../envoy/protos.js';
 import type { Clock } from '../lib/clock.js';
 import { errorMessage, MeshidError } from '../lib/errors.js';
 import { grpcStatusOf } from '../lib/grpc-status.js';
@@ -14,7 +14,7 @@ import { noopSdsMetrics, type SdsMetrics } from './metrics.js';
 import type { SecretKind } from './resource-names.js';
 import { type CatalogUsage, SecretCatalog } from './secret-catalog.js';
 import { type EncodedSecret, responseWithNonce } from './secret-encoding.js';
-import { type DiscoveryRequestMessage, requestedName, SecretStream, type StreamContext } from './secret-stream.js';
+import { requestedName, SecretStream, type StreamContext } from './secret-stream.js';
 import { shutdownGracefully } from '../lib/grpc-server.js';
 import { type BoundSocket, listenOnUnixSocket } from '../lib/unix-socket.js';
 
@@ -70,8 +70,8 @@ export function sdsServiceDefinition(): grpc.ServiceDefinition {
   const bytes = (b: Buffer) => b;
   return {
     ...base,
-    StreamSecrets: { ...base.StreamSecrets!, responseSerialize: bytes },
-    FetchSecrets: { ...base.FetchSecrets!, responseSerialize: bytes },
+    StreamSecrets: { ...base.StreamSecrets, responseSerialize: bytes },
+    FetchSecrets: { ...base.FetchSecrets, responseSerialize: bytes },
   };
 }
 
@@ -84,7 +84,7 @@ export async function startSdsServer(config: SdsServerConfig, deps: SdsServerDep
   const fetches = new Set<() => void>();
   let state: 'starting' | 'serving' | 'closing' = 'starting';
 
-  const streamSecrets = (call: grpc.ServerDuplexStream<DiscoveryRequestMessage, Buffer>) => {
+  const streamSecrets = (call: grpc.ServerDuplexStream<DiscoveryRequest__Output, Buffer>) => {
     if (state !== 'serving') {
       call.emit('error', statusOf(UNAVAILABLE_CLOSING));
       return;
@@ -109,7 +109,7 @@ export async function startSdsServer(config: SdsServerConfig, deps: SdsServerDep
     };
     streams.add(stream);
     metrics.streamOpened();
-    call.on('data', (req: DiscoveryRequestMessage) => stream.handle(req));
+    call.on('data', (req: DiscoveryRequest__Output) => stream.handle(req));
     call.on('end', () => {
       // Envoy half-closed: nothing more will be asked, so the stream is over.
       finish();
@@ -120,7 +120,7 @@ export async function startSdsServer(config: SdsServerConfig, deps: SdsServerDep
     call.on('close', finish);
   };
 
-  const fetchSecrets = (call: grpc.ServerUnaryCall<DiscoveryRequestMessage, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+  const fetchSecrets = (call: grpc.ServerUnaryCall<DiscoveryRequest__Output, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
     const reject = (error: MeshidError) => {
       metrics.requestRejected(error.code);
       logger.warn({ node: call.request.node?.id, code: error.code, err: error.message }, 'SDS fetch refused');

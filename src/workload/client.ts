@@ -140,7 +140,8 @@ export class WorkloadApiClient extends EventEmitter {
       }
     };
     this.on('update', onUpdate);
-    server.on('secureConnection', onSecure);
+    // Before the HTTP server's own listener: a refused socket must never reach a request parser.
+    server.prependListener('secureConnection', onSecure);
     return () => {
       this.off('update', onUpdate);
       server.off('secureConnection', onSecure);

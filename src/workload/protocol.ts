@@ -1,10 +1,10 @@
 /**
- * The SPIFFE Workload API from proto/workload.proto: the service definition (served by the agent,
- * called by the Node client library) and the message shapes as they look in JS.
+ * The SPIFFE Workload API from proto/workload.proto (compiled into the build-time descriptor): the
+ * service definition (served by the agent, called by the Node client library) and the message
+ * shapes as they look in JS.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { packagePath } from '../lib/package-path.js';
-import { loadProtoRoot, serviceDefinition } from '../lib/proto-services.js';
+import { typedServiceDefinition } from '../lib/proto-services.js';
 
 /** The standard declares the service without a package: paths are /SpiffeWorkloadAPI/<Method>. */
 export const WORKLOAD_API_SERVICE = 'SpiffeWorkloadAPI';
@@ -81,18 +81,12 @@ export interface WorkloadApiDefinition extends grpc.ServiceDefinition {
   ValidateJWTSVID: grpc.MethodDefinition<ValidateJwtSvidRequest, ValidateJwtSvidResponse>;
 }
 
-const PROTO_FILE = packagePath('proto', 'workload.proto');
-const METHODS = ['FetchX509SVID', 'FetchX509Bundles', 'FetchJWTSVID', 'FetchJWTBundles', 'ValidateJWTSVID'];
+const METHODS = ['FetchX509SVID', 'FetchX509Bundles', 'FetchJWTSVID', 'FetchJWTBundles', 'ValidateJWTSVID'] as const;
 
 let service: WorkloadApiDefinition | undefined;
 
 export function workloadApiDefinition(): WorkloadApiDefinition {
-  if (service) return service;
-  const def = serviceDefinition(loadProtoRoot([PROTO_FILE], []), WORKLOAD_API_SERVICE);
-  for (const m of METHODS) {
-    if (def[m]?.path !== `/${WORKLOAD_API_SERVICE}/${m}`) throw new Error(`${PROTO_FILE} does not define /${WORKLOAD_API_SERVICE}/${m}`);
-  }
-  service = def as WorkloadApiDefinition;
+  service ??= typedServiceDefinition<WorkloadApiDefinition>(WORKLOAD_API_SERVICE, METHODS);
   return service;
 }
 

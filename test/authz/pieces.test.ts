@@ -158,8 +158,14 @@ test('agent options: flags, environment and defaults; service config needs a pol
     denyDetails: false,
     reloadDebounceMs: 200,
     resyncMs: 30_000,
+    rateLimit: { maxKeys: 100_000 },
     escapedSlashes: 'reject',
   });
+  const shared = loadConfig(authzOptionSpecs, {
+    argv: ['--authz-socket', '/a.sock', '--policy-dir', '/p', '--rate-limit-redis', 'redis://10.0.0.5:6379/1', '--rate-limit-redis-fallback', 'closed'],
+  });
+  t.deepEqual(authzServiceConfig(shared.config)?.rateLimit, { maxKeys: 100_000, redis: { url: 'redis://10.0.0.5:6379/1', timeoutMs: 50, fallback: 'closed' } });
+  t.throws(() => loadConfig(authzOptionSpecs, { argv: ['--rate-limit-redis', 'localhost:6379'] }), { message: /rate-limit-redis.*unsupported scheme localhost:/ });
   t.is(authzServiceConfig(loadConfig(authzOptionSpecs, { argv: [] }).config), undefined, 'ext_authz off without a listener');
   t.throws(() => authzServiceConfig(loadConfig(authzOptionSpecs, { argv: ['--authz-socket', '/x.sock'] }).config), { message: /--policy-dir is required/ });
   t.throws(() => loadConfig(authzOptionSpecs, { argv: ['--authz-decision-log-sample', '2'] }), { message: /at most 1/ });

@@ -144,6 +144,8 @@ export interface Repository {
   readonly runtimePackages: readonly string[];
   /** Top-level paths tsconfig.json's "include" compiles (src, test, ...). */
   readonly tsconfigRoots: readonly string[];
+  /** Names of every package `npm ls --omit=dev --all` lists: what `npm ci --omit=dev` installs. */
+  readonly productionPackages: readonly string[];
 }
 
 function problems(check: (report: (p: string) => void) => void): string[] {
@@ -299,6 +301,20 @@ export function checkBuildInputs(stages: readonly Stage[], repo: Repository): st
   });
 }
 
+/** Packages only the build uses, which the image must not carry: why. */
+export const BUILD_ONLY_PACKAGES: Readonly<Record<string, string>> = {
+  '@grpc/grpc-js-xds': 'its Envoy .proto files are compiled into dist/proto at build time; at run time it would bring about 30 packages',
+};
+
+/** The production dependency tree, which is the image's node_modules (checkProductionDependencies), holds no build-only package. */
+export function checkImageDependencies(_stages: readonly Stage[], repo: Repository): string[] {
+  return problems((report) => {
+    for (const [name, why] of Object.entries(BUILD_ONLY_PACKAGES)) {
+      if (repo.productionPackages.includes(name)) report(`the image's node_modules holds ${name} (npm ls --omit=dev lists it): ${why}`);
+    }
+  });
+}
+
 export const ALL_DOCKERFILE_CHECKS = {
   checkMultiStage: (s: readonly Stage[], _r: Repository) => checkMultiStage(s),
   checkProductionDependencies: (s: readonly Stage[], _r: Repository) => checkProductionDependencies(s),
@@ -307,4 +323,5 @@ export const ALL_DOCKERFILE_CHECKS = {
   checkCopySources,
   checkRuntimeContents,
   checkBuildInputs,
+  checkImageDependencies,
 };

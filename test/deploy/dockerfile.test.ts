@@ -2,6 +2,7 @@
  * The Dockerfile against the repository and the code (no Docker engine here: the image is not
  * built). Every check passes on the real Dockerfile and fails on a copy broken on purpose.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
@@ -50,12 +51,21 @@ function tsconfigRoots(): string[] {
   return [...new Set(include.map((p) => p.split('/')[0]!))];
 }
 
+/** Package names of the production dependency tree, as npm lists it. */
+function productionPackages(): string[] {
+  const ls = spawnSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], { encoding: 'utf8' });
+  if (ls.status !== 0) throw new Error(`npm ls --omit=dev failed (${ls.status}): ${ls.stderr}`);
+  const names = ls.stdout.split('\n').filter((l) => l.includes('node_modules/')).map((l) => l.slice(l.lastIndexOf('node_modules/') + 'node_modules/'.length));
+  return [...new Set(names)].sort();
+}
+
 const REPO: Repository = {
   exists: (p) => fs.existsSync(path.normalize(p)),
   packageJson: JSON.parse(fs.readFileSync('package.json', 'utf8')) as Repository['packageJson'],
   runtimeFiles: runtimeFiles(),
   runtimePackages: runtimePackages(),
   tsconfigRoots: tsconfigRoots(),
+  productionPackages: productionPackages(),
 };
 
 const real: Dockerfile = parseDockerfile(TEXT);
@@ -65,9 +75,12 @@ test('the Dockerfile parses into its stages, and the repository scan finds what 
     real.map((s) => s.name ?? '(final)'),
     ['build', 'deps', '(final)'],
   );
-  t.true(REPO.runtimeFiles.includes('proto/istio_ca.proto'), REPO.runtimeFiles.join(', '));
-  for (const p of ['@grpc/grpc-js', '@grpc/grpc-js-xds', 'protobufjs', 'pino', 'pino-pretty', 'yaml']) t.true(REPO.runtimePackages.includes(p), p);
+  t.true(REPO.runtimeFiles.includes('dist/proto/meshid.json'), REPO.runtimeFiles.join(', '));
+  for (const p of ['@grpc/grpc-js', 'protobufjs', 'pino', 'pino-pretty', 'yaml']) t.true(REPO.runtimePackages.includes(p), p);
   t.false(REPO.runtimePackages.includes('ava'));
+  t.false(REPO.runtimePackages.includes('@grpc/grpc-js-xds'));
+  for (const p of ['@grpc/grpc-js', 'protobufjs', 'pino']) t.true(REPO.productionPackages.includes(p), p);
+  t.false(REPO.productionPackages.includes('ava'));
 });
 
 test('COPY destinations and origins follow Docker: directory contents into dest, files into a dest/ directory', (t) => {
@@ -154,7 +167,7 @@ const MUTATIONS: Record<string, Mutation> = {
   },
   'no package.json beside dist': {
     check: 'checkEntrypoint',
-    dockerfile: () => edited(/^COPY package\.json \.\/\n(?=COPY proto)/m, ''),
+    dockerfile: () => edited(/^COPY package\.json \.\/\n(?=COPY deploy)/m, ''),
     expect: /\/app\/package\.json is not the repository's package\.json/,
   },
   'a COPY of a path that does not exist': {
@@ -167,10 +180,10 @@ const MUTATIONS: Record<string, Mutation> = {
     dockerfile: () => edited('--from=build', '--from=builder'),
     expect: /COPY --from=builder names no stage/,
   },
-  'protos left out of the image': {
+  'the proto descriptor left out of the image': {
     check: 'checkRuntimeContents',
-    dockerfile: () => edited(/^COPY proto \.\/proto\n(?=COPY deploy)/m, ''),
-    expect: /proto\/istio_ca\.proto \(read at run time\) is not copied into the final image/,
+    dockerfile: () => edited('COPY --from=build /src/dist/proto ./dist/proto\n', ''),
+    expect: /dist\/proto\/meshid\.json \(read at run time\) is not copied into the final image/,
   },
   'a build stage without a directory tsc compiles': {
     check: 'checkBuildInputs',
@@ -185,7 +198,7 @@ const MUTATIONS: Record<string, Mutation> = {
   },
   'no stage that compiles': {
     check: 'checkBuildInputs',
-    dockerfile: () => edited('RUN npx tsc -p tsconfig.json && chmod +x dist/src/cli/main.js', 'RUN true'),
+    dockerfile: () => edited('RUN npm run build', 'RUN true'),
     expect: /no stage compiles the TypeScript/,
   },
   'a runtime import of a devDependency': {
@@ -193,6 +206,12 @@ const MUTATIONS: Record<string, Mutation> = {
     dockerfile: () => real,
     repo: { runtimePackages: [...REPO.runtimePackages, 'ava'] },
     expect: /src loads ava, which is a devDependency/,
+  },
+  '@grpc/grpc-js-xds back in the production dependencies': {
+    check: 'checkImageDependencies',
+    dockerfile: () => real,
+    repo: { productionPackages: [...REPO.productionPackages, '@grpc/grpc-js-xds'] },
+    expect: /the image's node_modules holds @grpc\/grpc-js-xds/,
   },
   'a runtime file that exists nowhere': {
     check: 'checkRuntimeContents',

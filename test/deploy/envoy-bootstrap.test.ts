@@ -3,21 +3,17 @@ import test from 'ava';
 import protobuf from 'protobufjs';
 import YAML from 'yaml';
 import { DEFAULT_AUTHZ_SOCKET, DEFAULT_SDS_SOCKET, DEFAULT_TRUST_DOMAIN, SDS_ROOT_SECRET, SDS_WORKLOAD_SECRET } from '../../src/config/defaults.js';
-import { AUTHZ_SERVICE, loadEnvoyRoot, SDS_SERVICE } from '../../src/envoy/protos.js';
+import { AUTHZ_SERVICE, SDS_SERVICE } from '../../src/envoy/protos.js';
+import { packagePath } from '../../src/lib/package-path.js';
+import { loadDescriptor, protoRoot } from '../../src/lib/proto-services.js';
 import { checkMessage } from '../helpers/proto-shape.js';
 import { type Bootstrap, clusterPipe as pipeOf, findAll } from './kubernetes-manifests.js';
 
 const BOOTSTRAP = 'deploy/envoy/envoy.yaml';
 const doc = YAML.parse(fs.readFileSync(BOOTSTRAP, 'utf8'), { merge: true }) as Record<string, any>;
 
-const root = loadEnvoyRoot([
-  'envoy/config/bootstrap/v3/bootstrap.proto',
-  'envoy/extensions/transport_sockets/tls/v3/tls.proto',
-  'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
-  'envoy/extensions/filters/http/ext_authz/v3/ext_authz.proto',
-  'envoy/extensions/filters/http/router/v3/router.proto',
-  'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
-]);
+// Envoy's bootstrap and the extensions it names, compiled by the build for this test only.
+const root = loadDescriptor(packagePath('dist', 'test', 'protos', 'envoy-bootstrap.json'));
 
 test('the bootstrap is a well-formed envoy.config.bootstrap.v3.Bootstrap (every field and @type known)', (t) => {
   const errors: string[] = [];
@@ -77,7 +73,7 @@ test('inbound requires mTLS from the trust domain and asks meshid ext_authz, fai
 });
 
 test('the services Envoy will call exist in the protos meshid serves', (t) => {
-  const services = loadEnvoyRoot(['envoy/service/secret/v3/sds.proto', 'envoy/service/auth/v3/external_auth.proto']);
+  const services = protoRoot();
   t.true(services.lookup(SDS_SERVICE) instanceof protobuf.Service);
   t.true(services.lookup(AUTHZ_SERVICE) instanceof protobuf.Service);
   const typeUrls = findAll(doc, '@type') as string[];

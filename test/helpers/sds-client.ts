@@ -12,23 +12,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
-import { envoyProtos, SECRET_TYPE_URL } from '../../src/envoy/protos.js';
-
-export interface DiscoveryRequest {
-  version_info?: string;
-  node?: { id: string; cluster: string };
-  resource_names?: string[];
-  type_url?: string;
-  response_nonce?: string;
-  error_detail?: { code: number; message: string };
-}
-
-interface DiscoveryResponse {
-  version_info?: string;
-  resources?: Array<{ type_url?: string; value?: Buffer }>;
-  type_url?: string;
-  nonce?: string;
-}
+import { type DiscoveryRequest, type DiscoveryResponse__Output, envoyProtos, SECRET_TYPE_URL, type Secret__Output } from '../../src/envoy/protos.js';
+import { TO_OBJECT_OPTIONS } from '../../src/lib/proto-services.js';
 
 export interface DecodedSecret {
   readonly name: string;
@@ -70,11 +55,7 @@ export function nowMs(): number {
 
 function decodeSecret(value: Buffer | undefined, shallow: boolean): DecodedSecret {
   const { Secret } = envoyProtos();
-  const msg = Secret.toObject(Secret.decode(value ?? Buffer.alloc(0)), { bytes: Buffer, defaults: false }) as {
-    name?: string;
-    tls_certificate?: { certificate_chain?: { inline_bytes?: Buffer }; private_key?: { inline_bytes?: Buffer } };
-    validation_context?: { trusted_ca?: { inline_bytes?: Buffer } };
-  };
+  const msg = Secret.toObject(Secret.decode(value ?? Buffer.alloc(0)), TO_OBJECT_OPTIONS) as Secret__Output;
   const name = msg.name ?? '';
   if (shallow) return { name };
   if (msg.tls_certificate) {
@@ -115,12 +96,12 @@ export class SdsClient {
 
   /** FetchSecrets for one name. */
   fetch(name: string, deadlineMs = 5000, request: DiscoveryRequest = {}): Promise<{ version: string; secret: DecodedSecret }> {
-    const method = envoyProtos().sdsService.FetchSecrets!;
+    const method = envoyProtos().sdsService.FetchSecrets;
     return new Promise((resolve, reject) => {
-      this.client.makeUnaryRequest<DiscoveryRequest, DiscoveryResponse>(
+      this.client.makeUnaryRequest(
         method.path,
-        method.requestSerialize as (r: DiscoveryRequest) => Buffer,
-        method.responseDeserialize as (b: Buffer) => DiscoveryResponse,
+        method.requestSerialize,
+        method.responseDeserialize,
         { resource_names: [name], type_url: SECRET_TYPE_URL, ...(this.options.node ? { node: { ...this.options.node } } : {}), ...request },
         { deadline: Date.now() + deadlineMs },
         (err, res) => {
@@ -136,23 +117,15 @@ export class SdsClient {
   }
 
   /** Opens a raw stream (for tests that speak the protocol by hand). */
-  rawStream(): grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse> {
-    const method = envoyProtos().sdsService.StreamSecrets!;
-    return this.client.makeBidiStreamRequest<DiscoveryRequest, DiscoveryResponse>(
-      method.path,
-      method.requestSerialize as (r: DiscoveryRequest) => Buffer,
-      method.responseDeserialize as (b: Buffer) => DiscoveryResponse,
-    );
+  rawStream(): grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse__Output> {
+    const method = envoyProtos().sdsService.StreamSecrets;
+    return this.client.makeBidiStreamRequest(method.path, method.requestSerialize, method.responseDeserialize);
   }
 
   /** Calls another method of the service (DeltaSecrets) and returns its final status. */
   deltaStatus(): Promise<grpc.StatusObject> {
-    const method = envoyProtos().sdsService.DeltaSecrets!;
-    const call = this.client.makeBidiStreamRequest<Record<string, unknown>, unknown>(
-      method.path,
-      method.requestSerialize as (r: Record<string, unknown>) => Buffer,
-      method.responseDeserialize as (b: Buffer) => unknown,
-    );
+    const method = envoyProtos().sdsService.DeltaSecrets;
+    const call = this.client.makeBidiStreamRequest(method.path, method.requestSerialize, method.responseDeserialize);
     return new Promise((resolve) => {
       call.on('status', resolve);
       call.on('error', () => {});
@@ -172,7 +145,7 @@ export class SdsClient {
 }
 
 /** Checks a response as Envoy does; returns the version and decoded secret, or throws with Envoy-like wording. */
-function checkResponse(res: DiscoveryResponse, name: string, shallow: boolean): { version: string; secret: DecodedSecret } {
+function checkResponse(res: DiscoveryResponse__Output, name: string, shallow: boolean): { version: string; secret: DecodedSecret } {
   if (res.type_url !== SECRET_TYPE_URL) throw new Error(`unexpected type_url ${JSON.stringify(res.type_url)}`);
   const resources = res.resources ?? [];
   if (resources.length !== 1) throw new Error(`Unexpected SDS secrets length: ${resources.length}`);
@@ -186,7 +159,7 @@ function checkResponse(res: DiscoveryResponse, name: string, shallow: boolean): 
 type Waiter = { pred: (s: ReceivedSecret) => boolean; resolve: (s: ReceivedSecret) => void };
 
 export class SecretWatch {
-  private call: grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse> | undefined;
+  private call: grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse__Output> | undefined;
   private current: ReceivedSecret | undefined;
   private waiters: Waiter[] = [];
   private readonly updateListeners = new Set<(s: ReceivedSecret) => void>();
@@ -285,7 +258,7 @@ export class SecretWatch {
         }, this.owner.options.reconnectDelayMs ?? 20);
       }
     };
-    call.on('data', (res: DiscoveryResponse) => this.onResponse(call, res));
+    call.on('data', (res: DiscoveryResponse__Output) => this.onResponse(call, res));
     call.on('status', onEnd);
     // The status event carries the outcome; 'error' only duplicates it for non-OK statuses.
     call.on('error', () => {});
@@ -299,7 +272,7 @@ export class SecretWatch {
     });
   }
 
-  private onResponse(call: grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>, res: DiscoveryResponse): void {
+  private onResponse(call: grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse__Output>, res: DiscoveryResponse__Output): void {
     const receivedAt = nowMs();
     const nonce = res.nonce ?? '';
     let checked: { version: string; secret: DecodedSecret };
@@ -327,7 +300,7 @@ export class SecretWatch {
     for (const w of ready) w.resolve(received);
   }
 
-  private nack(call: grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>, nonce: string, version: string, message: string): void {
+  private nack(call: grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse__Output>, nonce: string, version: string, message: string): void {
     this.nacks.push({ version, nonce, message });
     call.write({
       version_info: this.current?.version ?? '',

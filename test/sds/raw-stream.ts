@@ -1,7 +1,7 @@
 /** A hand-driven StreamSecrets stream, for tests that need to send exactly what they choose (stale nonces, odd versions). */
 import type * as grpc from '@grpc/grpc-js';
-import { envoyProtos } from '../../src/envoy/protos.js';
-import type { DiscoveryRequest, SdsClient } from '../helpers/sds-client.js';
+import { type DiscoveryRequest, type DiscoveryResponse__Output, envoyProtos, type Secret__Output } from '../../src/envoy/protos.js';
+import type { SdsClient } from '../helpers/sds-client.js';
 
 export interface RawResponse {
   readonly version: string;
@@ -10,21 +10,21 @@ export interface RawResponse {
 }
 
 export class RawStream {
-  private readonly call: grpc.ClientDuplexStream<DiscoveryRequest, unknown>;
+  private readonly call: grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse__Output>;
   private readonly queue: RawResponse[] = [];
   private waiter: (() => void) | undefined;
   status: grpc.StatusObject | undefined;
   received = 0;
 
   constructor(client: SdsClient) {
-    this.call = client.rawStream() as grpc.ClientDuplexStream<DiscoveryRequest, unknown>;
-    this.call.on('data', (res: { version_info?: string; nonce?: string; resources?: Array<{ value?: Buffer }> }) => {
+    this.call = client.rawStream();
+    this.call.on('data', (res: DiscoveryResponse__Output) => {
       const { Secret } = envoyProtos();
       this.received++;
       this.queue.push({
         version: res.version_info ?? '',
         nonce: res.nonce ?? '',
-        names: (res.resources ?? []).map((r) => (Secret.decode(r.value ?? Buffer.alloc(0)) as unknown as { name: string }).name),
+        names: (res.resources ?? []).map((r) => (Secret.decode(r.value ?? Buffer.alloc(0)) as Secret__Output).name ?? ''),
       });
       this.waiter?.();
     });

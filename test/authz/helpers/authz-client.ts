@@ -1,33 +1,26 @@
 /** A grpc-js ext_authz client using Envoy's official protos (the standard codec, not meshid's). */
 import * as grpc from '@grpc/grpc-js';
-import { envoyProtos } from '../../../src/envoy/protos.js';
+import { type CheckRequest, type CheckResponse__Output, envoyProtos } from '../../../src/envoy/protos.js';
 import type { Logger } from '../../../src/observability/logger.js';
 import { captureLogs, type LogLine } from '../../helpers/logs.js';
 export type { LogLine };
 
-export interface CheckResponseObject {
-  status?: { code?: number; message?: string };
-  denied_response?: { status?: { code?: string }; headers?: Array<{ header?: { key?: string; value?: string } }>; body?: string };
-  ok_response?: unknown;
-  /** protobufjs' bundled struct.proto names Value's fields in camelCase. */
-  dynamic_metadata?: { fields?: Record<string, { stringValue?: string; numberValue?: number; boolValue?: boolean }> };
-}
 
 export interface AuthzClient {
-  check(request: unknown): Promise<CheckResponseObject>;
+  check(request: CheckRequest): Promise<CheckResponse__Output>;
   /** Sends raw bytes as the request message. */
-  checkRaw(bytes: Buffer): Promise<CheckResponseObject>;
+  checkRaw(bytes: Buffer): Promise<CheckResponse__Output>;
   close(): void;
 }
 
 export function authzClient(address: string): AuthzClient {
-  const def = envoyProtos().authzService.Check!;
+  const def = envoyProtos().authzService.Check;
   // A private subchannel pool: close() then really closes the connection, so the server's
   // graceful shutdown does not wait for grpc-js's shared pool to let it go.
   const client = new grpc.Client(address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
   const call = <T>(arg: T, serialize: (v: T) => Buffer) =>
-    new Promise<CheckResponseObject>((resolve, reject) => {
-      client.makeUnaryRequest(def.path, serialize, (b: Buffer) => def.responseDeserialize(b) as CheckResponseObject, arg, { deadline: Date.now() + 10_000 }, (err, value) => {
+    new Promise<CheckResponse__Output>((resolve, reject) => {
+      client.makeUnaryRequest(def.path, serialize, (b: Buffer) => def.responseDeserialize(b), arg, { deadline: Date.now() + 10_000 }, (err, value) => {
         if (err) reject(err);
         else resolve(value!);
       });
@@ -39,8 +32,8 @@ export function authzClient(address: string): AuthzClient {
   };
 }
 
-/** The dynamic_metadata Struct as a flat object. */
-export function metadataOf(r: CheckResponseObject): Record<string, string | number | boolean | undefined> {
+/** The dynamic_metadata Struct as a flat object (protobufjs' bundled struct.proto names Value's fields in camelCase). */
+export function metadataOf(r: CheckResponse__Output): Record<string, string | number | boolean | undefined> {
   const out: Record<string, string | number | boolean | undefined> = {};
   for (const [k, v] of Object.entries(r.dynamic_metadata?.fields ?? {})) out[k] = v.stringValue ?? v.numberValue ?? v.boolValue;
   return out;
@@ -61,7 +54,7 @@ export function checkRequest(o: {
   headers?: Record<string, string>;
   sourceIp?: string;
   destinationPort?: number;
-}): unknown {
+}): CheckRequest {
   return {
     attributes: {
       source: {
