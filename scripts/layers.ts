@@ -2,7 +2,8 @@
  * The rooms of src/ and the direction imports run between them: the one table ARCHITECTURE.md
  * describes and `npm test` enforces (scripts/check-layers.ts). A file may import its own room and
  * any room on a lower level; rooms on one level do not import each other. Files directly under
- * src/ would be entry points, above every room.
+ * src/ would be entry points, above every room. The pure cores (PURE) also import no I/O module
+ * and call no timer.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -22,6 +23,46 @@ export const LAYERS: ReadonlyArray<{ readonly rooms: readonly string[]; readonly
   { rooms: ['lib'], why: 'Clock, errors, backoff, file watching, gRPC plumbing' },
   { rooms: ['generated'], why: 'TypeScript types of the protos, written by the build (scripts/build-protos.mjs): types only, never edited' },
 ];
+
+/**
+ * The pure cores (a room, or single files, under src/): they import no I/O module and call no
+ * timer, so they are tested with tables. Checked on their own imports, not transitively.
+ */
+export const PURE: readonly string[] = [
+  'identity/',
+  'rotation/policy.ts',
+  'authz/engine.ts',
+  'authz/compile.ts',
+  'authz/decide.ts',
+  'authz/check-request.ts',
+  'authz/validate.ts',
+  'ca/authority.ts',
+  'ca/policy.ts',
+  'ca/leaf-template.ts',
+];
+
+/** What "pure" excludes: the file system, the network, processes, gRPC, file watching, timers. */
+const IO_MODULES = /^(node:)?(fs|fs\/promises|net|http|https|http2|tls|dgram|child_process|worker_threads|timers|timers\/promises)$|^@grpc\/grpc-js$|^chokidar$/;
+const TIMER_CALLS = new Set(['setTimeout', 'setInterval', 'setImmediate']);
+
+function isPure(inside: string): boolean {
+  const p = inside.split(path.sep).join('/');
+  return PURE.some((entry) => (entry.endsWith('/') ? p.startsWith(entry) : p === entry));
+}
+
+/** Calls to the global timer functions (the compiler's parse: comments and strings do not count). */
+function timerCalls(fileName: string, text: string): Array<{ name: string; line: number }> {
+  const sf = ts.createSourceFile(fileName, text, ts.ScriptTarget.Latest, true);
+  const found: Array<{ name: string; line: number }> = [];
+  const visit = (node: ts.Node): void => {
+    if (ts.isCallExpression(node) && ts.isIdentifier(node.expression) && TIMER_CALLS.has(node.expression.text)) {
+      found.push({ name: node.expression.text, line: sf.getLineAndCharacterOfPosition(node.getStart(sf)).line + 1 });
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(sf);
+  return found;
+}
 
 /** "cli > demo > authz | sds | workload > ... > lib" */
 export function layerOrder(): string {
@@ -66,10 +107,18 @@ export function checkLayers(srcDir: string): LayerViolation[] {
       continue;
     }
     const text = fs.readFileSync(file, 'utf8');
+    const pure = isPure(path.relative(root, file));
+    if (pure) {
+      for (const c of timerCalls(file, text)) violations.push({ file: shown(file), line: c.line, message: `calls ${c.name}: a pure core takes time as input (a Clock is injected where it is used)` });
+    }
     // The compiler's own scan: static, type-only, re-exports and dynamic import() alike, never comments or strings.
     for (const ref of ts.preProcessFile(text, true, true).importedFiles) {
-      if (!ref.fileName.startsWith('.')) continue; // a package or node: builtin
       const line = text.slice(0, ref.pos).split('\n').length;
+      if (pure && IO_MODULES.test(ref.fileName)) {
+        violations.push({ file: shown(file), line, message: `imports ${ref.fileName}: a pure core does no I/O and sets no timers (scripts/layers.ts PURE)` });
+        continue;
+      }
+      if (!ref.fileName.startsWith('.')) continue; // a package or node: builtin
       const target = path.resolve(path.dirname(file), ref.fileName);
       const inside = path.relative(root, target);
       if (inside.startsWith('..') || path.isAbsolute(inside)) {

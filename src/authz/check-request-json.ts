@@ -22,7 +22,7 @@ export function checkRequestFromJson(json: unknown): CheckRequest {
 }
 
 function invalid(message: string): MeshidError {
-  return new MeshidError('invalid_argument', 'check_request_invalid', message);
+  return new MeshidError('check_request_invalid', message);
 }
 
 function lowerCamel(snake: string): string {

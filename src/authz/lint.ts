@@ -7,13 +7,13 @@ import { parseCidr } from './cidr.js';
 import { containsPathTemplate } from './paths.js';
 import { hasLiteralStar, parsePattern } from './patterns.js';
 import { type AuthorizationPolicy, OPERATION_FIELDS, type Operation, type Rule, SOURCE_FIELDS, type Source } from './policy.js';
-import { pathText, type PolicyIssue } from './validate.js';
+import { pathText, type PolicyIssue, type PolicyIssueCode } from './validate.js';
 
 export function lintPolicies(policies: readonly AuthorizationPolicy[]): PolicyIssue[] {
   const out: PolicyIssue[] = [];
   const deniesPlaintext = policies.some((p) => p.action === 'DENY' && !p.dryRun && p.rules.some(deniesEveryPlaintextRequest));
   for (const p of policies) {
-    const warn = (path: ReadonlyArray<string | number>, code: string, message: string) =>
+    const warn = (path: ReadonlyArray<string | number>, code: PolicyIssueCode, message: string) =>
       out.push({
         severity: 'warning',
         code,
@@ -76,7 +76,7 @@ export function lintPolicies(policies: readonly AuthorizationPolicy[]): PolicyIs
 
 const TRAP_REF = 'ISTIO-SECURITY-2021-004';
 
-type ValueWarn = (path: ReadonlyArray<string | number>, code: string, message: string) => void;
+type ValueWarn = (path: ReadonlyArray<string | number>, code: PolicyIssueCode, message: string) => void;
 
 /** Per-value findings on every field and `when` of a rule: values Istio accepts that rarely mean what they say. */
 function valueTraps(rule: Rule, warn: ValueWarn): void {

@@ -69,12 +69,14 @@ export async function startPolicySource(options: PolicySourceOptions): Promise<P
     if (!read.ok) return reject([read.error], `unreadable:${read.error.message}`);
     const revision = revisionOf(read.files);
     if (current && revision === current.revision) {
+      if (lastRejected !== undefined) log.info({ event: 'policy_valid_again', revision, dir: options.dir }, `policy set valid again: the rejected change was reverted; revision ${revision} stays in force`);
       lastRejected = undefined; // a bad edit was reverted: the next bad one is news again
       return { status: 'unchanged', revision };
     }
     const built = buildPolicySet(read.files, options.dir, revision, options.compile);
     if (!built.ok) return reject(built.errors, revision);
     current = built.set; // the swap: one assignment, between two requests
+    if (lastRejected !== undefined) log.info({ event: 'policy_valid_again', revision, dir: options.dir }, `policy set valid again: revision ${revision} in force`);
     lastRejected = undefined;
     const dryRun = built.set.policies.filter((p) => p.dryRun).map((p) => p.id);
     log.info({ revision, policies: built.set.policies.length, files: read.files.length, dry_run_policies: dryRun, dir: options.dir }, 'policy set loaded');

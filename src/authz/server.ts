@@ -92,7 +92,7 @@ export interface AuthzService {
 /** Maps the agent's parsed options to the service config; undefined when ext_authz is off. */
 export function authzServiceConfig(o: AuthzOptions): AuthzServiceConfig | undefined {
   if (!o.authzSocket && !o.authzListen) return undefined;
-  if (!o.policyDir) throw new MeshidError('invalid_argument', 'policy_dir_required', '--policy-dir is required with --authz-socket or --authz-listen');
+  if (!o.policyDir) throw new MeshidError('policy_dir_required', '--policy-dir is required with --authz-socket or --authz-listen');
   return {
     ...(o.authzSocket ? { socket: o.authzSocket, socketMode: o.authzSocketMode } : {}),
     ...(o.authzListen ? { listen: o.authzListen } : {}),
@@ -126,7 +126,7 @@ interface Undecodable {
 }
 
 export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzServiceDeps): Promise<AuthzService> {
-  if (!config.socket && !config.listen) throw new MeshidError('invalid_argument', 'authz_no_listener', 'ext_authz needs a Unix socket or a TCP address');
+  if (!config.socket && !config.listen) throw new MeshidError('authz_no_listener', 'ext_authz needs a Unix socket or a TCP address');
   const log = deps.logger.child({ component: 'authz' });
   const metrics = deps.metrics ?? noopAuthzMetrics;
   const decisionLog = new DecisionLog(deps.logger.child({ component: 'authz-decision' }), {
@@ -317,6 +317,6 @@ async function bind(server: grpc.Server, address: string): Promise<number> {
   try {
     return await bindServer(server, address);
   } catch (e) {
-    throw new MeshidError('unavailable', 'authz_bind_failed', `ext_authz cannot listen on ${address}: ${errorMessage(e)}`);
+    throw new MeshidError('authz_bind_failed', `ext_authz cannot listen on ${address} (--authz-listen): ${errorMessage(e)}`);
   }
 }

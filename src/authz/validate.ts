@@ -37,10 +37,63 @@ export const DRY_RUN_ANNOTATION = 'istio.io/dry-run';
 
 export type Severity = 'error' | 'warning';
 
+/**
+ * The codes of policy findings. A union of their own, not ERROR_CODES: a finding is not an error
+ * thrown through a handler (it has no gRPC status and no exit code of its own: the set is refused
+ * as a whole, and `policy lint` exits 1 for any error finding), and warnings share the namespace.
+ */
+export type PolicyIssueCode =
+  | 'bad_annotation'
+  | 'bad_value'
+  | 'duplicate_limit'
+  | 'bad_cidr'
+  | 'bad_name'
+  | 'bad_path_template'
+  | 'bad_port'
+  | 'bad_selector'
+  | 'bad_service_account'
+  | 'bad_target_ref'
+  | 'bad_trust_domain'
+  | 'cidr_host_bits'
+  | 'conflicting_fields'
+  | 'custom_refused'
+  | 'deny_without_rules'
+  | 'duplicate_policy'
+  | 'empty_list'
+  | 'empty_operation'
+  | 'empty_selector'
+  | 'empty_source'
+  | 'empty_value'
+  | 'host_port'
+  | 'literal_wildcard'
+  | 'method_case'
+  | 'missing_field'
+  | 'missing_name'
+  | 'missing_namespace'
+  | 'missing_spec'
+  | 'never_matches'
+  | 'no_policies'
+  | 'path_not_absolute'
+  | 'plaintext_match'
+  | 'policy_dir_unreadable'
+  | 'policy_load_failed'
+  | 'principal_spiffe_prefix'
+  | 'sni_case'
+  | 'too_many_items'
+  | 'unknown_action'
+  | 'unknown_field'
+  | 'unknown_when_key'
+  | 'value_too_long'
+  | 'when_without_values'
+  | 'wrong_api_version'
+  | 'wrong_kind'
+  | 'wrong_type'
+  | 'yaml_syntax';
+
 export interface PolicyIssue {
   readonly severity: Severity;
   /** Stable machine-readable code, e.g. unknown_field, bad_port. */
-  readonly code: string;
+  readonly code: PolicyIssueCode;
   readonly file: string;
   readonly doc?: number;
   /** The policy's name when the document has one. */
@@ -48,13 +101,14 @@ export interface PolicyIssue {
   /** Field path, e.g. spec.rules[0].from[0].source.principals[1]. */
   readonly path?: string;
   readonly line?: number;
+  readonly column?: number;
   readonly message: string;
 }
 
 /** `file:line doc N (name): path: message`, the one line an operator needs. */
 export function formatIssue(i: PolicyIssue): string {
   let where = i.file;
-  if (i.line !== undefined) where += `:${i.line}`;
+  if (i.line !== undefined) where += `:${i.line}${i.column !== undefined ? `:${i.column}` : ''}`;
   if (i.doc !== undefined) where += ` doc ${i.doc}`;
   if (i.policy !== undefined) where += ` (${i.policy})`;
   return `${where}: ${i.path ? `${i.path}: ` : ''}${i.message}`;
@@ -216,18 +270,21 @@ class DocReader {
   }
 
   read(): AuthorizationPolicy | RateLimitPolicy | undefined {
-    for (const e of this.doc.errors) {
-      const line = e.linePos?.[0]?.line;
+    // Only the first syntax error of a document: the parser's later ones mostly follow from it.
+    const [syntax] = this.doc.errors;
+    if (syntax) {
+      const at = syntax.linePos?.[0] ?? this.lines.linePos(syntax.pos[0]);
       this.found.push({
         severity: 'error',
         code: 'yaml_syntax',
         file: this.file,
         doc: this.index,
-        ...(line !== undefined ? { line } : {}),
-        message: `not valid YAML: ${e.message.split('\n')[0]}`,
+        line: at.line,
+        column: at.col,
+        message: `not valid YAML: ${syntax.message.split('\n')[0]}`,
       });
+      return undefined;
     }
-    if (this.doc.errors.length > 0) return undefined;
     const contents = this.doc.contents;
     // An empty document: a stray "---", or only comments.
     if (contents === null || (isScalar(contents) && contents.value === null)) return undefined;
@@ -608,7 +665,7 @@ class DocReader {
     path: Path,
     names: readonly K[],
     kinds: Readonly<Record<K, ValueKind>>,
-    emptyCode: string,
+    emptyCode: PolicyIssueCode,
   ): Partial<Record<K, readonly string[]>> | undefined {
     const m = this.mapping(value, path, names);
     if (!m) return undefined;
@@ -715,15 +772,15 @@ class DocReader {
     return this.found.filter((i) => i.severity === 'error').length;
   }
 
-  private warn(path: Path, code: string, message: string): void {
+  private warn(path: Path, code: PolicyIssueCode, message: string): void {
     this.issue('warning', path, code, message);
   }
 
-  private error(path: Path, code: string, message: string): void {
+  private error(path: Path, code: PolicyIssueCode, message: string): void {
     this.issue('error', path, code, message);
   }
 
-  private issue(severity: Severity, path: Path, code: string, message: string): void {
+  private issue(severity: Severity, path: Path, code: PolicyIssueCode, message: string): void {
     this.found.push({
       severity,
       code,

@@ -63,7 +63,7 @@ export class Authority {
     private readonly ttlPolicy: TtlPolicy,
   ) {
     const [issuing] = material.chain;
-    if (!issuing) throw new MeshidError('internal', 'ca_chain_empty', 'the CA has no certificate');
+    if (!issuing) throw new MeshidError('ca_chain_empty', 'the CA has no certificate');
     this.issuingCertificate = issuing;
     this.root = material.chain[material.chain.length - 1]!;
     this.chainTail = material.chain.map((c) => certificatePem(c.der));
@@ -80,7 +80,7 @@ export class Authority {
   issue(request: IssueRequest): IssuedSvid {
     const { identity, now } = request;
     if (identity.trustDomain !== this.trustDomain) {
-      throw new MeshidError('permission_denied', 'identity_foreign_trust_domain', `identity ${identity.uri} is not in this CA's trust domain ${this.trustDomain}`);
+      throw new MeshidError('identity_foreign_trust_domain', `identity ${identity.uri} is not in this CA's trust domain ${this.trustDomain}`);
     }
     const ttl = resolveTtl(request.requestedTtlSeconds, this.ttlPolicy);
     const csr = parseCsr(request.csrPem);
@@ -111,10 +111,10 @@ export class Authority {
   /** Validity of a certificate issued at now for ttlMs, in whole seconds as DER encodes it. */
   validity(now: number, ttlMs: number): { notBefore: Date; notAfter: Date; capped: boolean } {
     if (now >= this.latestEnd) {
-      throw new MeshidError('failed_precondition', 'ca_expired', `the CA certificate chain expired at ${this.expiresAt.toISOString()}`);
+      throw new MeshidError('ca_expired', `the CA certificate chain expired at ${this.expiresAt.toISOString()}`);
     }
     if (now < this.earliestStart) {
-      throw new MeshidError('failed_precondition', 'ca_not_yet_valid', `the CA certificate chain is not valid before ${new Date(this.earliestStart).toISOString()}`);
+      throw new MeshidError('ca_not_yet_valid', `the CA certificate chain is not valid before ${new Date(this.earliestStart).toISOString()}`);
     }
     const notBefore = Math.max(now - CLOCK_SKEW_MS, this.earliestStart);
     const wanted = now + ttlMs;

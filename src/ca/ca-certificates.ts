@@ -73,7 +73,7 @@ export function servingName(value: string): GeneralName {
     return { type: 'ip', value };
   } catch {
     if (DNS_NAME_RE.test(value)) return { type: 'dns', value: value.toLowerCase() };
-    throw new MeshidError('invalid_argument', 'san_invalid', `--san ${JSON.stringify(value)} is neither a DNS name nor an IP address`);
+    throw new MeshidError('san_invalid', `--san ${JSON.stringify(value)} is neither a DNS name nor an IP address`);
   }
 }
 

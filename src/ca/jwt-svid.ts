@@ -44,13 +44,13 @@ export class JwtSvidIssuer {
   }
 
   async mint(identity: SpiffeId, audiences: readonly string[], requestedTtlSeconds: number | undefined, now: number): Promise<MintedJwtSvid> {
-    if (audiences.length === 0) throw new MeshidError('invalid_argument', 'jwt_svid_no_audience', 'a JWT-SVID needs at least one audience');
-    if (audiences.length > MAX_AUDIENCES) throw new MeshidError('invalid_argument', 'jwt_svid_audience', `at most ${MAX_AUDIENCES} audiences, got ${audiences.length}`);
+    if (audiences.length === 0) throw new MeshidError('jwt_svid_no_audience', 'a JWT-SVID needs at least one audience');
+    if (audiences.length > MAX_AUDIENCES) throw new MeshidError('jwt_svid_audience', `at most ${MAX_AUDIENCES} audiences, got ${audiences.length}`);
     for (const a of audiences) {
-      if (a === '' || a.length > MAX_AUDIENCE_LENGTH) throw new MeshidError('invalid_argument', 'jwt_svid_audience', `every audience must be 1 to ${MAX_AUDIENCE_LENGTH} characters`);
+      if (a === '' || a.length > MAX_AUDIENCE_LENGTH) throw new MeshidError('jwt_svid_audience', `every audience must be 1 to ${MAX_AUDIENCE_LENGTH} characters`);
     }
     if (requestedTtlSeconds !== undefined && !(Number.isSafeInteger(requestedTtlSeconds) && requestedTtlSeconds >= 0)) {
-      throw new MeshidError('invalid_argument', 'jwt_svid_ttl', `ttl_seconds must be a non-negative whole number, got ${requestedTtlSeconds}`);
+      throw new MeshidError('jwt_svid_ttl', `ttl_seconds must be a non-negative whole number, got ${requestedTtlSeconds}`);
     }
     const ttlMs = requestedTtlSeconds ? Math.min(requestedTtlSeconds * 1000, this.maxTtlMs) : this.maxTtlMs;
     const iat = Math.floor(now / 1000);

@@ -19,20 +19,20 @@ export function checkCsrKey(csr: ParsedCsr): void {
   const info = csr.keyInfo;
   if (info.kind === 'ec') {
     if (!EC_CURVES.has(info.curve)) {
-      throw new MeshidError('invalid_argument', 'csr_key_unsupported', `CSR key ${keyInfoText(info)} is not supported (use EC P-256, EC P-384 or RSA of at least ${MIN_RSA_BITS} bits)`);
+      throw new MeshidError('csr_key_unsupported', `CSR key ${keyInfoText(info)} is not supported (use EC P-256, EC P-384 or RSA of at least ${MIN_RSA_BITS} bits)`);
     }
     return;
   }
   if (info.kind === 'rsa') {
     if (info.bits < MIN_RSA_BITS) {
-      throw new MeshidError('invalid_argument', 'csr_key_too_weak', `CSR key RSA-${info.bits} is too weak: RSA keys need at least ${MIN_RSA_BITS} bits`);
+      throw new MeshidError('csr_key_too_weak', `CSR key RSA-${info.bits} is too weak: RSA keys need at least ${MIN_RSA_BITS} bits`);
     }
     if (info.bits > MAX_RSA_BITS) {
-      throw new MeshidError('invalid_argument', 'csr_key_too_large', `CSR key RSA-${info.bits} is too large: at most ${MAX_RSA_BITS} bits`);
+      throw new MeshidError('csr_key_too_large', `CSR key RSA-${info.bits} is too large: at most ${MAX_RSA_BITS} bits`);
     }
     return;
   }
-  throw new MeshidError('invalid_argument', 'csr_key_unsupported', `CSR key type ${keyInfoText(info)} is not supported (use EC P-256, EC P-384 or RSA)`);
+  throw new MeshidError('csr_key_unsupported', `CSR key type ${keyInfoText(info)} is not supported (use EC P-256, EC P-384 or RSA)`);
 }
 
 /**
@@ -42,20 +42,20 @@ export function checkCsrKey(csr: ParsedCsr): void {
  */
 export function checkCsrRequest(csr: ParsedCsr, identity: SpiffeId): void {
   if (csr.basicConstraints?.ca) {
-    throw new MeshidError('permission_denied', 'csr_requests_ca', 'the CSR asks for a CA certificate (basicConstraints cA=true); this CA issues only workload certificates');
+    throw new MeshidError('csr_requests_ca', 'the CSR asks for a CA certificate (basicConstraints cA=true); this CA issues only workload certificates');
   }
   const uris = csr.sans.filter((n) => n.type === 'uri');
   const others = csr.sans.filter((n) => n.type !== 'uri');
   if (others.length > 0) {
     const kinds = [...new Set(others.map((n) => (n.type === 'other' ? `GeneralName [${n.tag}]` : n.type.toUpperCase())))].join(', ');
-    throw new MeshidError('permission_denied', 'csr_unprovable_sans', `the CSR asks for ${kinds} subject alternative names; only the caller's SPIFFE ID can be certified`);
+    throw new MeshidError('csr_unprovable_sans', `the CSR asks for ${kinds} subject alternative names; only the caller's SPIFFE ID can be certified`);
   }
   if (uris.length > 1) {
-    throw new MeshidError('invalid_argument', 'csr_multiple_uris', `the CSR asks for ${uris.length} URI SANs; an X.509-SVID carries exactly one SPIFFE ID`);
+    throw new MeshidError('csr_multiple_uris', `the CSR asks for ${uris.length} URI SANs; an X.509-SVID carries exactly one SPIFFE ID`);
   }
   const asked = uris[0]?.type === 'uri' ? uris[0].value : undefined;
   if (asked !== undefined && asked !== identity.uri) {
-    throw new MeshidError('permission_denied', 'csr_identity_mismatch', `the CSR asks for ${JSON.stringify(asked)} but the caller authenticated as ${identity.uri}`);
+    throw new MeshidError('csr_identity_mismatch', `the CSR asks for ${JSON.stringify(asked)} but the caller authenticated as ${identity.uri}`);
   }
 }
 
@@ -65,10 +65,10 @@ export function checkCsrSignature(csr: ParsedCsr): void {
   try {
     ok = csr.verifySignature();
   } catch (e) {
-    if (e instanceof MeshidError) throw new MeshidError('invalid_argument', 'csr_signature_invalid', `CSR signature: ${e.message}`);
+    if (e instanceof MeshidError) throw new MeshidError('csr_signature_invalid', `CSR signature: ${e.message}`);
     throw e;
   }
-  if (!ok) throw new MeshidError('invalid_argument', 'csr_signature_invalid', 'the CSR signature does not verify with the key it carries');
+  if (!ok) throw new MeshidError('csr_signature_invalid', 'the CSR signature does not verify with the key it carries');
 }
 
 export interface TtlPolicy {
@@ -92,7 +92,7 @@ export interface ResolvedTtl {
 export function resolveTtl(requestedSeconds: number | undefined, policy: TtlPolicy): ResolvedTtl {
   if (requestedSeconds === undefined || requestedSeconds === 0) return { ttlMs: Math.min(policy.defaultTtlMs, policy.maxTtlMs) };
   if (!Number.isSafeInteger(requestedSeconds) || requestedSeconds < 0) {
-    throw new MeshidError('invalid_argument', 'ttl_invalid', `validity_duration must be a positive number of seconds, got ${requestedSeconds}`);
+    throw new MeshidError('ttl_invalid', `validity_duration must be a positive number of seconds, got ${requestedSeconds}`);
   }
   const ms = requestedSeconds * 1000;
   return ms > policy.maxTtlMs ? { ttlMs: policy.maxTtlMs, clampedFromMs: ms } : { ttlMs: ms };

@@ -124,7 +124,7 @@ export async function startCa(config: CaConfig, deps: CaDeps = {}): Promise<Runn
       log.info({ event: 'jwt_svid_issued', identity: identity.uri, audience: call.request.audience, expiresAt: new Date(minted.expiresAt * 1000).toISOString(), peer: call.getPeer() }, 'JWT-SVID issued');
       return { token: minted.token, spiffe_id: minted.spiffeId, expires_at: minted.expiresAt };
     } catch (e) {
-      const err = e instanceof MeshidError ? e : new MeshidError('internal', 'internal_error', 'internal error while minting a JWT-SVID');
+      const err = e instanceof MeshidError ? e : new MeshidError('internal_error', 'internal error while minting a JWT-SVID');
       if (err !== e) log.error({ event: 'internal_error', err: errorMessage(e) }, 'unexpected failure while handling MintJWTSVID');
       log.warn({ event: 'jwt_svid_refused', ...(identity ? { identity: identity.uri } : {}), reason: err.code, status: grpc.status[grpcStatusOf(err.kind)], peer: call.getPeer() }, err.message);
       throw err;
@@ -159,7 +159,7 @@ export async function startCa(config: CaConfig, deps: CaDeps = {}): Promise<Runn
       );
       return { cert_chain: issued.chainPem };
     } catch (e) {
-      const err = e instanceof MeshidError ? e : new MeshidError('internal', 'internal_error', 'internal error while issuing');
+      const err = e instanceof MeshidError ? e : new MeshidError('internal_error', 'internal error while issuing');
       if (err !== e) log.error({ event: 'internal_error', err: errorMessage(e) }, 'unexpected failure while handling CreateCertificate');
       log.warn(
         { event: 'certificate_refused', ...(identity ? { identity: identity.uri, auth: method } : {}), reason: err.code, status: grpc.status[grpcStatusOf(err.kind)], peer },
@@ -176,7 +176,7 @@ export async function startCa(config: CaConfig, deps: CaDeps = {}): Promise<Runn
   } catch (e) {
     renewal?.cancel();
     server.forceShutdown();
-    throw new MeshidError('unavailable', 'listen_failed', `cannot listen on ${target}: ${errorMessage(e)}`);
+    throw new MeshidError('listen_failed', `cannot listen on ${target} (--listen): ${errorMessage(e)}`);
   }
   const address = formatHostPort({ host: config.listen.host, port });
   log.info({ event: 'listening', address, trustDomain, bundle: state.bundlePath }, `CA listening on ${address} for trust domain ${trustDomain}; trust bundle at ${state.bundlePath}`);
@@ -197,7 +197,7 @@ export async function startCa(config: CaConfig, deps: CaDeps = {}): Promise<Runn
 }
 
 function configError(detail: string): MeshidError {
-  return new MeshidError('invalid_argument', 'ca_config_invalid', detail);
+  return new MeshidError('ca_config_invalid', detail);
 }
 
 function readConfigFile(file: string, flag: string): string {

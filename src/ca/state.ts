@@ -40,7 +40,7 @@ export interface CaState {
 }
 
 function stateError(dir: string, detail: string): MeshidError {
-  return new MeshidError('failed_precondition', 'ca_state_invalid', `state dir ${dir}: ${detail}`);
+  return new MeshidError('ca_state_invalid', `state dir ${dir}: ${detail}`);
 }
 
 /** Loads the CA's signing material from dir, creating a root there on first start. */

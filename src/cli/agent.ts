@@ -10,13 +10,13 @@ import { authzOptionSpecs, authzRules } from '../authz/options.js';
 import { type AuthzService, authzServiceConfig, startAuthzService } from '../authz/server.js';
 import { CaClient, DEFAULT_CA_DEADLINE_MS } from '../ca/client.js';
 import { DEFAULT_ADMIN_LISTEN, DEFAULT_TRUST_DOMAIN } from '../config/defaults.js';
-import { ConfigError, type ConfigRule, rule } from '../config/load.js';
+import { type ConfigRule, rule } from '../config/load.js';
 import { type ConfigOf, opt, parseHostPort } from '../config/options.js';
 import { parseCertificatesPem } from '../identity/certificate.js';
 import { spiffeIdFromServiceAccountClaims, unverifiedJwtClaims } from '../identity/service-account.js';
 import { parseSpiffeId, parseTrustDomain, type SpiffeId } from '../identity/spiffe-id.js';
 import { type Clock, systemClock } from '../lib/clock.js';
-import { errorMessage } from '../lib/errors.js';
+import { errorMessage, MeshidError } from '../lib/errors.js';
 import { type PathWatch, watchPaths } from '../lib/file-watch.js';
 import { type AdminServer, startAdminServer } from '../observability/admin.js';
 import { createLogger, type Logger, logLevelOption } from '../observability/logger.js';
@@ -105,7 +105,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   try {
     // Before anything binds: a bad combination must not leave a socket behind (agentRules refuse it earlier still).
     const authzConfig = authzServiceConfig(config);
-    const caBundlePem = await readStartupFile(config.caBundle, 'ca-bundle');
+    const caBundlePem = await readStartupFile(config.caBundle, 'caBundle');
     parseCertificatesPem(caBundlePem, `--ca-bundle ${config.caBundle}`);
     const readToken = async () => (await fs.readFile(config.tokenFile, 'utf8')).trim();
     const spiffeId = await resolveSpiffeId(config, readToken);
@@ -129,7 +129,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       ...(config.svidTtl ? { ttlSeconds: Math.round(config.svidTtl / 1000) } : {}),
       policy: { renewal: { renewFraction: config.renewFraction, jitterFraction: config.renewJitter } },
       metrics: metrics.svidHooks(),
-      ...(config.trustBundle ? { configuredRootsPem: await readStartupFile(config.trustBundle, 'trust-bundle') } : {}),
+      ...(config.trustBundle ? { configuredRootsPem: await readStartupFile(config.trustBundle, 'trustBundle') } : {}),
     });
     closers.push(() => manager.stop());
     if (config.trustBundle) closers.push(await watchTrustBundle(config.trustBundle, manager, clock, log));
@@ -180,8 +180,9 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         ...(authz?.tcpPort !== undefined ? { authzPort: authz.tcpPort } : {}),
         ...(workloadApi ? { workloadApiSocket: workloadApi.socketPath } : {}),
         admin: admin.url,
+        pid: process.pid,
       },
-      'agent started',
+      `agent started (pid ${process.pid})`,
     );
     return { spiffeId, manager, sds, authz, workloadApi, admin, metrics, ready, close: closeAll };
   } catch (e) {
@@ -190,11 +191,11 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   }
 }
 
-async function readStartupFile(path: string, key: string): Promise<string> {
+async function readStartupFile(path: string, key: keyof AgentConfig): Promise<string> {
   try {
     return await fs.readFile(path, 'utf8');
   } catch (e) {
-    throw new ConfigError([`${key}: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? errorMessage(e)}`]);
+    throw new MeshidError('input_unreadable', `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? errorMessage(e)}`, { key });
   }
 }
 
@@ -206,16 +207,16 @@ async function resolveSpiffeId(config: AgentConfig, readToken: () => Promise<str
   try {
     token = await readToken();
   } catch (e) {
-    throw new ConfigError([`token-file: cannot read ${config.tokenFile}: ${(e as NodeJS.ErrnoException).code ?? errorMessage(e)}`]);
+    throw new MeshidError('input_unreadable', `cannot read ${config.tokenFile}: ${(e as NodeJS.ErrnoException).code ?? errorMessage(e)}`, { key: 'tokenFile' });
   }
   const claims = unverifiedJwtClaims(token);
   if (!claims) {
-    throw new ConfigError([`spiffe-id: not given, and the token in ${config.tokenFile} is not a JWT to read it from; pass --spiffe-id`]);
+    throw new MeshidError('config_invalid', `not given, and the token in ${config.tokenFile} is not a JWT to read it from; pass --spiffe-id`, { key: 'spiffeId' });
   }
   try {
     return spiffeIdFromServiceAccountClaims(claims, config.trustDomain);
   } catch (e) {
-    throw new ConfigError([`spiffe-id: not given, and the token does not say it: ${errorMessage(e)}; pass --spiffe-id`]);
+    throw new MeshidError('config_invalid', `not given, and the token does not say it: ${errorMessage(e)}; pass --spiffe-id`, { key: 'spiffeId' });
   }
 }
 

@@ -1,5 +1,6 @@
 /** The shape of a meshid command, and its generated --help. */
-import { ConfigError, type ConfigRule, type LoadedConfig, loadConfig, renderConfig } from '../config/load.js';
+import { type ConfigRule, type LoadedConfig, loadConfig, renderConfig, sourceText } from '../config/load.js';
+import { isMeshidError, MeshidError } from '../lib/errors.js';
 import { envName, type OptionSpec, type OptionSpecs } from '../config/options.js';
 
 export interface CommandIO {
@@ -37,14 +38,26 @@ export async function invoke<S extends OptionSpecs>(command: Command<S>, argv: r
   }
   // A stray word (a forgotten "--") must not be dropped silently.
   if (!command.positionals && loaded.positionals.length > 0) {
-    throw new ConfigError([`unexpected argument ${JSON.stringify(loaded.positionals[0])} (flags are written --name)`]);
+    throw new MeshidError('usage', `unexpected argument ${JSON.stringify(loaded.positionals[0])} (flags are written --name)`);
   }
   for (const w of loaded.warnings) io.stderr.write(`meshid ${command.name}: warning: ${w}\n`);
   if (loaded.printConfig) {
     io.stdout.write(renderConfig(command.options, loaded));
     return 0;
   }
-  return command.run(loaded, io);
+  try {
+    return await command.run(loaded, io);
+  } catch (e) {
+    throw isMeshidError(e) ? namingSource(e, command.options, loaded) : e;
+  }
+}
+
+/** A start-up error about one setting (a file it names cannot be read), prefixed with that setting and where its value came from. */
+function namingSource<S extends OptionSpecs>(e: MeshidError, specs: S, loaded: LoadedConfig<S>): MeshidError {
+  const spec = e.key === undefined ? undefined : specs[e.key];
+  if (!spec) return e;
+  const source = loaded.sources[e.key as keyof S];
+  return new MeshidError(e.code, `${spec.flag} (${source ? sourceText(source) : 'unset'}): ${e.message}`, { cause: e.cause });
 }
 
 /** An option's default as --help (and the README's reference) show it; undefined when there is none to show. */

@@ -59,7 +59,7 @@ authorization decision. Ctrl-C stops everything and removes the sockets. SIGUSR1
     const authzSocket = path.join(run, 'authz.sock');
     // Checked before anything is written: a second start would otherwise replace the tokens the running one still uses.
     if (await socketAnswers(sdsSocket, systemClock)) {
-      throw new MeshidError('failed_precondition', 'dev_state_in_use', `${state} is in use by another meshid dev (its SDS socket ${sdsSocket} answers); stop it or pass another --state-dir`);
+      throw new MeshidError('dev_state_in_use', `${state} is in use by another meshid dev (its SDS socket ${sdsSocket} answers); stop it or pass another --state-dir`);
     }
 
     const closers: Array<() => Promise<void> | void> = [];
@@ -126,8 +126,9 @@ authorization decision. Ctrl-C stops everything and removes the sockets. SIGUSR1
           admin: orders.admin.url,
           policyDir: config.policyDir,
           envoyBootstrap: bootstrap,
+          pid: process.pid,
         },
-        `meshid dev is running. Identity ${ordersId.uri} (expires ${new Date(svid.expiresAt).toISOString()}); ` +
+        `meshid dev is running (pid ${process.pid}; kill -USR1 ${process.pid} rotates now). Identity ${ordersId.uri} (expires ${new Date(svid.expiresAt).toISOString()}); ` +
           `SDS ${sdsSocket}; ext_authz ${authzSocket}; admin ${orders.admin.url}; CA 127.0.0.1:${ca.port}. ` +
           `Run Envoy with: envoy -c ${bootstrap}`,
       );

@@ -1,6 +1,8 @@
 /** Finds the command named on the command line, runs it, and turns every failure into a message and an exit code. */
-import { ConfigError } from '../config/load.js';
-import { errorMessage } from '../lib/errors.js';
+import fs from 'node:fs';
+import { closest } from '../lib/edit-distance.js';
+import { errorMessage, isMeshidError } from '../lib/errors.js';
+import { packagePath } from '../lib/package-path.js';
 import { type Command, type CommandIO, invoke } from './command.js';
 
 type Loader = () => Promise<Command>;
@@ -26,7 +28,7 @@ export function topLevelHelp(): string {
     'Commands:',
     ...rows,
     '',
-    'Run "meshid <command> --help" for the flags of a command.',
+    'Run "meshid <command> --help" for the flags of a command; "meshid --version" for the version.',
     '',
   ].join('\n');
 }
@@ -37,14 +39,21 @@ export async function main(argv: readonly string[], io: CommandIO): Promise<numb
     io.stdout.write(topLevelHelp());
     return first === undefined ? 2 : 0;
   }
+  if (first === '--version' || first === 'version') {
+    io.stdout.write(`meshid ${packageVersion()}\n`);
+    return 0;
+  }
   const twoWord = second !== undefined ? `${first} ${second}` : '';
   const name = COMMANDS[twoWord] ? twoWord : COMMANDS[first] ? first : undefined;
   if (!name) {
     const group = Object.keys(COMMANDS).filter((n) => n.startsWith(`${first} `));
+    const subcommands = group.map((g) => g.split(' ')[1]!);
+    const words = [...new Set(Object.keys(COMMANDS).map((n) => n.split(' ')[0]!))];
+    const hint = (near: string | undefined) => (near ? ` (did you mean "meshid ${near}"?)` : '');
     io.stderr.write(
       group.length > 0
-        ? `meshid ${first}: expected one of: ${group.map((g) => g.split(' ')[1]).join(', ')}\n`
-        : `meshid: unknown command "${first}"\n\n${topLevelHelp()}`,
+        ? `meshid ${first}: expected one of: ${subcommands.join(', ')}${second === undefined ? '' : hint(closest(second, subcommands)?.replace(/^/, `${first} `))}\n`
+        : `meshid: unknown command "${first}"${hint(closest(first, words))}\n\n${topLevelHelp()}`,
     );
     return 2;
   }
@@ -53,13 +62,15 @@ export async function main(argv: readonly string[], io: CommandIO): Promise<numb
     const command = await COMMANDS[name]!.load();
     return await invoke(command, rest, io);
   } catch (e) {
-    if (e instanceof ConfigError) {
-      io.stderr.write(`meshid ${name}: ${e.message}\nRun "meshid ${name} --help" for usage.\n`);
-      return 2;
-    }
-    io.stderr.write(`meshid ${name}: ${errorMessage(e)}\n`);
+    // The exit code comes from the error code's registry entry: 2 for configuration and unreadable input, 1 otherwise.
+    const exit = isMeshidError(e) ? e.exitCode : 1;
+    io.stderr.write(`meshid ${name}: ${errorMessage(e)}\n${exit === 2 ? `Run "meshid ${name} --help" for usage.\n` : ''}`);
     if (io.env.MESHID_DEBUG) io.stderr.write(`${(e as Error)?.stack ?? ''}\n`);
-    return 1;
+    return exit;
   }
 }
 
+/** The version in the package.json shipped with meshid. */
+export function packageVersion(): string {
+  return (JSON.parse(fs.readFileSync(packagePath('package.json'), 'utf8')) as { version: string }).version;
+}

@@ -1,14 +1,15 @@
 /**
  * `meshid svid verify`: checks an X.509-SVID chain file against a trust bundle file.
- * Exit 0 valid (summary on stdout), 1 invalid (reason on stderr), 2 unreadable input or bad flags.
+ * Exit 0 valid (summary on stdout), 1 invalid (reason on stderr; also a bundle of another trust domain
+ * than --trust-domain), 2 unreadable input or bad flags.
  */
 import fs from 'node:fs';
-import { ConfigValueError, opt } from '../config/options.js';
+import { opt, valueError } from '../config/options.js';
 import { parseTrustBundle, certificateFingerprint } from '../identity/bundle.js';
 import { type Certificate, parseCertificatesPem } from '../identity/certificate.js';
 import { parseTrustDomain } from '../identity/spiffe-id.js';
 import { certificateLabel, SvidVerificationError, verifyX509Svid } from '../identity/svid-verify.js';
-import { MeshidError } from '../lib/errors.js';
+import { isMeshidError, MeshidError } from '../lib/errors.js';
 import { type CommandIO, defineCommand } from './command.js';
 
 const NAME = 'svid verify';
@@ -22,12 +23,10 @@ export function parseRfc3339(s: string): number {
   // Date.parse rolls 2025-02-30 over to March; refuse dates that do not exist.
   const day = m ? new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]))) : undefined;
   if (!m || Number.isNaN(ms) || day?.getUTCDate() !== Number(m[3]) || Number(m[4]) > 23 || Number(m[5]) > 59 || Number(m[6]) > 60) {
-    throw new ConfigValueError(`expected an RFC 3339 time like 2025-01-31T12:00:00Z, got ${JSON.stringify(s)}`);
+    throw valueError(`expected an RFC 3339 time like 2025-01-31T12:00:00Z, got ${JSON.stringify(s)}`);
   }
   return ms;
 }
-
-class InputError extends Error {}
 
 function readInput(path: string, what: string): string {
   try {
@@ -35,16 +34,7 @@ function readInput(path: string, what: string): string {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' ? 'permission denied' : (code ?? (e as Error).message);
-    throw new InputError(`cannot read the ${what} ${path}: ${why}`);
-  }
-}
-
-function asInput<T>(f: () => T): T {
-  try {
-    return f();
-  } catch (e) {
-    if (e instanceof MeshidError) throw new InputError(e.message);
-    throw e;
+    throw new MeshidError('input_unreadable', `cannot read the ${what} ${path}: ${why}`);
   }
 }
 
@@ -71,7 +61,8 @@ Checks the full certificate path from the leaf to a root of the bundle (signatur
 dates, CA flags, key usage, path length, critical extensions), then the SPIFFE X509-SVID leaf
 rules (one spiffe:// URI SAN, cA=false, digitalSignature without keyCertSign/cRLSign), then the
 trust domain. Exit status: 0 valid (one-line summary on stdout), 1 invalid (the reason on
-stderr), 2 unreadable input or bad flags.`,
+stderr, including a bundle or SVID of another trust domain than --trust-domain), 2 unreadable
+input (a file that cannot be read or is not PEM certificates) or bad flags.`,
   options: {
     bundle: opt.string('bundle', {
       description: "PEM file of the trust domain's root certificates (the trust bundle)",
@@ -93,12 +84,13 @@ stderr), 2 unreadable input or bad flags.`,
     let verified;
     const now = config.at ?? Date.now();
     try {
-      const bundle = asInput(() => parseTrustBundle(config.trustDomain, readInput(config.bundle, 'trust bundle'), config.bundle));
-      const chain = asInput(() => parseCertificatesPem(readInput(leafPath, 'certificate file'), leafPath));
+      const bundle = parseTrustBundle(config.trustDomain, readInput(config.bundle, 'trust bundle'), config.bundle);
+      const chain = parseCertificatesPem(readInput(leafPath, 'certificate file'), leafPath);
       verified = verifyX509Svid(chain, bundle.roots, { trustDomain: bundle.trustDomain, now });
     } catch (e) {
-      if (e instanceof InputError) return fail(2, e.message);
       if (e instanceof SvidVerificationError) return fail(1, `invalid (${e.reason}): ${e.message}`);
+      // Exit 2 for input that cannot be read or parsed, 1 for input that was read and is not valid (a bundle of another trust domain).
+      if (isMeshidError(e)) return fail(e.exitCode, e.exitCode === 1 ? `invalid (${e.code}): ${e.message}` : e.message);
       throw e;
     }
     const root = verified.path[verified.path.length - 1]!;

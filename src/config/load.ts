@@ -6,7 +6,8 @@
 import fs from 'node:fs';
 import YAML from 'yaml';
 import { closest } from '../lib/edit-distance.js';
-import { type ConfigOf, ConfigValueError, envName, type OptionSpec, type OptionSpecs } from './options.js';
+import { configError, isMeshidError } from '../lib/errors.js';
+import { type ConfigOf, envName, type OptionSpec, type OptionSpecs } from './options.js';
 
 export type ValueSource =
   | { readonly kind: 'default' }
@@ -24,12 +25,6 @@ export function sourceText(s: ValueSource): string {
       return `env ${s.name}`;
     case 'flag':
       return `flag --${s.name}`;
-  }
-}
-
-export class ConfigError extends Error {
-  constructor(readonly problems: readonly string[]) {
-    super(problems.length === 1 ? problems[0] : `${problems.length} configuration problems:\n  ${problems.join('\n  ')}`);
   }
 }
 
@@ -99,7 +94,7 @@ export function loadConfig<S extends OptionSpecs>(specs: S, options: LoadOptions
       values[key] = parsed;
       sources[key] = source;
     } catch (e) {
-      if (!(e instanceof ConfigValueError)) throw e;
+      if (!isMeshidError(e) || e.code !== 'config_value_invalid') throw e;
       problems.push(`${spec.flag} (${sourceText(source)}): ${e.message}`);
       invalid.add(key);
     }
@@ -166,7 +161,7 @@ export function loadConfig<S extends OptionSpecs>(specs: S, options: LoadOptions
     const named = r.keys.map((k) => `${specOf(specs, k).flag} (${sources[k] ? sourceText(sources[k]!) : 'unset'})`).join(', ');
     (r.warning ? warnings : problems).push(`${named}: ${problem}`);
   }
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (problems.length > 0) throw configError(problems);
   return {
     config: Object.freeze(values) as ConfigOf<S>,
     sources: Object.freeze(sources) as Record<keyof S, ValueSource | undefined>,

@@ -3,6 +3,7 @@
  * parser, default and help text, so --help, --print-config, the README table and validation can
  * never disagree. Pure: no I/O.
  */
+import { errorMessage, isMeshidError, MeshidError } from '../lib/errors.js';
 export interface OptionSpec<T> {
   /** Flag name without dashes; also the YAML key. Environment: MESHID_ + upper snake case. */
   readonly flag: string;
@@ -17,18 +18,21 @@ export interface OptionSpec<T> {
   readonly isSwitch?: boolean;
   /** May be given several times on the command line; file values may be YAML lists. */
   readonly repeatable?: boolean;
-  /** Turns one raw value (string from flag/env, or YAML value) into T; throws ConfigValueError. */
+  /** Turns one raw value (string from flag/env, or YAML value) into T; throws valueError(). */
   parse(raw: unknown): T;
   /** How --print-config and --help show a value (default: as is). */
   format?(value: T): unknown;
 }
 
-export class ConfigValueError extends Error {}
+/** A value that does not parse; loadConfig turns it into a problem naming the key and its source. */
+export function valueError(message: string): MeshidError {
+  return new MeshidError('config_value_invalid', message);
+}
 
 function text(raw: unknown): string {
   if (typeof raw === 'string') return raw;
   if (typeof raw === 'number' || typeof raw === 'boolean') return String(raw);
-  throw new ConfigValueError(`expected a string, got ${describe(raw)}`);
+  throw valueError(`expected a string, got ${describe(raw)}`);
 }
 
 function describe(raw: unknown): string {
@@ -50,7 +54,7 @@ const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_00
 export function parseDuration(s: string): number {
   const parts = s.trim().match(/\d+(?:\.\d+)?(?:ms|s|m|h|d)/g);
   if (!parts || parts.join('') !== s.trim()) {
-    throw new ConfigValueError(`expected a duration like 500ms, 30s, 5m, 1h or 7d, got ${JSON.stringify(s)}`);
+    throw valueError(`expected a duration like 500ms, 30s, 5m, 1h or 7d, got ${JSON.stringify(s)}`);
   }
   return Math.round(parts.reduce((sum, p) => {
     const m = DURATION_RE.exec(p)!;
@@ -73,7 +77,7 @@ export interface HostPort {
 export function parseHostPort(s: string): HostPort {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(s);
   const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new ConfigValueError(`expected HOST:PORT (IPv6 as [::1]:PORT), got ${JSON.stringify(s)}`);
+  if (!m || port > 65535) throw valueError(`expected HOST:PORT (IPv6 as [::1]:PORT), got ${JSON.stringify(s)}`);
   return { host: m[1] ?? m[2]!, port };
 }
 
@@ -84,10 +88,10 @@ export function formatHostPort(hp: HostPort): string {
 /** Parses a Unix file mode written in octal: "0600", "600" or "0o600". */
 export function parseFileMode(s: string): number {
   const m = /^(?:0o|0)?([0-7]{3})$/.exec(s.trim());
-  if (!m) throw new ConfigValueError(`expected an octal file mode like 0600 or 0660, got ${JSON.stringify(s)}`);
+  if (!m) throw valueError(`expected an octal file mode like 0600 or 0660, got ${JSON.stringify(s)}`);
   const mode = parseInt(m[1]!, 8);
   // The agent must be able to keep using its own socket; a mode without owner read+write is a typo.
-  if ((mode & 0o600) !== 0o600) throw new ConfigValueError(`mode ${formatFileMode(mode)} must give the owner read and write (0600 at least)`);
+  if ((mode & 0o600) !== 0o600) throw valueError(`mode ${formatFileMode(mode)} must give the owner read and write (0600 at least)`);
   return mode;
 }
 
@@ -101,7 +105,7 @@ export const opt = {
     flag,
     parse: (raw) => {
       const s = text(raw);
-      if (s === '') throw new ConfigValueError('must not be empty');
+      if (s === '') throw valueError('must not be empty');
       return s;
     },
   }),
@@ -113,7 +117,7 @@ export const opt = {
       try {
         return check(text(raw));
       } catch (e) {
-        throw e instanceof ConfigValueError ? e : new ConfigValueError((e as Error).message);
+        throw isMeshidError(e) && e.code === 'config_value_invalid' ? e : valueError(errorMessage(e));
       }
     },
   }),
@@ -123,7 +127,7 @@ export const opt = {
     parse: (raw) => {
       const s = text(raw);
       const n = Number(s);
-      if (s.trim() === '' || !Number.isFinite(n)) throw new ConfigValueError(`expected a number, got ${JSON.stringify(s)}`);
+      if (s.trim() === '' || !Number.isFinite(n)) throw valueError(`expected a number, got ${JSON.stringify(s)}`);
       return bounded(n, c.min, c.max);
     },
   }),
@@ -143,7 +147,7 @@ export const opt = {
       const s = text(raw).toLowerCase();
       if (['true', '1', 'yes', 'on'].includes(s)) return true;
       if (['false', '0', 'no', 'off'].includes(s)) return false;
-      throw new ConfigValueError(`expected true or false, got ${JSON.stringify(s)}`);
+      throw valueError(`expected true or false, got ${JSON.stringify(s)}`);
     },
   }),
   oneOf: <const V extends string, const C extends Common<V> = Common<V>>(flag: string, values: readonly V[], c: C): OptionSpec<V> & C => ({
@@ -153,7 +157,7 @@ export const opt = {
     parse: (raw) => {
       const s = text(raw);
       if (!(values as readonly string[]).includes(s)) {
-        throw new ConfigValueError(`expected one of ${values.join(', ')}, got ${JSON.stringify(s)}`);
+        throw valueError(`expected one of ${values.join(', ')}, got ${JSON.stringify(s)}`);
       }
       return s as V;
     },
@@ -186,8 +190,8 @@ export const opt = {
 };
 
 function bounded(n: number, min?: number, max?: number, fmt: (n: number) => string = String): number {
-  if (min !== undefined && n < min) throw new ConfigValueError(`must be at least ${fmt(min)}, got ${fmt(n)}`);
-  if (max !== undefined && n > max) throw new ConfigValueError(`must be at most ${fmt(max)}, got ${fmt(n)}`);
+  if (min !== undefined && n < min) throw valueError(`must be at least ${fmt(min)}, got ${fmt(n)}`);
+  if (max !== undefined && n > max) throw valueError(`must be at most ${fmt(max)}, got ${fmt(n)}`);
   return n;
 }
 

@@ -3,7 +3,7 @@
  * version so rotation and SDS code can tell when the set of roots changed. Pure: no I/O.
  */
 import crypto from 'node:crypto';
-import { MeshidError } from '../lib/errors.js';
+import { type ErrorCode, MeshidError } from '../lib/errors.js';
 import { type Certificate, certificatesToPem, parseCertificatesPem } from './certificate.js';
 import { parseTrustDomain, SpiffeIdError } from './spiffe-id.js';
 import { caProblem, certificateLabel, foreignTrustDomain } from './svid-verify.js';
@@ -21,8 +21,8 @@ export interface TrustBundle {
 }
 
 export class TrustBundleError extends MeshidError {
-  constructor(code: string, message: string) {
-    super('invalid_argument', code, message);
+  constructor(code: ErrorCode, message: string) {
+    super(code, message);
   }
 }
 

@@ -3,7 +3,7 @@
  * and built from a spec for issuance (roots, intermediates, SVIDs, serving certificates).
  */
 import crypto, { type KeyObject } from 'node:crypto';
-import { MeshidError } from '../lib/errors.js';
+import { MeshidError, withContext } from '../lib/errors.js';
 import { type Asn1, bytesOf, childrenOf, decodeDer, der, elementBytes, encodeDer, readBits, readOid, readSmallInt, readTime, Tag, TagClass } from './der.js';
 import {
   type BasicConstraints,
@@ -143,7 +143,7 @@ function optional<K extends string, V>(k: K, v: V | undefined): { [P in K]?: V }
 }
 
 function malformed(detail: string): MeshidError {
-  return new MeshidError('invalid_argument', 'certificate_malformed', `malformed certificate: ${detail}`);
+  return new MeshidError('certificate_malformed', `malformed certificate: ${detail}`);
 }
 
 /** Parses every CERTIFICATE block of a PEM text, in order. */
@@ -152,7 +152,7 @@ export function parseCertificatesPem(pem: string, what: string): Certificate[] {
     try {
       return parseCertificate(d);
     } catch (e) {
-      if (e instanceof MeshidError) throw new MeshidError(e.kind, e.code, `${what}, certificate ${idx + 1}: ${e.message}`);
+      if (e instanceof MeshidError) throw withContext(e, `${what}, certificate ${idx + 1}`);
       throw e;
     }
   });

@@ -47,11 +47,11 @@ export function parseCsr(pem: string): ParsedCsr {
 
 function csrDerFromPem(pem: string): Buffer {
   const blocks = decodePem(pem);
-  if (blocks.length === 0) throw new MeshidError('invalid_argument', 'csr_not_pem', 'the CSR is not PEM: no "BEGIN CERTIFICATE REQUEST" block');
-  if (blocks.length > 1) throw new MeshidError('invalid_argument', 'csr_multiple', `expected one CSR, found ${blocks.length} PEM blocks`);
+  if (blocks.length === 0) throw new MeshidError('csr_not_pem', 'the CSR is not PEM: no "BEGIN CERTIFICATE REQUEST" block');
+  if (blocks.length > 1) throw new MeshidError('csr_multiple', `expected one CSR, found ${blocks.length} PEM blocks`);
   const [block] = blocks;
   if (!CSR_LABELS.has(block!.label)) {
-    throw new MeshidError('invalid_argument', 'csr_wrong_type', `expected a CERTIFICATE REQUEST, found a PEM "${block!.label}"`);
+    throw new MeshidError('csr_wrong_type', `expected a CERTIFICATE REQUEST, found a PEM "${block!.label}"`);
   }
   return block!.der;
 }
@@ -98,7 +98,7 @@ function parseCsrDer(csrDer: Buffer): ParsedCsr {
 }
 
 function notACsr(cause: unknown): MeshidError {
-  return new MeshidError('invalid_argument', 'csr_malformed', `not a PKCS#10 CSR: ${(cause as Error).message}`, { cause });
+  return new MeshidError('csr_malformed', `not a PKCS#10 CSR: ${(cause as Error).message}`, { cause });
 }
 
 function expectNameShape(subject: Asn1): void {
@@ -113,7 +113,7 @@ function readExtensionRequest(attrs: Asn1): Extension[] {
     if (readOid(typeNode, 'CSR attribute type') !== OID.extensionRequest) continue;
     const set = childrenOf(values, Tag.SET, 'extensionRequest');
     if (found || set.length !== 1) {
-      throw new MeshidError('invalid_argument', 'csr_malformed', 'the CSR has more than one extensionRequest');
+      throw new MeshidError('csr_malformed', 'the CSR has more than one extensionRequest');
     }
     found = parseExtensions(set[0]!, 'CSR');
   }

@@ -22,7 +22,7 @@ export function decodeDer(der: Uint8Array, what: string): Asn1 {
     const options = { strict: true, parseAllBytes: true, decodeBitStrings: false } as unknown as boolean;
     return asn1.fromDer(forge.util.createBuffer(Buffer.from(der).toString('binary')), options);
   } catch (e) {
-    throw new MeshidError('invalid_argument', 'der_malformed', `${what} is not valid DER: ${(e as Error).message}`);
+    throw new MeshidError('der_malformed', `${what} is not valid DER: ${(e as Error).message}`);
   }
 }
 
@@ -47,22 +47,22 @@ export function elementBytes(der: Buffer, index: number, what: string): Buffer {
     if (i === index) return der.subarray(start, next);
     start = next;
   }
-  throw new MeshidError('invalid_argument', 'der_malformed', `${what}: element ${index} is missing`);
+  throw new MeshidError('der_malformed', `${what}: element ${index} is missing`);
 }
 
 /** [contentStart, contentEnd) of the TLV at offset (single-byte tags; lengths up to 4 bytes). */
 function contentRange(der: Buffer, offset: number, what: string): [number, number] {
   const first = der[offset + 1];
-  if (first === undefined) throw new MeshidError('invalid_argument', 'der_malformed', `${what}: truncated`);
+  if (first === undefined) throw new MeshidError('der_malformed', `${what}: truncated`);
   let start = offset + 2;
   let length = first;
   if (first & 0x80) {
     const n = first & 0x7f;
-    if (n === 0 || n > 4 || start + n > der.length) throw new MeshidError('invalid_argument', 'der_malformed', `${what}: bad length`);
+    if (n === 0 || n > 4 || start + n > der.length) throw new MeshidError('der_malformed', `${what}: bad length`);
     length = der.readUIntBE(start, n);
     start += n;
   }
-  if (start + length > der.length) throw new MeshidError('invalid_argument', 'der_malformed', `${what}: truncated`);
+  if (start + length > der.length) throw new MeshidError('der_malformed', `${what}: truncated`);
   return [start, start + length];
 }
 
@@ -128,7 +128,7 @@ export const der = {
 // ---- readers --------------------------------------------------------------------------------
 
 export function shape(expected: string, found: string): MeshidError {
-  return new MeshidError('invalid_argument', 'der_unexpected', `expected ${expected}, found ${found}`);
+  return new MeshidError('der_unexpected', `expected ${expected}, found ${found}`);
 }
 
 function describe(node: Asn1 | undefined): string {
@@ -138,7 +138,7 @@ function describe(node: Asn1 | undefined): string {
 
 export function expectTag(node: Asn1 | undefined, type: number, what: string, tagClass: number = U): Asn1 {
   if (!node || node.type !== type || node.tagClass !== tagClass) {
-    throw new MeshidError('invalid_argument', 'der_unexpected', `${what}: unexpected ASN.1 structure (${describe(node)})`);
+    throw new MeshidError('der_unexpected', `${what}: unexpected ASN.1 structure (${describe(node)})`);
   }
   return node;
 }
@@ -147,7 +147,7 @@ export function expectTag(node: Asn1 | undefined, type: number, what: string, ta
 export function childrenOf(node: Asn1 | undefined, type: number, what: string, tagClass: number = U): Asn1[] {
   const n = expectTag(node, type, what, tagClass);
   if (!Array.isArray(n.value)) {
-    throw new MeshidError('invalid_argument', 'der_unexpected', `${what}: expected a constructed value`);
+    throw new MeshidError('der_unexpected', `${what}: expected a constructed value`);
   }
   return n.value;
 }
@@ -158,7 +158,7 @@ export function readOid(node: Asn1 | undefined, what: string): string {
 
 export function readBool(node: Asn1 | undefined, what: string): boolean {
   const v = expectTag(node, Tag.BOOLEAN, what).value as string;
-  if (v.length !== 1) throw new MeshidError('invalid_argument', 'der_unexpected', `${what}: malformed BOOLEAN`);
+  if (v.length !== 1) throw new MeshidError('der_unexpected', `${what}: malformed BOOLEAN`);
   return v !== '\x00';
 }
 
@@ -166,7 +166,7 @@ export function readBool(node: Asn1 | undefined, what: string): boolean {
 export function readSmallInt(node: Asn1 | undefined, what: string): number {
   const b = bytesOf(expectTag(node, Tag.INTEGER, what));
   if (b.length === 0 || b.length > 4 || b[0]! & 0x80) {
-    throw new MeshidError('invalid_argument', 'der_unexpected', `${what}: integer out of range`);
+    throw new MeshidError('der_unexpected', `${what}: integer out of range`);
   }
   return b.readUIntBE(0, b.length);
 }
@@ -174,12 +174,12 @@ export function readSmallInt(node: Asn1 | undefined, what: string): number {
 /** BIT STRING contents without the unused-bits byte, plus that count. */
 export function readBits(node: Asn1 | undefined, what: string): { bytes: Buffer; unusedBits: number } {
   const raw = bytesOf(expectTag(node, Tag.BITSTRING, what));
-  if (raw.length === 0 || raw[0]! > 7) throw new MeshidError('invalid_argument', 'der_unexpected', `${what}: malformed BIT STRING`);
+  if (raw.length === 0 || raw[0]! > 7) throw new MeshidError('der_unexpected', `${what}: malformed BIT STRING`);
   return { bytes: raw.subarray(1), unusedBits: raw[0]! };
 }
 
 export function readTime(node: Asn1 | undefined, what: string): Date {
   if (node?.type === Tag.UTCTIME && node.tagClass === U) return asn1.utcTimeToDate(node.value as string);
   if (node?.type === Tag.GENERALIZEDTIME && node.tagClass === U) return asn1.generalizedTimeToDate(node.value as string);
-  throw new MeshidError('invalid_argument', 'der_unexpected', `${what}: expected UTCTime or GeneralizedTime`);
+  throw new MeshidError('der_unexpected', `${what}: expected UTCTime or GeneralizedTime`);
 }

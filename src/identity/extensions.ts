@@ -62,12 +62,12 @@ export function parseExtensions(node: Asn1, what: string): Extension[] {
       critical = readBool(parts[1], `${what} extension ${oid} critical flag`);
       valueNode = parts[2];
     } else if (parts.length !== 2) {
-      throw new MeshidError('invalid_argument', 'extension_malformed', `${what}: extension ${oid} is malformed`);
+      throw new MeshidError('extension_malformed', `${what}: extension ${oid} is malformed`);
     }
-    if (seen.has(oid)) throw new MeshidError('invalid_argument', 'extension_repeated', `${what}: extension ${oid} appears twice`);
+    if (seen.has(oid)) throw new MeshidError('extension_repeated', `${what}: extension ${oid} appears twice`);
     seen.add(oid);
     const value = Tag.OCTETSTRING === valueNode?.type ? bytesOf(valueNode) : undefined;
-    if (!value) throw new MeshidError('invalid_argument', 'extension_malformed', `${what}: extension ${oid} has no value`);
+    if (!value) throw new MeshidError('extension_malformed', `${what}: extension ${oid} has no value`);
     out.push({ oid, critical, value });
   }
   return out;
@@ -81,18 +81,18 @@ export function parseGeneralNames(value: Buffer, what: string): GeneralName[] {
   const names: GeneralName[] = [];
   for (const gn of childrenOf(decodeDer(value, `${what} subjectAltName`), Tag.SEQUENCE, `${what} subjectAltName`)) {
     if (gn.tagClass !== TagClass.CONTEXT_SPECIFIC) {
-      throw new MeshidError('invalid_argument', 'san_malformed', `${what}: subjectAltName holds a non-GeneralName`);
+      throw new MeshidError('san_malformed', `${what}: subjectAltName holds a non-GeneralName`);
     }
     names.push(readGeneralName(gn, what));
   }
-  if (names.length === 0) throw new MeshidError('invalid_argument', 'san_empty', `${what}: subjectAltName is empty`);
+  if (names.length === 0) throw new MeshidError('san_empty', `${what}: subjectAltName is empty`);
   return names;
 }
 
 function readGeneralName(gn: Asn1, what: string): GeneralName {
   const text = () => {
     if (gn.constructed || typeof gn.value !== 'string') {
-      throw new MeshidError('invalid_argument', 'san_malformed', `${what}: malformed GeneralName [${gn.type}]`);
+      throw new MeshidError('san_malformed', `${what}: malformed GeneralName [${gn.type}]`);
     }
     return gn.value;
   };
@@ -113,7 +113,7 @@ function readGeneralName(gn: Asn1, what: string): GeneralName {
 /** IA5String is 7-bit; anything else in a name is a forgery attempt or garbage. */
 function ia5(s: string, what: string): string {
   // eslint-disable-next-line no-control-regex
-  if (!/^[\x00-\x7f]*$/.test(s)) throw new MeshidError('invalid_argument', 'san_malformed', `${what}: a SAN holds non-ASCII bytes`);
+  if (!/^[\x00-\x7f]*$/.test(s)) throw new MeshidError('san_malformed', `${what}: a SAN holds non-ASCII bytes`);
   return s;
 }
 
@@ -123,7 +123,7 @@ export function parseBasicConstraints(value: Buffer, what: string): BasicConstra
   let ca = false;
   if (parts[i]?.type === Tag.BOOLEAN) ca = readBool(parts[i++], `${what} basicConstraints cA`);
   const pathLen = parts[i] ? readSmallInt(parts[i++], `${what} basicConstraints pathLenConstraint`) : undefined;
-  if (i !== parts.length) throw new MeshidError('invalid_argument', 'extension_malformed', `${what}: malformed basicConstraints`);
+  if (i !== parts.length) throw new MeshidError('extension_malformed', `${what}: malformed basicConstraints`);
   return pathLen === undefined ? { ca } : { ca, pathLen };
 }
 
@@ -145,7 +145,7 @@ export function parseExtKeyUsage(value: Buffer, what: string): string[] {
 
 export function parseSubjectKeyId(value: Buffer, what: string): Buffer {
   const node = decodeDer(value, `${what} subjectKeyIdentifier`);
-  if (node.type !== Tag.OCTETSTRING) throw new MeshidError('invalid_argument', 'extension_malformed', `${what}: malformed subjectKeyIdentifier`);
+  if (node.type !== Tag.OCTETSTRING) throw new MeshidError('extension_malformed', `${what}: malformed subjectKeyIdentifier`);
   return bytesOf(node);
 }
 
@@ -199,7 +199,7 @@ export function generalNamesValue(names: readonly GeneralName[]): Asn1 {
         case 'ip':
           return der.ctxPrim(7, parseIp(n.value));
         case 'other':
-          throw new MeshidError('invalid_argument', 'san_unsupported', `cannot encode GeneralName [${n.tag}]`);
+          throw new MeshidError('san_unsupported', `cannot encode GeneralName [${n.tag}]`);
       }
     }),
   );
@@ -236,7 +236,7 @@ export function formatIp(b: Buffer, what = 'address'): string {
     if (best < 0) return groups.join(':');
     return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
   }
-  throw new MeshidError('invalid_argument', 'san_malformed', `${what}: an IP SAN of ${b.length} bytes`);
+  throw new MeshidError('san_malformed', `${what}: an IP SAN of ${b.length} bytes`);
 }
 
 export function parseIp(s: string): Buffer {
@@ -259,5 +259,5 @@ export function parseIp(s: string): Buffer {
       }
     }
   }
-  throw new MeshidError('invalid_argument', 'ip_invalid', `not an IP address: ${JSON.stringify(s)}`);
+  throw new MeshidError('ip_invalid', `not an IP address: ${JSON.stringify(s)}`);
 }

@@ -109,7 +109,7 @@ function schemeOf(key: KeyObject): SignatureScheme {
     if (info.curve === 'secp521r1' || info.curve === 'P-521') return SCHEMES[OID.ecdsaWithSha512]!;
   }
   if (info.kind === 'rsa') return SCHEMES[OID.sha256WithRsa]!;
-  throw new MeshidError('invalid_argument', 'key_unsupported', `unsupported signing key: ${keyInfoText(info)}`);
+  throw new MeshidError('key_unsupported', `unsupported signing key: ${keyInfoText(info)}`);
 }
 
 /** AlgorithmIdentifier for a scheme: ECDSA has absent parameters, RSA an explicit NULL. */
@@ -125,10 +125,10 @@ export function sign(scheme: SignatureScheme, data: Uint8Array, key: KeyObject):
 export function verifySignature(schemeOid: string, data: Uint8Array, key: KeyObject, signature: Uint8Array): boolean {
   const scheme = SCHEMES[schemeOid];
   if (!scheme) {
-    throw new MeshidError('invalid_argument', 'signature_algorithm_unsupported', `unsupported signature algorithm ${schemeOid}`);
+    throw new MeshidError('signature_algorithm_unsupported', `unsupported signature algorithm ${schemeOid}`);
   }
   if (key.asymmetricKeyType !== scheme.keyKind) { // cheaper than describeKey, which reads the key's details
-    throw new MeshidError('invalid_argument', 'signature_algorithm_mismatch', `signature algorithm ${schemeOid} does not match the ${key.asymmetricKeyType} key`);
+    throw new MeshidError('signature_algorithm_mismatch', `signature algorithm ${schemeOid} does not match the ${key.asymmetricKeyType} key`);
   }
   try {
     return crypto.verify(scheme.hash, data, key, signature);
@@ -168,7 +168,7 @@ export function importSpki(spki: Asn1, what: string): KeyObject {
     }
     return crypto.createPublicKey({ key: encodeDer(spki), format: 'der', type: 'spki' });
   } catch (e) {
-    throw new MeshidError('invalid_argument', 'public_key_invalid', `${what}: the public key cannot be used (${(e as Error).message})`);
+    throw new MeshidError('public_key_invalid', `${what}: the public key cannot be used (${(e as Error).message})`);
   }
 }
 

@@ -1,5 +1,5 @@
 /** PEM armor (RFC 7468): text outside blocks is ignored, as OpenSSL does. */
-import { MeshidError } from '../lib/errors.js';
+import { MeshidError, withContext } from '../lib/errors.js';
 
 export interface PemBlock {
   readonly label: string;
@@ -14,11 +14,11 @@ export function decodePem(text: string): PemBlock[] {
   for (const m of text.matchAll(BLOCK_RE)) {
     const [, begin, body, end] = m as unknown as [string, string, string, string];
     if (begin !== end) {
-      throw new MeshidError('invalid_argument', 'pem_mismatched_label', `PEM block "BEGIN ${begin}" ends with "END ${end}"`);
+      throw new MeshidError('pem_mismatched_label', `PEM block "BEGIN ${begin}" ends with "END ${end}"`);
     }
     const b64 = body.replace(/\s+/g, '');
     if (!BASE64_RE.test(b64) || b64.length % 4 !== 0) {
-      throw new MeshidError('invalid_argument', 'pem_bad_base64', `PEM block "${begin}" is not valid base64`);
+      throw new MeshidError('pem_bad_base64', `PEM block "${begin}" is not valid base64`);
     }
     blocks.push({ label: begin, der: Buffer.from(b64, 'base64') });
   }
@@ -31,13 +31,13 @@ export function decodePemOf(text: string, label: string, what: string): Buffer[]
   try {
     blocks = decodePem(text);
   } catch (e) {
-    if (e instanceof MeshidError) throw new MeshidError(e.kind, e.code, `${what}: ${e.message}`);
+    if (e instanceof MeshidError) throw withContext(e, what);
     throw e;
   }
-  if (blocks.length === 0) throw new MeshidError('invalid_argument', 'pem_empty', `${what}: no PEM block found`);
+  if (blocks.length === 0) throw new MeshidError('pem_empty', `${what}: no PEM block found`);
   for (const b of blocks) {
     if (b.label !== label) {
-      throw new MeshidError('invalid_argument', 'pem_wrong_label', `${what}: expected "${label}", found "${b.label}"`);
+      throw new MeshidError('pem_wrong_label', `${what}: expected "${label}", found "${b.label}"`);
     }
   }
   return blocks.map((b) => b.der);

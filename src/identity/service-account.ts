@@ -4,11 +4,11 @@
  * spiffe://<trust-domain>/ns/<ns>/sa/<sa>. Used by the CA on verified tokens, and by the agent to
  * know which identity to ask for before the CA has verified anything.
  */
-import { errorMessage, MeshidError } from '../lib/errors.js';
+import { errorMessage, type ErrorCode, MeshidError } from '../lib/errors.js';
 import { type SpiffeId, workloadSpiffeId } from './spiffe-id.js';
 
-function refuse(code: string, detail: string): MeshidError {
-  return new MeshidError('unauthenticated', code, detail);
+function refuse(code: ErrorCode, detail: string): MeshidError {
+  return new MeshidError(code, detail);
 }
 
 /** The workload identity the claims stand for; throws (unauthenticated) when they name none or disagree. */

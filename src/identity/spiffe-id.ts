@@ -26,7 +26,7 @@ export class SpiffeIdError extends MeshidError {
     readonly input: string,
     detail: string,
   ) {
-    super('invalid_argument', `spiffe_id_${rule}`, `invalid SPIFFE ID ${JSON.stringify(truncate(input))}: ${detail}`);
+    super(`spiffe_id_${rule}`, `invalid SPIFFE ID ${JSON.stringify(truncate(input))}: ${detail}`);
   }
 }
 

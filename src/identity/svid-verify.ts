@@ -68,7 +68,7 @@ export class SvidVerificationError extends MeshidError {
     /** The certificate that broke the rule, when one did. */
     readonly certificate?: Certificate,
   ) {
-    super('unauthenticated', `svid_${reason}`, message);
+    super(`svid_${reason}`, message);
   }
 }
 
@@ -98,7 +98,7 @@ type Role = 'leaf' | 'intermediate' | 'root';
 export function verifyX509Svid(chain: readonly Certificate[], roots: readonly Certificate[], options: VerifyOptions = {}): VerifiedSvid {
   const now = options.now ?? Date.now();
   // NaN would compare false against both validity bounds and pass every date check.
-  if (!Number.isFinite(now)) throw new MeshidError('invalid_argument', 'verify_time_invalid', `invalid verification time ${String(options.now)}`);
+  if (!Number.isFinite(now)) throw new MeshidError('verify_time_invalid', `invalid verification time ${String(options.now)}`);
   const trustDomain = options.trustDomain === undefined ? undefined : parseTrustDomain(options.trustDomain);
   const leaf = chain[0];
   if (!leaf) throw new SvidVerificationError('empty_chain', 'the certificate chain is empty: expected the leaf SVID first');

@@ -14,14 +14,17 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Clock } from './clock.js';
 import { bindServer } from './grpc-server.js';
-import { errorMessage, MeshidError } from './errors.js';
+import { type ErrorCode, errorMessage, MeshidError } from './errors.js';
 
 /** sun_path holds 108 bytes on Linux, including the terminating NUL. */
 const MAX_SOCKET_PATH_BYTES = 107;
 
-/** Which server's socket, for error codes and messages ("sds" -> sds_socket_in_use, "--sds-socket"). */
+/** The socket_* codes of the registry, without their prefix. */
+type SocketProblem = { [C in ErrorCode]: C extends `socket_${infer P}` ? P : never }[ErrorCode];
+
+/** Which server's socket, for messages ("SDS socket ... (--sds-socket)"). */
 export interface SocketRole {
-  /** Code prefix and flag stem, e.g. "sds" or "authz". */
+  /** The flag stem, e.g. "sds" or "authz" for --sds-socket, --authz-socket. */
   readonly name: string;
   /** For messages, e.g. "SDS" or "ext_authz". */
   readonly label: string;
@@ -33,8 +36,8 @@ export interface BoundSocket {
   remove(): void;
 }
 
-function socketError(role: SocketRole, problem: string, socketPath: string, detail: string): MeshidError {
-  return new MeshidError('failed_precondition', `${role.name}_socket_${problem}`, `${role.label} socket ${socketPath}: ${detail}`);
+function socketError(role: SocketRole, problem: SocketProblem, socketPath: string, detail: string): MeshidError {
+  return new MeshidError(`socket_${problem}`, `${role.label} socket ${socketPath} (--${role.name}-socket): ${detail}`);
 }
 
 function describeFile(st: fs.Stats): string {
@@ -101,7 +104,7 @@ export async function listenOnUnixSocket(server: grpc.Server, requested: string,
   if (existing) {
     const p = await probe(socketPath, clock);
     if (p.state === 'live') {
-      throw socketError(role, 'in_use', socketPath, `another process is serving on this socket; stop it or choose another --${role.name}-socket`);
+      throw socketError(role, 'in_use', socketPath, `another process is serving on this socket; stop it or choose another path`);
     }
     if (p.state === 'unknown') throw socketError(role, 'probe', socketPath, `an existing socket could not be checked (${p.code}); refusing to replace it`);
   }

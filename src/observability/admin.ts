@@ -4,6 +4,7 @@
  * Prometheus scrape it; it holds no secrets.
  */
 import http from 'node:http';
+import { errorMessage, MeshidError } from '../lib/errors.js';
 import type { AddressInfo } from 'node:net';
 import { formatHostPort, type HostPort } from '../config/options.js';
 
@@ -34,7 +35,8 @@ export async function startAdminServer(listen: HostPort, readiness: ReadinessChe
     if (path === '/readyz') {
       const checks = safeChecks(readiness);
       const ready = Object.values(checks).every(Boolean);
-      res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify({ ready, checks })}\n`);
+      // The pid, so an operator knows which process `kill -USR1` should reach (not npm's).
+      res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify({ ready, checks, pid: process.pid })}\n`);
       return;
     }
     if (path === '/metrics') {
@@ -48,9 +50,9 @@ export async function startAdminServer(listen: HostPort, readiness: ReadinessChe
   });
   server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (e) => reject(new MeshidError('listen_failed', `admin endpoint cannot listen on ${formatHostPort(listen)} (--admin-listen): ${errorMessage(e)}`)));
     server.listen(listen.port, listen.host, () => {
-      server.off('error', reject);
+      server.removeAllListeners('error');
       resolve();
     });
   });

@@ -9,7 +9,7 @@ import { encodeDer } from '../identity/der.js';
 import { type KeyPair, privateKeyPkcs8Pem } from '../identity/keys.js';
 import type { SpiffeId } from '../identity/spiffe-id.js';
 import { verifyX509Svid } from '../identity/svid-verify.js';
-import { errorMessage, MeshidError } from '../lib/errors.js';
+import { errorMessage, type ErrorCode, MeshidError } from '../lib/errors.js';
 import type { WorkloadSvid } from '../identity/svid.js';
 
 export interface AcceptedSvid {
@@ -19,8 +19,8 @@ export interface AcceptedSvid {
   readonly root: Certificate;
 }
 
-function refused(code: string, message: string): MeshidError {
-  return new MeshidError('invalid_argument', code, message);
+function refused(code: ErrorCode, message: string): MeshidError {
+  return new MeshidError(code, message);
 }
 
 function parseElement(pem: unknown, index: number): Certificate {

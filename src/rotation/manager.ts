@@ -117,7 +117,7 @@ export class SvidManager implements IdentitySource {
     this.metrics = guardedMetrics(options.metrics, this.log);
     this.random = options.random ?? Math.random;
     this.watchdogMs = options.watchdogMs ?? DEFAULT_WATCHDOG_MS;
-    if (!(this.watchdogMs > 0)) throw new MeshidError('invalid_argument', 'rotation_option_invalid', `watchdogMs must be > 0, got ${this.watchdogMs}`);
+    if (!(this.watchdogMs > 0)) throw new MeshidError('rotation_option_invalid', `watchdogMs must be > 0, got ${this.watchdogMs}`);
     const { initialMs, maxMs, multiplier } = this.policy.retry;
     this.backoff = new Backoff({ initialMs, maxMs, multiplier, random: this.random });
     this.bundle = new TrustBundleState(this.spiffeId.trustDomain);
@@ -165,7 +165,7 @@ export class SvidManager implements IdentitySource {
     this.wake?.cancel();
     this.wake = undefined;
     this.cancelAttempt?.();
-    this.first.reject(new MeshidError('unavailable', 'svid_manager_stopped', 'the SVID manager stopped before it obtained an SVID'));
+    this.first.reject(new MeshidError('svid_manager_stopped', 'the SVID manager stopped before it obtained an SVID'));
     this.log.info('stopped');
   }
 

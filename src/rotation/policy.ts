@@ -92,7 +92,7 @@ export function resolveRotationPolicy(input: RotationPolicyInput = {}): Rotation
 
 function check(ok: boolean, option: string, detail: string): void {
   // Written as !ok so that NaN fails every check.
-  if (!ok) throw new MeshidError('invalid_argument', 'rotation_option_invalid', `rotation option ${option} ${detail}`);
+  if (!ok) throw new MeshidError('rotation_option_invalid', `rotation option ${option} ${detail}`);
 }
 
 export interface Validity {

@@ -21,13 +21,13 @@ function readText(file: string, what: string): string {
     return fs.readFileSync(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new MeshidError(code === 'ENOENT' ? 'not_found' : 'failed_precondition', 'sds_file_unreadable',
+    throw new MeshidError(code === 'ENOENT' ? 'sds_file_missing' : 'sds_file_unreadable',
       `cannot read ${what} ${file}: ${code === 'ENOENT' ? 'no such file' : code ?? errorMessage(e)}`);
   }
 }
 
 function invalid(message: string): MeshidError {
-  return new MeshidError('failed_precondition', 'sds_file_invalid', message);
+  return new MeshidError('sds_file_invalid', message);
 }
 
 /** Certificates from a file, with errors that always name the file. */

@@ -27,7 +27,7 @@ export const SERVED_NAMES_HELP =
   `"${SDS_FILE_CERT_PREFIX}<cert>~<key>" and "${SDS_FILE_ROOT_PREFIX}<path>"`;
 
 export function unknownSecret(name: string, why: string): MeshidError {
-  return new MeshidError('not_found', 'sds_unknown_secret', `unknown SDS secret ${JSON.stringify(name)}: ${why}`);
+  return new MeshidError('sds_unknown_secret', `unknown SDS secret ${JSON.stringify(name)}: ${why}`);
 }
 
 /** Classifies a requested name; throws MeshidError (not_found / invalid_argument) for names we do not serve. */
@@ -45,14 +45,14 @@ export function parseSecretName(name: string): SecretRef {
     const rest = name.slice(SDS_FILE_CERT_PREFIX.length);
     const parts = rest.split('~');
     if (parts.length !== 2 || parts[0] === '' || parts[1] === '') {
-      throw new MeshidError('invalid_argument', 'sds_bad_file_cert_name',
+      throw new MeshidError('sds_bad_file_cert_name',
         `SDS secret ${JSON.stringify(name)}: expected ${SDS_FILE_CERT_PREFIX}<cert path>~<key path> (two paths separated by one "~")`);
     }
     return { kind: 'file-cert', name, certPath: absolute(name, parts[0]!), keyPath: absolute(name, parts[1]!) };
   }
   if (name.startsWith(SDS_FILE_ROOT_PREFIX)) {
     const p = name.slice(SDS_FILE_ROOT_PREFIX.length);
-    if (p === '') throw new MeshidError('invalid_argument', 'sds_bad_file_root_name', `SDS secret ${JSON.stringify(name)}: expected ${SDS_FILE_ROOT_PREFIX}<path>`);
+    if (p === '') throw new MeshidError('sds_bad_file_root_name', `SDS secret ${JSON.stringify(name)}: expected ${SDS_FILE_ROOT_PREFIX}<path>`);
     return { kind: 'file-root', name, path: absolute(name, p) };
   }
   throw unknownSecret(name, SERVED_NAMES_HELP);
@@ -62,7 +62,7 @@ export function parseSecretName(name: string): SecretRef {
 // files to each, so only absolute paths are accepted.
 function absolute(name: string, p: string): string {
   if (!path.isAbsolute(p)) {
-    throw new MeshidError('invalid_argument', 'sds_relative_file_path', `SDS secret ${JSON.stringify(name)}: file path ${JSON.stringify(p)} must be absolute`);
+    throw new MeshidError('sds_relative_file_path', `SDS secret ${JSON.stringify(name)}: file path ${JSON.stringify(p)} must be absolute`);
   }
   return path.normalize(p);
 }

@@ -177,7 +177,7 @@ export class SecretCatalog {
 
   /** Subscribes to a secret by name; throws MeshidError for names that cannot be served. */
   subscribe(name: string, subscriber: SecretSubscriber): Subscription {
-    if (this.closed) throw new MeshidError('unavailable', 'sds_closing', 'the SDS server is shutting down');
+    if (this.closed) throw new MeshidError('sds_closing', 'the SDS server is shutting down');
     let feed = this.feeds.get(name);
     if (!feed) {
       feed = this.createFeed(parseSecretName(name));

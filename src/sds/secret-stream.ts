@@ -33,11 +33,11 @@ export interface StreamContext {
 /** Checks the parts of a request every SDS request must get right; returns the one resource name. */
 export function requestedName(req: DiscoveryRequest__Output, method: string): string {
   if (req.type_url && req.type_url !== SECRET_TYPE_URL) {
-    throw new MeshidError('invalid_argument', 'sds_wrong_type_url', `${method}: this server serves ${SECRET_TYPE_URL}, not ${req.type_url}`);
+    throw new MeshidError('sds_wrong_type_url', `${method}: this server serves ${SECRET_TYPE_URL}, not ${req.type_url}`);
   }
   const names = req.resource_names ?? [];
   if (names.length !== 1) {
-    throw new MeshidError('invalid_argument', 'sds_resource_count',
+    throw new MeshidError('sds_resource_count',
       `${method}: exactly one secret name per ${method === 'FetchSecrets' ? 'request' : 'stream'} (got ${names.length}); Envoy opens one stream per secret`);
   }
   return names[0]!;
@@ -71,7 +71,7 @@ export class SecretStream implements SecretSubscriber {
       this.handleFollowUp(req);
     } catch (e) {
       // Never let a bug escape into grpc-js's event handlers (that would end the process).
-      this.fail(e instanceof MeshidError ? e : new MeshidError('internal', 'sds_internal', `internal error: ${errorMessage(e)}`));
+      this.fail(e instanceof MeshidError ? e : new MeshidError('sds_internal', `internal error: ${errorMessage(e)}`));
     }
   }
 

@@ -58,7 +58,7 @@ export interface SdsServer {
   close(): Promise<void>;
 }
 
-const UNAVAILABLE_CLOSING = new MeshidError('unavailable', 'sds_closing', 'the SDS server is shutting down');
+const UNAVAILABLE_CLOSING = new MeshidError('sds_closing', 'the SDS server is shutting down');
 
 function statusOf(error: MeshidError): Partial<grpc.StatusObject> {
   return { code: grpcStatusOf(error.kind), details: error.message };
@@ -164,7 +164,7 @@ export async function startSdsServer(config: SdsServerConfig, deps: SdsServerDep
       logger.debug({ node: call.request.node?.id, resource: name }, 'SDS fetch waits for the secret to exist');
     } catch (e) {
       settle();
-      reject(e instanceof MeshidError ? e : new MeshidError('internal', 'sds_internal', `internal error: ${errorMessage(e)}`));
+      reject(e instanceof MeshidError ? e : new MeshidError('sds_internal', `internal error: ${errorMessage(e)}`));
     }
   };
 

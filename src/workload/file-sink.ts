@@ -85,7 +85,7 @@ export class SvidFileSink {
       fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
       fs.accessSync(this.dir, fs.constants.W_OK);
     } catch (e) {
-      throw new MeshidError('failed_precondition', 'svid_dir_unusable', `--svid-dir ${this.dir}: cannot create or write (${(e as NodeJS.ErrnoException).code ?? errorMessage(e)})`);
+      throw new MeshidError('svid_dir_unusable', `--svid-dir ${this.dir}: cannot create or write (${(e as NodeJS.ErrnoException).code ?? errorMessage(e)})`);
     }
     this.unsubscribe.push(this.deps.source.subscribe(() => this.sync()));
     if (this.deps.named) this.unsubscribe.push(this.deps.named.subscribe(() => this.sync()));

@@ -123,7 +123,7 @@ export class JwtSvids implements JwtSvidSource {
       const unverifiedSub = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { sub?: unknown };
       const td = typeof unverifiedSub.sub === 'string' ? parseSpiffeId(unverifiedSub.sub).trustDomain : undefined;
       const keys = td === undefined ? undefined : set.keys.get(trustDomainId(td));
-      if (!keys) throw new MeshidError('invalid_argument', 'jwt_svid_unknown_trust_domain', `no JWT bundle for the trust domain of "sub" (${String(unverifiedSub.sub)})`);
+      if (!keys) throw new MeshidError('jwt_svid_unknown_trust_domain', `no JWT bundle for the trust domain of "sub" (${String(unverifiedSub.sub)})`);
       const verified = await jwtVerify(token, keys, {
         audience,
         algorithms: ALGORITHMS,
@@ -134,7 +134,7 @@ export class JwtSvids implements JwtSvidSource {
       payload = verified.payload as Record<string, unknown>;
     } catch (e) {
       if (isMeshidError(e)) throw e;
-      throw new MeshidError('invalid_argument', 'jwt_svid_invalid', `the JWT-SVID is not valid: ${joseReason(e)}`);
+      throw new MeshidError('jwt_svid_invalid', `the JWT-SVID is not valid: ${joseReason(e)}`);
     }
     const id = parseSpiffeId(String(payload.sub));
     return { spiffeId: id.uri, claims: payload };
@@ -155,7 +155,7 @@ export class JwtSvids implements JwtSvidSource {
       jwks = JSON.parse(r.response.jwks) as JSONWebKeySet;
       if (!Array.isArray(jwks.keys) || jwks.keys.length === 0 || jwks.keys.some((k) => !k.kid)) throw new Error('expected {"keys": [...]} with a "kid" on every key');
     } catch (e) {
-      throw new MeshidError('unavailable', 'jwt_bundle_invalid', `the CA at ${this.options.caAddress} sent an unusable JWKS: ${errorMessage(e)}`);
+      throw new MeshidError('jwt_bundle_invalid', `the CA at ${this.options.caAddress} sent an unusable JWKS: ${errorMessage(e)}`);
     }
     const text = JSON.stringify(jwks);
     const version = crypto.createHash('sha256').update(id).update('\0').update(text).digest('hex').slice(0, 16);
@@ -169,17 +169,17 @@ export class JwtSvids implements JwtSvidSource {
 
   private auth(): Auth {
     const svid = this.options.source.currentSvid();
-    if (!svid) throw new MeshidError('unavailable', 'jwt_svid_no_x509', 'no X.509-SVID yet to authenticate to the CA with');
+    if (!svid) throw new MeshidError('jwt_svid_no_x509', 'no X.509-SVID yet to authenticate to the CA with');
     return { kind: 'mtls', certChainPem: svid.certChainPem, privateKeyPem: svid.privateKeyPem };
   }
 
   private unavailable(what: string, f: Failure): MeshidError {
     if (f.grpcCode === UNIMPLEMENTED) {
-      return new MeshidError('unavailable', 'jwt_svid_unsupported_by_ca',
+      return new MeshidError('jwt_svid_unsupported_by_ca',
         `JWT-SVIDs are not available: the CA at ${this.options.caAddress} cannot ${what} (it answered UNIMPLEMENTED; istiod and istio-csr issue X.509-SVIDs only, meshid ca issues both)`);
     }
-    if (f.kind === 'invalid_argument') return new MeshidError('invalid_argument', 'jwt_svid_refused', `the CA refused to ${what}: ${f.message}`);
-    return new MeshidError('unavailable', 'jwt_svid_ca_failed', `cannot ${what}: ${f.message}`);
+    if (f.kind === 'invalid_argument') return new MeshidError('jwt_svid_refused', `the CA refused to ${what}: ${f.message}`);
+    return new MeshidError('jwt_svid_ca_failed', `cannot ${what}: ${f.message}`);
   }
 }
 

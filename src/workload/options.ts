@@ -1,7 +1,7 @@
 /** The flags of `meshid agent` for workloads without Envoy: the SPIFFE Workload API and the file sink. */
 import os from 'node:os';
 import { type ConfigRule, rule } from '../config/load.js';
-import { type ConfigOf, ConfigValueError, opt } from '../config/options.js';
+import { type ConfigOf, opt, valueError } from '../config/options.js';
 
 export const workloadApiOptions = {
   workloadApiSocket: opt.string('workload-api-socket', {
@@ -26,7 +26,7 @@ export const fileSinkOptions = {
 
 function parseSignal(s: string): NodeJS.Signals {
   const name = (s.toUpperCase().startsWith('SIG') ? s.toUpperCase() : `SIG${s.toUpperCase()}`) as NodeJS.Signals;
-  if (!(name in os.constants.signals) || name === 'SIGKILL' || name === 'SIGSTOP') throw new ConfigValueError(`expected a signal name such as SIGHUP or SIGUSR1, got ${JSON.stringify(s)}`);
+  if (!(name in os.constants.signals) || name === 'SIGKILL' || name === 'SIGSTOP') throw valueError(`expected a signal name such as SIGHUP or SIGUSR1, got ${JSON.stringify(s)}`);
   return name;
 }
 

@@ -10,7 +10,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../lib/clock.js';
-import { errorMessage, isMeshidError, MeshidError } from '../lib/errors.js';
+import { errorMessage, isMeshidError, type ErrorCode, MeshidError } from '../lib/errors.js';
 import { shutdownGracefully } from '../lib/grpc-server.js';
 import { grpcStatusOf } from '../lib/grpc-status.js';
 import { type BoundSocket, listenOnUnixSocket } from '../lib/unix-socket.js';
@@ -80,15 +80,15 @@ const MAX_AUDIENCES = 16;
 const MAX_AUDIENCE_LENGTH = 512;
 const MAX_TOKEN_LENGTH = 16 * 1024;
 
-const CLOSING = new MeshidError('unavailable', 'workload_api_closing', 'the Workload API server is shutting down');
+const CLOSING = new MeshidError('workload_api_closing', 'the Workload API server is shutting down');
 
 function statusOf(e: unknown): Partial<grpc.StatusObject> {
-  const err = isMeshidError(e) ? e : new MeshidError('internal', 'workload_api_internal', `internal error: ${errorMessage(e)}`);
+  const err = isMeshidError(e) ? e : new MeshidError('workload_api_internal', `internal error: ${errorMessage(e)}`);
   return { code: grpcStatusOf(err.kind), details: err.message };
 }
 
-function invalid(code: string, message: string): MeshidError {
-  return new MeshidError('invalid_argument', code, message);
+function invalid(code: ErrorCode, message: string): MeshidError {
+  return new MeshidError(code, message);
 }
 
 /** The standard's guard: refuse calls that do not carry workload.spiffe.io: true. */
@@ -197,7 +197,7 @@ export async function startWorkloadApiServer(config: WorkloadApiConfig, deps: Wo
     return bundle && { version: bundle.version, message: x509BundlesMessage(bundle) };
   };
 
-  const noJwt = () => new MeshidError('unavailable', 'jwt_svid_unsupported', 'this agent does not serve JWT-SVIDs');
+  const noJwt = () => new MeshidError('jwt_svid_unsupported', 'this agent does not serve JWT-SVIDs');
 
   const fetchJwtSvid = async (req: JwtSvidRequest): Promise<JwtSvidResponse> => {
     const audiences = req.audience ?? [];
@@ -209,7 +209,7 @@ export async function startWorkloadApiServer(config: WorkloadApiConfig, deps: Wo
     await svidExists();
     const own = source.currentSvid()?.spiffeId;
     if (req.spiffe_id && req.spiffe_id !== own) {
-      throw new MeshidError('permission_denied', 'jwt_svid_not_entitled', `FetchJWTSVID: this workload is ${own}, not ${req.spiffe_id}`);
+      throw new MeshidError('jwt_svid_not_entitled', `FetchJWTSVID: this workload is ${own}, not ${req.spiffe_id}`);
     }
     if (!jwt) throw noJwt();
     const svid = await jwt.fetchSvid(audiences);

@@ -12,7 +12,7 @@ import { FRONTEND, FRONTEND_TOKEN, SHOP_POLICIES, Stand, TD } from './stand.js';
 test('ext_authz through the agent: a peer certified by the CA is judged by policy; a certificate from another root is denied', async (t) => {
   const s = await Stand.start(t, { policies: SHOP_POLICIES });
   await s.agent.manager.firstSvid();
-  t.deepEqual(JSON.parse((await s.admin('/readyz')).body), { ready: true, checks: { svid: true, sds: true, authz_policies: true } });
+  t.deepEqual(JSON.parse((await s.admin('/readyz')).body), { ready: true, checks: { svid: true, sds: true, authz_policies: true }, pid: process.pid });
 
   // The frontend's own SVID from the same CA, as its sidecar would present it.
   const frontend = await s.issueFor(FRONTEND_TOKEN, FRONTEND);

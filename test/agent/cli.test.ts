@@ -112,7 +112,7 @@ test('a --ca-bundle file that does not exist: non-zero exit, one clear line, no 
   ]);
   t.not(r.status, 0);
   const [first, ...rest] = r.stderr.trimEnd().split('\n');
-  t.is(first, `meshid agent: ca-bundle: cannot read ${bundle}: ENOENT`);
+  t.is(first, `meshid agent: ca-bundle (flag --ca-bundle): cannot read ${bundle}: ENOENT`);
   t.deepEqual(rest, ['Run "meshid agent --help" for usage.']);
   t.is(r.stdout, '');
   t.false(fs.existsSync(path.join(dir, 'sds.sock')));
@@ -146,7 +146,7 @@ test('the real processes: meshid ca and meshid agent, /readyz 200, default over 
     '--admin-listen=127.0.0.1:0',
   ]);
   t.teardown(() => agent.stop());
-  const started = await agent.waitFor('agent started', (l) => l.msg === 'agent started');
+  const started = await agent.waitFor('agent started', (l) => l.msg === `agent started (pid ${agent.pid})`);
   const admin = String(started.admin);
   // Real processes on the real clock: poll readiness (the first SVID is one CA round trip away).
   const deadline = Date.now() + 10_000;
@@ -155,7 +155,7 @@ test('the real processes: meshid ca and meshid agent, /readyz 200, default over 
     if (Date.now() > deadline) return t.fail(`not ready: ${await ready.text()}`);
     await new Promise((r) => setTimeout(r, 20));
   }
-  t.deepEqual(await ready.json(), { ready: true, checks: { svid: true, sds: true, authz_policies: true } });
+  t.deepEqual(await ready.json(), { ready: true, checks: { svid: true, sds: true, authz_policies: true }, pid: agent.pid });
   t.is((await fetch(`${admin}/healthz`)).status, 200);
   t.is(fs.statSync(sdsSocket).mode & 0o777, 0o600);
 

@@ -42,7 +42,7 @@ test('happy path: the SVID from the CA, /readyz 503 then 200, default and ROOTCA
   t.is(s.status().lastFailure?.kind, 'token_unreadable');
   const notReady = await s.admin('/readyz');
   t.is(notReady.status, 503);
-  t.deepEqual(JSON.parse(notReady.body), { ready: false, checks: { svid: false, sds: true } });
+  t.deepEqual(JSON.parse(notReady.body), { ready: false, checks: { svid: false, sds: true }, pid: process.pid });
   t.is((await s.admin('/healthz')).status, 200);
 
   const envoy = s.sdsClient();
@@ -55,7 +55,7 @@ test('happy path: the SVID from the CA, /readyz 503 then 200, default and ROOTCA
   t.true(first.ok);
   const ready = await s.admin('/readyz');
   t.is(ready.status, 200);
-  t.deepEqual(JSON.parse(ready.body), { ready: true, checks: { svid: true, sds: true } });
+  t.deepEqual(JSON.parse(ready.body), { ready: true, checks: { svid: true, sds: true }, pid: process.pid });
 
   const [w1, r1] = await Promise.all([workload.waitFor(() => true), roots.waitFor(() => true)]);
   const bundlePem = s.ca!.bundlePem;

@@ -92,3 +92,33 @@ test('policy source: unchanged content is not reloaded; a broken edit keeps the 
   t.is(loaded.status, 'loaded');
   t.deepEqual(source.current()?.policies.map((p) => p.id), ['shop/b']);
 });
+
+test('policy source: after a rejected edit, the next valid set logs "policy set valid again", as does reverting the edit', async (t) => {
+  const dir = path.join(tempDir(t), 'p');
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'a.yaml'), doc('a'));
+  const { logger, lines } = capturingLogger();
+  const source = await startPolicySource({ dir, clock: new FakeClock(), logger, watch: false, resyncMs: 0 });
+  t.teardown(() => source.close());
+  const again = () => lines().filter((l) => l.event === 'policy_valid_again');
+  t.is((await source.reload()).status, 'unchanged');
+  t.is(again().length, 0, 'nothing to recover from');
+
+  fs.writeFileSync(path.join(dir, 'a.yaml'), 'not: [valid');
+  t.is((await source.reload()).status, 'rejected');
+  fs.writeFileSync(path.join(dir, 'a.yaml'), doc('a'));
+  const reverted = await source.reload();
+  t.is(reverted.status, 'unchanged');
+  t.is(again().length, 1);
+  t.regex(String(again()[0]?.msg), /^policy set valid again: the rejected change was reverted; revision \w+ stays in force$/);
+
+  fs.writeFileSync(path.join(dir, 'a.yaml'), 'not: [valid');
+  await source.reload();
+  fs.writeFileSync(path.join(dir, 'a.yaml'), doc('b'));
+  const loaded = await source.reload();
+  t.is(loaded.status, 'loaded');
+  t.is(again().length, 2);
+  t.regex(String(again()[1]?.msg), /^policy set valid again: revision \w+ in force$/);
+  t.is((await source.reload()).status, 'unchanged');
+  t.is(again().length, 2, 'said once per recovery');
+});

@@ -264,3 +264,14 @@ test('the same name in different namespaces is two policies', (t) => {
   t.deepEqual(r.errors, []);
   t.deepEqual(r.policies.map((p) => p.id), ['shop/p', 'other/p']);
 });
+
+test('a YAML syntax error names line and column, once per document: no cascade of follow-on errors', (t) => {
+  const text = [`apiVersion: ${API}`, 'kind: AuthorizationPolicy', 'metadata: {name: broken', 'spec:', '  action: ALLOW', '  rules: [{}', ''].join('\n');
+  const errors = errorsOf(text);
+  t.is(errors.length, 1, errors.map(formatIssue).join('\n'));
+  const [e] = errors;
+  t.is(e?.code, 'yaml_syntax');
+  t.is(typeof e?.line, 'number');
+  t.is(typeof e?.column, 'number');
+  t.regex(formatIssue(e!), /^a\.yaml:\d+:\d+ doc 1: not valid YAML: /);
+});

@@ -163,5 +163,5 @@ test('startCa refuses unusable files and names before binding', async (t) => {
 test('a port in use is a startup failure naming the address', async (t) => {
   const h = await startHarness(t);
   const e = await t.throwsAsync(startCa(baseConfig(tempDir(t), { listen: { host: '127.0.0.1', port: h.ca.port } })), { instanceOf: MeshidError });
-  t.regex(e!.message, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${h.ca.port}`));
+  t.regex(e!.message, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${h.ca.port} \\(--listen\\)`), 'names the flag that set the address');
 });

@@ -21,3 +21,21 @@ test('--help works whatever the environment holds', async (t) => {
   t.is(await main(['agent', '--help'], r.io), 0);
   t.regex(r.out(), /--ca-address HOST:PORT/);
 });
+
+test('meshid --version prints the package version', async (t) => {
+  const r = io();
+  t.is(await main(['--version'], r.io), 0);
+  t.regex(r.out(), /^meshid \d+\.\d+\.\d+\S*\n$/);
+});
+
+test('a mistyped command gets a suggestion: meshid agnet -> did you mean "meshid agent"', async (t) => {
+  const r = io();
+  t.is(await main(['agnet'], r.io), 2);
+  t.regex(r.err(), /^meshid: unknown command "agnet" \(did you mean "meshid agent"\?\)\n/);
+  const sub = io();
+  t.is(await main(['svid', 'verfy'], sub.io), 2);
+  t.is(sub.err(), 'meshid svid: expected one of: verify (did you mean "meshid svid verify"?)\n');
+  const far = io();
+  await main(['frobnicate'], far.io);
+  t.regex(far.err(), /^meshid: unknown command "frobnicate"\n/, 'no suggestion when nothing is close');
+});

@@ -80,6 +80,8 @@ const invalid: Array<[string, (f: Files) => string[], RegExp]> = [
   ['a leaf from another CA', (f) => [f.write('other.pem', makeLeaf(makeRoot('example.org', { commonName: 'other' }), ID).pem)], /invalid \(untrusted\): no trusted issuer for leaf/],
   ['a trust domain mismatch', (f) => ['--trust-domain', 'example.com', '--bundle', f.write('anon.pem', anonymousRoot.pem), f.write('l.pem', makeLeaf(anonymousRoot, ID).pem)], /invalid \(trust_domain_mismatch\): the SVID's ID spiffe:\/\/example\.org\/ns\/shop\/sa\/frontend is in trust domain "example\.org", but "example\.com" is required/],
   ['a missing intermediate', (f) => [f.write('leaf-only.pem', leaf.pem)], /invalid \(untrusted\)/],
+  // A wrong --trust-domain is a verdict on readable input, not unreadable input (issue 15).
+  ['a wrong --trust-domain (the bundle is of another one)', (f) => ['--trust-domain', 'example.com', f.chain], /invalid \(bundle_root_trust_domain_mismatch\): .*bundle\.pem, certificate 1 .* belongs to trust domain "example\.org" .*not "example\.com"/],
   ['a leaf without digitalSignature', (f) => [f.write('bad.pem', makeLeaf(root, ID, { keyUsage: ['keyAgreement'] }).pem)], /invalid \(leaf_digital_signature_missing\)/],
 ];
 for (const [title, args, message] of invalid) {
@@ -102,7 +104,6 @@ const unreadable: Array<[string, (f: Files) => string[], RegExp]> = [
   ['a chain file that is not PEM', (f) => ['--bundle', f.bundle, '--trust-domain', 'example.org', f.write('x.pem', 'hello')], /x\.pem: no PEM block found/],
   ['a chain file holding a key', (f) => ['--bundle', f.bundle, '--trust-domain', 'example.org', f.write('k.pem', privateKeyPkcs8Pem(generateKeyPairSync().privateKey))], /expected "CERTIFICATE", found "PRIVATE KEY"/],
   ['a bundle that is not PEM', (f) => ['--bundle', f.write('b.pem', 'not pem'), '--trust-domain', 'example.org', f.chain], /b\.pem: no PEM block found/],
-  ['a bundle of another trust domain', (f) => ['--bundle', f.bundle, '--trust-domain', 'example.com', f.chain], /bundle\.pem, certificate 1 .* belongs to trust domain "example\.org" .*not "example\.com"/],
   ['a bundle holding a leaf', (f) => ['--bundle', f.write('b.pem', leaf.pem), '--trust-domain', 'example.org', f.chain], /cannot be a root: it is not a CA/],
   ['no --bundle', (f) => ['--trust-domain', 'example.org', f.chain], /bundle: required/],
   ['no --trust-domain', (f) => ['--bundle', f.bundle, f.chain], /trust-domain: required/],

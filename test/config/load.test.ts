@@ -1,6 +1,7 @@
 import test from 'ava';
 import { agentOptions, agentRules } from '../../src/cli/agent.js';
-import { ConfigError, loadConfig, renderConfig, rule } from '../../src/config/load.js';
+import { loadConfig, renderConfig, rule } from '../../src/config/load.js';
+import { MeshidError } from '../../src/lib/errors.js';
 import { type ConfigOf, opt, parseDuration } from '../../src/config/options.js';
 
 const specs = {
@@ -45,7 +46,7 @@ test('errors name the key and the source, all at once', (t) => {
         env: { MESHID_CA_ADDRESS: 'no-port' },
         readFile: files({ 'm.yaml': 'mode: c\nttll: 1h\n' }),
       }),
-    { instanceOf: ConfigError },
+    { instanceOf: MeshidError },
   );
   const text = e!.problems.join('\n');
   t.regex(text, /^ttl \(flag --ttl\): expected a duration/m);
@@ -57,7 +58,7 @@ test('errors name the key and the source, all at once', (t) => {
 });
 
 test('unknown flags are suggested, missing values and required keys reported', (t) => {
-  const e = t.throws(() => loadConfig(specs, { argv: ['--ca-adress', 'x:1', '--token'], env: {} }), { instanceOf: ConfigError });
+  const e = t.throws(() => loadConfig(specs, { argv: ['--ca-adress', 'x:1', '--token'], env: {} }), { instanceOf: MeshidError });
   const text = e!.problems.join('\n');
   t.regex(text, /--ca-adress: unknown flag \(did you mean --ca-address\?\)/);
   t.regex(text, /--token: needs a value/);
@@ -66,11 +67,11 @@ test('unknown flags are suggested, missing values and required keys reported', (
 
 test('a missing or malformed config file is an error naming the file', (t) => {
   const missing = t.throws(() => loadConfig(specs, { argv: ['--config', 'nope.yaml', '--ca-address', 'a:1'], env: {}, readFile: files({}) }), {
-    instanceOf: ConfigError,
+    instanceOf: MeshidError,
   });
   t.regex(missing!.message, /config \(file nope\.yaml\): cannot read: ENOENT/);
   const bad = t.throws(() => loadConfig(specs, { argv: ['--ca-address', 'a:1'], env: { MESHID_CONFIG: 'b.yaml' }, readFile: files({ 'b.yaml': '- a\n- b\n' }) }), {
-    instanceOf: ConfigError,
+    instanceOf: MeshidError,
   });
   t.regex(bad!.message, /expected a mapping/);
 });
@@ -108,7 +109,7 @@ test('--help answers even when the environment or the config file is bad', (t) =
 
 test('one-shot tools (no file and env) have no --config or --print-config', (t) => {
   const e = t.throws(() => loadConfig(specs, { argv: ['--ca-address', 'a:1', '--config', 'x.yaml', '--print-config'], env: {}, fileAndEnv: false }), {
-    instanceOf: ConfigError,
+    instanceOf: MeshidError,
   });
   t.regex(e!.message, /--config: unknown flag/);
   t.regex(e!.message, /--print-config: unknown flag/);
@@ -125,14 +126,14 @@ const rules = [
 ];
 
 test('a cross-field rule names every key it reads with its source, or "unset"', (t) => {
-  const e = t.throws(() => loadConfig(ruled, { argv: ['--ca-address', 'a:1', '--ttl', '3h'], env: { MESHID_MAX_TTL: '1h' }, rules }), { instanceOf: ConfigError });
+  const e = t.throws(() => loadConfig(ruled, { argv: ['--ca-address', 'a:1', '--ttl', '3h'], env: { MESHID_MAX_TTL: '1h' }, rules }), { instanceOf: MeshidError });
   t.deepEqual(e!.problems, ['ttl (flag --ttl), max-ttl (env MESHID_MAX_TTL): ttl is longer than max-ttl']);
   const ok = loadConfig(ruled, { argv: ['--ca-address', 'a:1', '--ttl', '2h'], env: {}, rules });
   t.is(ok.config.ttl, 7_200_000, 'equal is allowed');
 });
 
 test('a rule over a value that failed to parse is skipped, so the default does not stand in for it', (t) => {
-  const e = t.throws(() => loadConfig(ruled, { argv: ['--ca-address', 'a:1', '--max-ttl', 'soon'], env: {}, rules }), { instanceOf: ConfigError });
+  const e = t.throws(() => loadConfig(ruled, { argv: ['--ca-address', 'a:1', '--max-ttl', 'soon'], env: {}, rules }), { instanceOf: MeshidError });
   t.is(e!.problems.length, 1);
   t.regex(e!.problems[0]!, /^max-ttl \(flag --max-ttl\): expected a duration/);
 });
@@ -156,6 +157,6 @@ test('the agent schema warns about ext_authz settings while ext_authz is off, an
     'authz-deny-details (flag --authz-deny-details): has no effect without authz-socket or authz-listen (ext_authz is off)',
   ]);
   t.deepEqual(loadConfig(agentOptions, { argv: [...base, '--policy-dir', '/p', '--authz-listen', '127.0.0.1:0'], env: {}, rules: agentRules }).warnings, []);
-  const e = t.throws(() => loadConfig(agentOptions, { argv: [...base, '--authz-listen', '127.0.0.1:0'], env: {}, rules: agentRules }), { instanceOf: ConfigError });
+  const e = t.throws(() => loadConfig(agentOptions, { argv: [...base, '--authz-listen', '127.0.0.1:0'], env: {}, rules: agentRules }), { instanceOf: MeshidError });
   t.regex(e!.message, /^authz-socket \(unset\), authz-listen \(flag --authz-listen\), policy-dir \(unset\): ext_authz needs policy-dir/);
 });

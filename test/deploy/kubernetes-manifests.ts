@@ -10,7 +10,8 @@ import YAML from 'yaml';
 import caCommand from '../../src/cli/ca.js';
 import { type AgentConfig, agentOptions } from '../../src/cli/agent.js';
 import { DEFAULT_TOKEN_AUDIENCE } from '../../src/config/defaults.js';
-import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { loadConfig } from '../../src/config/load.js';
+import { isMeshidError } from '../../src/lib/errors.js';
 import type { ConfigOf, OptionSpecs } from '../../src/config/options.js';
 
 // ---- the parts of the Kubernetes API these checks read ----
@@ -145,7 +146,7 @@ function parseArgs<S extends OptionSpecs>(container: Container, specs: S, comman
   try {
     return loadConfig(specs, { argv: (container.args ?? []).slice(1), fileAndEnv: false }).config;
   } catch (e) {
-    if (e instanceof ConfigError) throw new Error(`container ${container.name} (meshid ${command}): ${e.message}`);
+    if (isMeshidError(e) && e.code === 'config_invalid') throw new Error(`container ${container.name} (meshid ${command}): ${e.message}`);
     throw e;
   }
 }

@@ -64,7 +64,9 @@ test.serial('dev_ready names the identity, the sockets, the admin URL and a boot
   t.is((await fetch(`${ready.admin}/healthz`)).status, 200);
   const readyz = await fetch(`${ready.admin}/readyz`);
   t.is(readyz.status, 200);
-  t.like((await readyz.json()) as object, { ready: true });
+  t.like((await readyz.json()) as object, { ready: true, pid: dev.pid }, '/readyz names the process that SIGUSR1 should reach');
+  t.is(ready.pid, dev.pid);
+  t.true(String(ready.msg).includes(`pid ${dev.pid}; kill -USR1 ${dev.pid} rotates now`), 'the banner names the pid');
 
   // The rendered bootstrap is deploy/envoy/envoy.yaml with the dev sockets in place of the pod's.
   t.is(ready.envoyBootstrap, path.join(state, 'envoy.yaml'));

@@ -75,7 +75,8 @@ export class MeshidProcess {
   /** The first line (from `from` on) that matches, as soon as it is printed. */
   waitFor(what: string, match: (l: LogLine) => boolean, options: { from?: number; timeoutMs?: number } = {}): Promise<LogLine> {
     const from = options.from ?? 0;
-    const timeoutMs = options.timeoutMs ?? 8000;
+    // Only a bound on a hang: process start-up is slow on a loaded machine.
+    const timeoutMs = options.timeoutMs ?? 20_000;
     return new Promise((resolve, reject) => {
       const check = () => {
         const found = this.lines.slice(from).find(match);

@@ -49,6 +49,9 @@ export interface SdsClientOptions {
 
 const NACK_CODE = 13; // Envoy reports rejected config with INTERNAL
 
+/** Default bound on waiting for a secret or a stream end: only a bound on a hang, generous for a loaded machine. */
+const WAIT_MS = 20_000;
+
 export function nowMs(): number {
   return performance.timeOrigin + performance.now();
 }
@@ -193,12 +196,12 @@ export class SecretWatch {
   }
 
   /** The next secret accepted after this call. */
-  nextUpdate(timeoutMs = 5000): Promise<ReceivedSecret> {
+  nextUpdate(timeoutMs = WAIT_MS): Promise<ReceivedSecret> {
     return this.waitFor(() => true, timeoutMs, false);
   }
 
   /** The latest accepted secret once it satisfies pred (at once if it already does). */
-  waitFor(pred: (s: ReceivedSecret) => boolean, timeoutMs = 5000, checkCurrent = true): Promise<ReceivedSecret> {
+  waitFor(pred: (s: ReceivedSecret) => boolean, timeoutMs = WAIT_MS, checkCurrent = true): Promise<ReceivedSecret> {
     if (checkCurrent && this.current && pred(this.current)) return Promise.resolve(this.current);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -217,7 +220,7 @@ export class SecretWatch {
   }
 
   /** Resolves with the status of the next stream end. */
-  nextStatus(timeoutMs = 5000): Promise<grpc.StatusObject> {
+  nextStatus(timeoutMs = WAIT_MS): Promise<grpc.StatusObject> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${this.name}: stream did not end within ${timeoutMs} ms`)), timeoutMs);
       this.statusWaiters.push((s) => {

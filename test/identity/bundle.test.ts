@@ -1,4 +1,5 @@
 import test from 'ava';
+import type { ErrorCode } from '../../src/lib/errors.js';
 import crypto from 'node:crypto';
 import {
   certificateFingerprint,
@@ -51,7 +52,7 @@ test('a rotation bundle verifies leaves under either root, here and in openssl',
   }
 });
 
-const refusals: Array<[string, () => string, string, RegExp, string?]> = [
+const refusals: Array<[string, () => string, ErrorCode, RegExp, string?]> = [
   ['text without PEM', () => 'hello', 'bundle_not_pem', /no PEM block found/],
   ['bad base64', () => '-----BEGIN CERTIFICATE-----\n@@@@\n-----END CERTIFICATE-----\n', 'bundle_not_pem', /not valid base64/],
   ['a private key', () => privateKeyPkcs8Pem(generateKeyPairSync().privateKey), 'bundle_not_certificate', /expected "CERTIFICATE", found "PRIVATE KEY"/],

@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import test from 'ava';
 import { generateKeyPairSync, type KeyPair } from '../../src/identity/keys.js';
 import { parseSpiffeId } from '../../src/identity/spiffe-id.js';
-import { MeshidError } from '../../src/lib/errors.js';
+import { type ErrorCode, MeshidError } from '../../src/lib/errors.js';
 import { acceptIssuedChain } from '../../src/rotation/issued-svid.js';
 import { opensslVerify } from '../helpers/openssl.js';
 import { type CertOptions, chainPem, makeIntermediate, makeLeaf, makeRoot } from '../helpers/pki.js';
@@ -19,7 +19,7 @@ function setup(leafOptions: CertOptions = {}, id = ID.uri) {
   return { root, key, leaf };
 }
 
-function refusal(t: import('ava').ExecutionContext, fn: () => unknown, code: string, message?: RegExp): void {
+function refusal(t: import('ava').ExecutionContext, fn: () => unknown, code: ErrorCode, message?: RegExp): void {
   const e = t.throws(fn, { instanceOf: MeshidError });
   t.is(e?.code, code, e?.message);
   if (message) t.regex(e?.message ?? '', message);

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { envoyProtos, SECRET_TYPE_URL } from '../../src/envoy/protos.js';
-import { MeshidError } from '../../src/lib/errors.js';
+import { type ErrorCode, MeshidError } from '../../src/lib/errors.js';
 import { parseSecretName } from '../../src/sds/resource-names.js';
 import { encodeSecret, responseWithNonce } from '../../src/sds/secret-encoding.js';
 
@@ -15,7 +15,7 @@ test('secret names are classified, and file paths must be absolute', (t) => {
     keyPath: '/etc/certs/key.pem',
   });
   t.deepEqual(parseSecretName('file-root:/etc/certs/../certs/root-cert.pem'), { kind: 'file-root', name: 'file-root:/etc/certs/../certs/root-cert.pem', path: '/etc/certs/root-cert.pem' });
-  const refused: Array<[string, string]> = [
+  const refused: Array<[string, ErrorCode]> = [
     ['', 'sds_unknown_secret'],
     ['Default', 'sds_unknown_secret'],
     ['rootca', 'sds_unknown_secret'],

@@ -3,7 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import test from 'ava';
 import { SECRET_TYPE_URL } from '../../src/envoy/protos.js';
 import { parseCertificatesPem } from '../../src/identity/certificate.js';
-import { eventually, startTestServer } from './support.js';
+import { eventually, startTestServer, WAIT_MS } from './support.js';
 import { RawStream } from './raw-stream.js';
 
 const NODE_ID = 'sidecar~10.0.0.1~app.default~default.svc.cluster.local';
@@ -19,7 +19,7 @@ test('default carries the SVID chain and its PKCS#8 key, inline, named as reques
   t.regex(got.secret.tlsCertificate!.privateKey, /^-----BEGIN PRIVATE KEY-----/);
   const key = crypto.createPrivateKey(got.secret.tlsCertificate!.privateKey);
   t.true(new crypto.X509Certificate(got.secret.tlsCertificate!.certificateChain).checkPrivateKey(key));
-  await eventually(() => s.metrics.acks === 1, 3000, 'the ACK');
+  await eventually(() => s.metrics.acks === 1, WAIT_MS, 'the ACK');
   t.deepEqual(w.protocolErrors, []);
   t.deepEqual(w.nacks, []);
 });
@@ -67,7 +67,7 @@ test('a NACK is logged with the node and Envoy\'s message, counted, and the same
   let rejectVersion = s.source.currentSvid()!.version;
   const w = s.client({ reject: (_secret, version) => (version === rejectVersion ? 'Failed to load certificate chain: bad thing' : undefined) }).subscribe('default');
 
-  await eventually(() => s.metrics.nacks === 1, 3000, 'the NACK');
+  await eventually(() => s.metrics.nacks === 1, WAIT_MS, 'the NACK');
   t.is(w.latest(), undefined, 'the client kept nothing');
   const nackLog = s.logs().find((l) => String(l.msg).includes('NACK'));
   t.truthy(nackLog);
@@ -104,12 +104,12 @@ test('stale nonces are ignored: an old ACK or NACK does not count, the current o
   raw.send({ version_info: '', response_nonce: first.nonce, resource_names: ['default'], type_url: SECRET_TYPE_URL, error_detail: { code: 13, message: 'late' } });
   raw.send({ version_info: first.version, response_nonce: first.nonce, resource_names: ['default'], type_url: SECRET_TYPE_URL });
   raw.send({ version_info: v2, response_nonce: second.nonce, resource_names: ['default'], type_url: SECRET_TYPE_URL });
-  await eventually(() => s.metrics.acks === 1, 3000, 'the current ACK');
+  await eventually(() => s.metrics.acks === 1, WAIT_MS, 'the current ACK');
   t.is(s.metrics.nacks, 0, 'stale NACK was counted');
   t.is(await raw.next(150), undefined, 'a stale request caused a response');
 
   raw.send({ version_info: v2, response_nonce: second.nonce, resource_names: ['default'], type_url: SECRET_TYPE_URL, error_detail: { code: 13, message: 'now' } });
-  await eventually(() => s.metrics.nacks === 1, 3000, 'the current NACK');
+  await eventually(() => s.metrics.nacks === 1, WAIT_MS, 'the current NACK');
   raw.cancel();
 });
 
@@ -135,7 +135,7 @@ test('after a broken stream the client resubscribes with its version and gets th
   t.is(got.version, first.version);
   t.is(w.streamsOpened, 2);
   t.is(w.statuses[0]!.code, grpc.status.CANCELLED);
-  await eventually(() => s.server.streams() === 1, 3000, 'the broken stream to be released');
+  await eventually(() => s.server.streams() === 1, WAIT_MS, 'the broken stream to be released');
   // and the new stream gets pushes
   const next = w.nextUpdate();
   const rotated = s.source.rotate();
@@ -150,7 +150,7 @@ test('a request before the first SVID and bundle waits for them, with no empty a
   const raw = new RawStream(c);
   raw.send({ node: { id: NODE_ID, cluster: 'app' }, resource_names: ['default'], type_url: SECRET_TYPE_URL });
   // All three requests are handled (each stream subscribed) before anything exists to send.
-  await eventually(() => s.server.usage().subscribers === 3, 3000, 'the three streams to subscribe');
+  await eventually(() => s.server.usage().subscribers === 3, WAIT_MS, 'the three streams to subscribe');
   t.is(s.server.streams(), 3);
 
   const rootsNext = roots.nextUpdate();
@@ -179,7 +179,7 @@ test('an SVID that expired while streams hold it is not handed to a stream that 
   const late = s.client().subscribe('default');
   // Once the late stream has subscribed, its request is handled: whatever it was given is on the
   // wire ahead of the rotation below, so its first secret must be the fresh one.
-  await eventually(() => s.server.usage().subscribers === 2, 3000, 'the late stream to subscribe');
+  await eventually(() => s.server.usage().subscribers === 2, WAIT_MS, 'the late stream to subscribe');
   const both = Promise.all([early.nextUpdate(), late.waitFor(() => true)]);
   const fresh = s.source.rotate();
   t.deepEqual((await both).map((r) => r.version), [fresh.version, fresh.version]);
@@ -206,7 +206,7 @@ test('unknown and malformed names get a clear gRPC error', async (t) => {
     t.is(w.accepted, 0);
   }
   t.deepEqual(s.metrics.rejected, ['sds_unknown_secret', 'sds_unknown_secret', 'sds_unknown_secret', 'sds_bad_file_cert_name', 'sds_relative_file_path']);
-  await eventually(() => s.server.streams() === 0, 3000, 'refused streams to be released');
+  await eventually(() => s.server.streams() === 0, WAIT_MS, 'refused streams to be released');
 });
 
 test('a request for several names or another type is refused with INVALID_ARGUMENT', async (t) => {
@@ -229,7 +229,7 @@ test('the trust domain bundle stream fails when the bundle turns out to be for a
   const w = s.client({ reconnect: false }).subscribe('spiffe://other.org');
   const status = w.nextStatus();
   // The stream waits for a bundle: the mismatch is found when it arrives, not at subscription.
-  await eventually(() => s.server.usage().subscribers === 1, 3000, 'the stream to subscribe');
+  await eventually(() => s.server.usage().subscribers === 1, WAIT_MS, 'the stream to subscribe');
   s.source.publishBundle();
   const st = await status;
   t.is(st.code, grpc.status.NOT_FOUND);
@@ -248,10 +248,10 @@ test('FetchSecrets answers at once, waits for a first SVID, and is bounded by th
   const c = waiting.client();
   const timedOut = await c.fetch('default', 200).catch((e: grpc.ServiceError) => e);
   t.is((timedOut as grpc.ServiceError).code, grpc.status.DEADLINE_EXCEEDED);
-  await eventually(() => waiting.server.usage().pendingFetches === 0 && waiting.server.usage().feeds === 0, 3000, 'the timed-out fetch to be released');
+  await eventually(() => waiting.server.usage().pendingFetches === 0 && waiting.server.usage().feeds === 0, WAIT_MS, 'the timed-out fetch to be released');
 
   const pending = c.fetch('default', 5000);
-  await eventually(() => waiting.server.usage().pendingFetches === 1, 3000, 'the fetch to wait');
+  await eventually(() => waiting.server.usage().pendingFetches === 1, WAIT_MS, 'the fetch to wait');
   const svid = waiting.source.rotate();
   t.is((await pending).version, svid.version);
   t.is(waiting.server.usage().pendingFetches, 0);
@@ -287,17 +287,17 @@ test('streams that go away release everything they held; close releases the sour
   t.is(s.source.listenerCount(), 1);
 
   c1.close(); // cancel
-  await eventually(() => s.server.streams() === 2, 3000, 'cancelled streams to be released');
+  await eventually(() => s.server.streams() === 2, WAIT_MS, 'cancelled streams to be released');
   t.like(s.server.usage(), { feeds: 2, subscribers: 2 });
 
   const raw = new RawStream(c2);
   raw.send({ resource_names: ['default'], type_url: SECRET_TYPE_URL });
   await raw.next();
   raw.end(); // half-close, as a client ending cleanly
-  await eventually(() => s.server.streams() === 2, 3000, 'the half-closed stream to be released');
+  await eventually(() => s.server.streams() === 2, WAIT_MS, 'the half-closed stream to be released');
 
   c2.close();
-  await eventually(() => s.server.streams() === 0, 3000, 'all streams to be released');
+  await eventually(() => s.server.streams() === 0, WAIT_MS, 'all streams to be released');
   t.like(s.server.usage(), { streams: 0, feeds: 0, subscribers: 0, fileWatches: 0, pendingFetches: 0 });
   t.is(s.metrics.opened, s.metrics.closed);
 

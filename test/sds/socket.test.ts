@@ -84,8 +84,8 @@ test('a socket with a live server behind it is refused, not stolen', async (t) =
   await new Promise<void>((resolve) => other.listen(socketPath, resolve));
   t.teardown(() => new Promise<void>((resolve) => other.close(() => resolve())));
   const { error, source } = await refusal(socketPath);
-  t.is(error.code, 'sds_socket_in_use');
-  t.is(error.message, `SDS socket ${socketPath}: another process is serving on this socket; stop it or choose another --sds-socket`);
+  t.is(error.code, 'socket_in_use');
+  t.is(error.message, `SDS socket ${socketPath} (--sds-socket): another process is serving on this socket; stop it or choose another path`);
   t.is(source.listenerCount(), 0, 'a failed start left a listener on the source');
   const reply = await new Promise<string>((resolve, reject) => {
     const c = net.connect(socketPath);
@@ -100,7 +100,7 @@ test('a socket with a live server behind it is refused, not stolen', async (t) =
 test('a second SDS server on the same path is refused', async (t) => {
   const s = await startTestServer(t);
   const { error } = await refusal(s.server.socketPath);
-  t.is(error.code, 'sds_socket_in_use');
+  t.is(error.code, 'socket_in_use');
   t.truthy(await s.client().subscribe('default').nextUpdate());
 });
 
@@ -114,8 +114,8 @@ test('a path that exists and is not a socket is refused and left alone', async (
   fs.symlinkSync(file, link);
   for (const [p, what] of [[file, 'a regular file'], [sub, 'a directory'], [link, 'a symbolic link']] as const) {
     const { error } = await refusal(p);
-    t.is(error.code, 'sds_socket_not_a_socket');
-    t.is(error.message, `SDS socket ${p}: the path exists and is ${what}; refusing to replace it`);
+    t.is(error.code, 'socket_not_a_socket');
+    t.is(error.message, `SDS socket ${p} (--sds-socket): the path exists and is ${what}; refusing to replace it`);
   }
   t.is(fs.readFileSync(file, 'utf8'), 'precious');
   t.true(fs.lstatSync(link).isSymbolicLink());
@@ -125,6 +125,6 @@ test('a path that exists and is not a socket is refused and left alone', async (
 test('a socket path longer than a Unix socket allows is refused with its length', async (t) => {
   const dir = tempDir(t);
   const { error } = await refusal(path.join(dir, 'x'.repeat(120), 'sds.sock'));
-  t.is(error.code, 'sds_socket_path_too_long');
+  t.is(error.code, 'socket_path_too_long');
   t.regex(error.message, /Unix sockets allow at most 107/);
 });

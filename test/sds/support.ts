@@ -100,8 +100,14 @@ export async function startTestServer(t: ExecutionContext, options: TestServerOp
   };
 }
 
+/**
+ * How long a test waits for something that must happen. Only a bound on a hang: a passing test
+ * never waits it out, so it is generous for a loaded machine.
+ */
+export const WAIT_MS = 20_000;
+
 /** Resolves when cond() holds, polling real time (for effects of real I/O, never for rotation timing). */
-export async function eventually(cond: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+export async function eventually(cond: () => boolean, timeoutMs = WAIT_MS, what = 'condition'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);

@@ -1,7 +1,7 @@
 /**
- * The folder-level import check (scripts/check-layers.ts) on copies of src/ with one import
- * planted against the layer order: each plant makes it fail and name the file, line and rooms;
- * the unplanted copy passes, so the failure is the plant's. ARCHITECTURE.md states the same order.
+ * The folder-level import check (scripts/check-layers.ts) on copies of src/ with an import (or a
+ * timer in a pure core) planted against the rules: each plant makes it fail and name the file,
+ * line and rooms; the unplanted copy passes, so the failure is the plant's. ARCHITECTURE.md states the same order.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -81,6 +81,18 @@ const PLANTS: ReadonlyArray<{ readonly shows: string; readonly plant: Record<str
       /src\/newroom\/a\.ts:1: room "newroom" is not in the layer table/,
     ],
   },
+  {
+    shows: 'a pure core that reads a file or sets a timer fails (identity importing node:fs, the rotation policy calling setTimeout)',
+    plant: {
+      'identity/pem.ts': "import { readFileSync } from 'node:fs';",
+      'rotation/policy.ts': 'export const later = (f: () => void) => setTimeout(f, 1);',
+    },
+    report: [
+      /^check-layers: 2 violations/,
+      /src\/identity\/pem\.ts:\d+: imports node:fs: a pure core does no I\/O and sets no timers/,
+      /src\/rotation\/policy\.ts:\d+: calls setTimeout: a pure core takes time as input/,
+    ],
+  },
 ];
 
 for (const { shows, plant, report } of PLANTS) {
@@ -91,8 +103,13 @@ for (const { shows, plant, report } of PLANTS) {
   });
 }
 
-test('an import named only in a comment or a string is not an import', (t) => {
-  const r = check(plantedCopy(t, { 'lib/backoff.ts': "// import { x } from '../cli/main.js';\nexport const text = \"import { y } from '../cli/main.js'\";" }));
+test('an import or a timer named only in a comment or a string does not count', (t) => {
+  const r = check(
+    plantedCopy(t, {
+      'lib/backoff.ts': "// import { x } from '../cli/main.js';\nexport const text = \"import { y } from '../cli/main.js'\";",
+      'identity/pem.ts': "// setTimeout(() => {}, 1) would not be pure\nexport const note = 'setTimeout(f, 1)';",
+    }),
+  );
   t.is(r.status, 0, r.stderr);
 });
 

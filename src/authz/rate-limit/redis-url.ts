@@ -24,21 +24,21 @@ export function redisTarget(url: string): RedisTarget {
   try {
     u = new URL(url);
   } catch {
-    throw new MeshidError('invalid_argument', 'bad_redis_url', `expected redis://host:port, rediss://host:port or unix:///path, got ${JSON.stringify(url)}`);
+    throw new MeshidError('bad_redis_url', `expected redis://host:port, rediss://host:port or unix:///path, got ${JSON.stringify(url)}`);
   }
   const auth = {
     ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
     ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
   };
   if (u.protocol === 'unix:') {
-    if (!u.pathname || u.pathname === '/') throw new MeshidError('invalid_argument', 'bad_redis_url', `unix: URL needs a socket path, got ${JSON.stringify(url)}`);
+    if (!u.pathname || u.pathname === '/') throw new MeshidError('bad_redis_url', `unix: URL needs a socket path, got ${JSON.stringify(url)}`);
     return { path: decodeURIComponent(u.pathname), ...auth };
   }
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
-    throw new MeshidError('invalid_argument', 'bad_redis_url', `unsupported scheme ${u.protocol} in ${JSON.stringify(url)}: use redis://, rediss:// or unix://`);
+    throw new MeshidError('bad_redis_url', `unsupported scheme ${u.protocol} in ${JSON.stringify(url)}: use redis://, rediss:// or unix://`);
   }
   const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0;
-  if (!Number.isInteger(db) || db < 0) throw new MeshidError('invalid_argument', 'bad_redis_url', `database must be a number, got ${JSON.stringify(u.pathname.slice(1))}`);
+  if (!Number.isInteger(db) || db < 0) throw new MeshidError('bad_redis_url', `database must be a number, got ${JSON.stringify(u.pathname.slice(1))}`);
   return {
     host: u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1',
     port: u.port ? Number(u.port) : 6379,

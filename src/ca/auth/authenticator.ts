@@ -47,10 +47,10 @@ export class CallerAuthenticator {
       }
     }
     if (credentials.authorization === undefined) {
-      throw mtlsFailure ?? new MeshidError('unauthenticated', 'no_credentials', 'no credentials: present a client certificate issued by this CA or "authorization: Bearer <token>" metadata');
+      throw mtlsFailure ?? new MeshidError('no_credentials', 'no credentials: present a client certificate issued by this CA or "authorization: Bearer <token>" metadata');
     }
     const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(credentials.authorization);
-    if (!m) throw new MeshidError('unauthenticated', 'authorization_malformed', 'the authorization metadata is not of the form "Bearer <token>"');
+    if (!m) throw new MeshidError('authorization_malformed', 'the authorization metadata is not of the form "Bearer <token>"');
     return this.authenticateToken(m[1]!, now);
   }
 
@@ -69,11 +69,9 @@ export class CallerAuthenticator {
     if (fromStatic) return { identity: fromStatic, method: 'static-token' };
     if (jwtFailure) throw jwtFailure;
     if (JWT_SHAPE.test(token) && !staticTokens) {
-      throw new MeshidError('unauthenticated', 'jwt_not_configured', 'bearer token refused: it is a JWT but this CA has no --jwt-keys to verify it');
+      throw new MeshidError('jwt_not_configured', 'bearer token refused: it is a JWT but this CA has no --jwt-keys to verify it');
     }
-    throw new MeshidError(
-      'unauthenticated',
-      'token_unknown',
+    throw new MeshidError('token_unknown',
       staticTokens ? 'bearer token refused: not a valid JWT and not a known static token' : 'bearer token refused: not a JWT (and no --static-tokens are configured)',
     );
   }

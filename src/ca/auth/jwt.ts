@@ -9,7 +9,7 @@ import { createLocalJWKSet, decodeProtectedHeader, errors, type JSONWebKeySet, t
 import { decodePem, encodePem } from '../../identity/pem.js';
 import { spiffeIdFromServiceAccountClaims } from '../../identity/service-account.js';
 import type { SpiffeId } from '../../identity/spiffe-id.js';
-import { errorMessage, MeshidError } from '../../lib/errors.js';
+import { errorMessage, type ErrorCode, MeshidError } from '../../lib/errors.js';
 
 export const ALLOWED_JWT_ALGORITHMS: readonly JWSAlgorithm[] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
 /** Leeway for exp/nbf/iat, the same as the certificate back-date (authority.ts). */
@@ -21,13 +21,13 @@ export interface JwtConfig {
   readonly trustDomain: string;
 }
 
-function refuse(code: string, detail: string): MeshidError {
-  return new MeshidError('unauthenticated', code, `bearer token refused: ${detail}`);
+function refuse(code: ErrorCode, detail: string): MeshidError {
+  return new MeshidError(code, `bearer token refused: ${detail}`);
 }
 
 /** Parses --jwt-keys: a JWKS JSON document, or one or more PEM public keys. */
 export function parseJwtKeys(text: string, source: string): JSONWebKeySet {
-  const fail = (detail: string) => new MeshidError('invalid_argument', 'jwt_keys_invalid', `${source}: ${detail}`);
+  const fail = (detail: string) => new MeshidError('jwt_keys_invalid', `${source}: ${detail}`);
   const trimmed = text.trim();
   let keys: JWK[];
   if (trimmed.startsWith('{')) {

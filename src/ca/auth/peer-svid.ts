@@ -12,7 +12,7 @@ import { errorMessage, MeshidError } from '../../lib/errors.js';
 import type { Authority } from '../authority.js';
 
 function refuse(detail: string): MeshidError {
-  return new MeshidError('unauthenticated', 'peer_svid_invalid', `client certificate refused: ${detail}`);
+  return new MeshidError('peer_svid_invalid', `client certificate refused: ${detail}`);
 }
 
 /** The SPIFFE ID of a client certificate this CA issued and that is valid at now; throws otherwise. */

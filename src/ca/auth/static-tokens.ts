@@ -21,7 +21,7 @@ export class StaticTokens {
 
   /** Parses the file's text; every problem names the entry (by its index, never the token). */
   static parse(text: string, trustDomain: string, source: string): StaticTokens {
-    const fail = (detail: string) => new MeshidError('invalid_argument', 'static_tokens_invalid', `${source}: ${detail}`);
+    const fail = (detail: string) => new MeshidError('static_tokens_invalid', `${source}: ${detail}`);
     let doc: unknown;
     try {
       doc = YAML.parse(text);
