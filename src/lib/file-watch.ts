@@ -96,6 +96,11 @@ export function watchPaths(paths: readonly string[], onChange: () => void, optio
   };
   const watcher: FSWatcher = watch(watchRoots(paths), {
     ignoreInitial: true,
+    // chokidar can open an fs.watch for a file it was still adding when close() ran (a file
+    // created just before close, e.g. an atomic rename); non-persistent watches never keep the
+    // process alive, so such a late watch cannot hold a closed service (or a test) open. The
+    // servers a watch belongs to keep the process running.
+    persistent: false,
     // Report the ..data symlink itself changing rather than descending through it.
     followSymlinks: false,
     // ..data and the timestamped directories it points to sit one level down.
