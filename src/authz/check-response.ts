@@ -45,16 +45,17 @@ export function metadataOf(decision: Decision, decisionId: string): Array<[strin
  * The IETF draft's RateLimit-Policy and RateLimit fields (draft-ietf-httpapi-ratelimit-headers-09),
  * plus Retry-After when refused; none when the fallback answered without a counter.
  */
+const NO_HEADERS: ReadonlyArray<[string, string]> = Object.freeze([]);
+
 export function rateLimitHeaders(decision: Decision): Array<[string, string]> {
   const rl = decision.rateLimit;
   if (!rl?.quota || rl.quota.fallback === 'open' || rl.quota.fallback === 'closed') {
     return rl?.quota && !rl.quota.allowed ? [['retry-after', String(rl.quota.retryAfterSeconds)]] : [];
   }
   const q = rl.quota;
-  const name = JSON.stringify(rl.limit.id);
   const headers: Array<[string, string]> = [
-    ['ratelimit-policy', `${name};q=${rl.limit.rate.quota};w=${rl.limit.rate.windowSeconds}`],
-    ['ratelimit', `${name};r=${q.remaining};t=${q.resetSeconds}`],
+    ['ratelimit-policy', rl.limit.policyHeader],
+    ['ratelimit', `${rl.limit.headerName};r=${q.remaining};t=${q.resetSeconds}`],
   ];
   if (!q.allowed) headers.push(['retry-after', String(q.retryAfterSeconds)]);
   return headers;
@@ -72,7 +73,7 @@ export function denyBody(decision: Decision, decisionId: string, options: Respon
 
 export function encodeCheckResponse(decision: Decision, decisionId: string, options: ResponseOptions): Buffer {
   const w = new Writer();
-  const limitHeaders = decision.rateLimit ? rateLimitHeaders(decision) : [];
+  const limitHeaders = decision.rateLimit ? rateLimitHeaders(decision) : NO_HEADERS;
   if (decision.allow) {
     w.begin(1).end(); // google.rpc.Status with code 0 (OK)
     if (limitHeaders.length > 0) {

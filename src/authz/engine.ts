@@ -58,7 +58,7 @@ export interface RateLimitMatch {
   readonly limit: CompiledRateLimit;
   readonly key: string;
   /** Filled in by the handler once the counter answered. */
-  readonly quota?: Quota & { readonly fallback?: string };
+  readonly quota?: Quota;
 }
 
 export interface DryRunOutcome {
@@ -101,12 +101,13 @@ export function evaluate(set: CompiledPolicySet, input: AuthzInput): Decision {
     audit: audit?.ref,
     dryRun: set.dryRun ? dryRunOutcome(set, f, allowed, deny, allow, audit) : undefined,
     detail: undefined,
-    ...(limit ? { rateLimit: { limit, key: limit.keyOf(f) } } : {}),
+    // Always set (undefined without a limit): one object shape for every decision.
+    rateLimit: limit ? { limit, key: limit.keyOf(f) } : undefined,
   };
 }
 
 /** The decision after its rate limit's counter answered: unchanged when allowed, else 429 or 503. */
-export function withQuota(decision: Decision, quota: Quota & { readonly fallback?: string }): Decision {
+export function withQuota(decision: Decision, quota: Quota): Decision {
   const match = decision.rateLimit!;
   const rateLimit = { ...match, quota };
   if (quota.allowed) return { ...decision, rateLimit };

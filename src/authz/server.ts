@@ -60,7 +60,7 @@ export interface RateLimitConfig {
 
 /** A counter store as the handler uses it; the Redis one answers asynchronously. */
 interface RateLimiter {
-  take(key: string, rate: GcraRate): Quota | Promise<Quota & { readonly fallback?: RedisFallback }>;
+  take(key: string, rate: GcraRate): Quota | Promise<Quota>;
   close(): Promise<void>;
 }
 
@@ -177,7 +177,7 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
     return quota.then((q) => answer({ ...outcome, decision: limited(outcome.decision, q, q.fallback ? `fallback_${q.fallback}` : 'redis') }, started, decisionId));
   };
 
-  const limited = (decision: Decision, quota: Quota & { readonly fallback?: RedisFallback }, counter: RateLimitCounter): Decision => {
+  const limited = (decision: Decision, quota: Quota, counter: RateLimitCounter): Decision => {
     const d = withQuota(decision, quota);
     metrics.rateLimit(d.rateLimit!.limit.id, d.allow ? 'allowed' : d.reason === 'rate_limited' ? 'limited' : 'unavailable', counter);
     return d;
@@ -286,7 +286,8 @@ async function startRateLimiter(config: RateLimitConfig, clock: Clock, metrics: 
       else log.warn({ err: detail, fallback: rest.fallback }, `rate-limit counters: Redis not answering; the ${rest.fallback} fallback decides`);
     },
   });
-  if (!(await redis.connected(REDIS_STARTUP_WAIT_MS))) log.warn({ fallback: rest.fallback }, `rate-limit counters: Redis not reachable at start-up; the ${rest.fallback} fallback decides until it is`);
+  // A Redis that does not answer in time is already logged by onStateChange; serving starts anyway.
+  await redis.connected(REDIS_STARTUP_WAIT_MS);
   return redis;
 }
 

@@ -15,6 +15,9 @@ export interface CompiledRateLimit {
   readonly policy: RateLimitPolicy;
   readonly limit: RateLimit;
   readonly rate: GcraRate;
+  /** The limit's name as an sf-string and its RateLimit-Policy value, built once per compile. */
+  readonly headerName: string;
+  readonly policyHeader: string;
   readonly match: (f: RequestFacts) => boolean;
   /** The counter this request counts against. */
   readonly keyOf: (f: RequestFacts) => string;
@@ -31,7 +34,20 @@ export function compileRateLimits(
   for (const policy of policies) {
     for (const limit of policy.limits) {
       const id = rateLimitId(policy, limit);
-      out.push(Object.freeze({ id, policy, limit, rate: gcraRate(limit), match: compileRule(limit.match, policy), keyOf: keyFunction(id, limit.partition, needs) }));
+      const rate = gcraRate(limit);
+      const headerName = JSON.stringify(id);
+      out.push(
+        Object.freeze({
+          id,
+          policy,
+          limit,
+          rate,
+          headerName,
+          policyHeader: `${headerName};q=${rate.quota};w=${rate.windowSeconds}`,
+          match: compileRule(limit.match, policy),
+          keyOf: keyFunction(id, limit.partition, needs),
+        }),
+      );
     }
   }
   return Object.freeze(out);

@@ -6,6 +6,7 @@
  * counter and a local one decide alike. Pure.
  */
 import { RATE_LIMIT_UNITS, type RateLimit } from './policy.js';
+import type { RedisFallback } from './redis-url.js';
 
 export interface GcraRate {
   /** Microseconds between requests at the sustained rate. */
@@ -45,6 +46,8 @@ export interface Quota {
   readonly resetSeconds: number;
   /** Seconds until the next request would pass (0 when allowed; Retry-After when refused). */
   readonly retryAfterSeconds: number;
+  /** Set when the shared counter (Redis) did not answer and this fallback decided instead. */
+  readonly fallback?: RedisFallback;
 }
 
 /** The quota after a step, from how far TAT runs ahead of now (aheadUs = TAT - now). */

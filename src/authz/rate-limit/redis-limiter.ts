@@ -25,7 +25,6 @@ export interface RedisLimiterOptions {
 }
 
 /** The degraded answers, when Redis did not answer in time. */
-export type FallbackQuota = Quota & { readonly fallback: RedisFallback };
 
 const GCRA_SCRIPT = `
 local t = redis.call('TIME')
@@ -64,7 +63,7 @@ export class RedisLimiter {
     this.client.on('ready', () => this.state(true, 'connected'));
   }
 
-  async take(key: string, rate: GcraRate): Promise<Quota | FallbackQuota> {
+  async take(key: string, rate: GcraRate): Promise<Quota> {
     try {
       const [allowed, aheadUs] = await this.client.meshidGcra(this.prefix + key, rate.intervalUs, rate.toleranceUs);
       return quotaOf(allowed === 1, aheadUs, rate);
@@ -96,7 +95,7 @@ export class RedisLimiter {
     this.client.disconnect(false);
   }
 
-  private fallback(key: string, rate: GcraRate): FallbackQuota {
+  private fallback(key: string, rate: GcraRate): Quota {
     switch (this.options.fallback) {
       case 'local':
         return { ...this.options.local.take(key, rate), fallback: 'local' };
