@@ -1,5 +1,5 @@
 /** X.501 Names: built one attribute per RDN, compared as DER (exact-match chaining). */
-import forge from './forge-asn1.js';
+import { MeshidError } from '../lib/errors.js';
 import { type Asn1, childrenOf, der, readOid, Tag } from './der.js';
 import { OID } from './oids.js';
 
@@ -29,11 +29,22 @@ export function nameText(name: Asn1): string {
       const [type, value] = childrenOf(atv, Tag.SEQUENCE, 'AttributeTypeAndValue');
       const oid = readOid(type, 'attribute type');
       const raw = typeof value?.value === 'string' ? value.value : '';
-      const text = value?.type === Tag.UTF8 ? forge.util.decodeUtf8(raw) : raw;
+      const text = value?.type === Tag.UTF8 ? utf8Text(raw) : raw;
       parts.push(`${SHORT[oid] ?? oid}=${text}`);
     }
   }
   return parts.join(',');
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** forge keeps UTF8String contents as a binary string; invalid UTF-8 is a malformed name, not a crash. */
+function utf8Text(raw: string): string {
+  try {
+    return UTF8.decode(Buffer.from(raw, 'binary'));
+  } catch {
+    throw new MeshidError('der_malformed', 'a UTF8String in a name is not valid UTF-8');
+  }
 }
 
 export function isEmptyName(name: Asn1): boolean {
