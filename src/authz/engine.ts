@@ -52,7 +52,7 @@ export interface Decision {
   /** Extra words for the operator (certificate failures, malformed requests). */
   readonly detail: string | undefined;
   /** An allowed request that a rate limit applies to: the limit and the counter it counts against. */
-  readonly rateLimit?: RateLimitMatch;
+  readonly rateLimit?: RateLimitMatch | undefined;
   /** A default deny (no_allow_policy_matched): the nearest ALLOW rules and what each failed. */
   readonly nearest?: readonly NearMiss[] | undefined;
 }
