@@ -56,7 +56,7 @@ fuzz('pem-roundtrip', 'any DER round-trips through encodePem/decodePem, with any
     if (blocks.length !== 1 || blocks[0]!.label !== label || !blocks[0]!.der.equals(Buffer.from(der))) throw new Error('did not round-trip');
   }), { runs: 1000 });
 
-fuzz('pem-mutated', 'arbitrary and mutated PEM text is refused with a MeshidError or decodes to bytes that re-encode to base64 of the body', fc.property(
+fuzz('pem-mutated', 'arbitrary and mutated PEM text is refused with a MeshidError or decodes exactly the base64 of the body (nothing skipped)', fc.property(
   fc.oneof(fc.string({ maxLength: 200 }), fc.tuple(fc.uint8Array({ maxLength: 120 }), fc.array(mutationArb, { maxLength: 4 })).map(([d, ms]) => mutate(Buffer.from(encodePem('CERTIFICATE', d)), ms).toString('latin1'))),
   (text) => {
     const blocks = refusedOrOk(() => decodePem(text));
@@ -64,7 +64,10 @@ fuzz('pem-mutated', 'arbitrary and mutated PEM text is refused with a MeshidErro
       if (!/^[A-Z0-9 ]+$/.test(b.label)) throw new Error(`odd label ${JSON.stringify(b.label)}`);
       // Node's base64 decoder skips bad characters silently; ours must have refused them.
       const body = text.slice(text.indexOf(`-----BEGIN ${b.label}-----`) + `-----BEGIN ${b.label}-----`.length, text.indexOf(`-----END ${b.label}-----`)).replace(/\s+/g, '');
-      if (Buffer.from(b.der).toString('base64') !== body) throw new Error(`decoded bytes are not the body ${JSON.stringify(body)}`);
+      // (Unused padding bits may be non-zero, as RFC 4648 allows a decoder to accept: "AC==" is 00.)
+      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body) || body.length % 4 !== 0 || !Buffer.from(body, 'base64').equals(b.der)) {
+        throw new Error(`decoded bytes are not the body ${JSON.stringify(body)}`);
+      }
     }
   }), { runs: 2000 });
 
