@@ -37,7 +37,7 @@ function normalizeMessage(type: protobuf.Type, json: unknown, path: string): Rec
   if (!isObject(json)) throw invalid(`${path}: expected a JSON object`);
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(json)) {
-    const field = type.fields[key] ?? type.fieldsArray.find((f) => lowerCamel(f.name) === key || f.options?.json_name === key);
+    const field = (Object.hasOwn(type.fields, key) ? type.fields[key] : undefined) ?? type.fieldsArray.find((f) => lowerCamel(f.name) === key || f.options?.json_name === key);
     if (!field) throw invalid(`${path}.${key}: unknown field of ${type.fullName.slice(1)}`);
     if (value === null) continue; // JSON null: the field's default
     out[field.name] = normalizeField(field, value, `${path}.${key}`);
