@@ -381,6 +381,15 @@ function valueMatcher(kind: ValueKind, values: readonly string[], needs: Mutable
         return claims !== undefined && stringOrListMatches(valueAt(claims, path), set);
       };
     }
+    case 'cnfBound': {
+      // True when the verified token is bound (cnf["x5t#S256"]) to the peer's certificate.
+      const wantBound = values.includes('true');
+      const wantUnbound = values.includes('false');
+      return (f) => {
+        if (!f.requestAuth) return false;
+        return f.requestAuth.certificateBound === true ? wantBound : wantUnbound;
+      };
+    }
     case 'metadata': {
       const filter = ctx.key!.filter!;
       const key = ctx.key!.metadataKey!;

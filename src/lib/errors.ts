@@ -46,6 +46,7 @@ export const ERROR_CODES = {
   input_unreadable: input('a file named on the command line or by a setting cannot be read', 'check the path and its permissions'),
   static_tokens_invalid: config('the --static-tokens file is not "tokens: {<token>: <spiffe-id>}"', 'fix the entry the message names'),
   jwt_keys_invalid: config('the --jwt-keys file is neither a JWKS of asymmetric keys nor PEM public keys', 'export the public keys again (JWKS JSON or PEM)'),
+  jwt_rules_invalid: config('the --jwt-rules file is not RequestAuthentication jwtRules meshid can use', 'fix the rule and field the message names'),
   rotation_option_invalid: config('a rotation setting (renew fraction, jitter, retry bounds) is out of range', 'set renew-fraction ± renew-jitter inside (0, 1)'),
   policy_dir_required: config('ext_authz is served but no policy directory is set', 'add --policy-dir, or drop --authz-socket/--authz-listen'),
   authz_no_listener: config('ext_authz was started with neither a socket nor a TCP address', 'set --authz-socket or --authz-listen'),
