@@ -22,8 +22,8 @@ import { errorMessage } from '../lib/errors.js';
 export interface CheckOutcome {
   readonly decision: Decision;
   /** The engine input, when the request could be read. */
-  readonly input?: AuthzInput;
-  readonly requestId?: string;
+  readonly input?: AuthzInput | undefined;
+  readonly requestId?: string | undefined;
   /** Where the request principal came from, when it has one or presented a token. */
   readonly token?: TokenResult;
 }
