@@ -114,6 +114,7 @@ export const ERROR_CODES = {
 
   // Caller authentication at the CA
   no_credentials: fail('unauthenticated', 'the caller presented neither a client SVID nor a bearer token', 'send "authorization: Bearer <token>" or renew over mTLS'),
+  token_too_large: fail('unauthenticated', 'the bearer token is over 64 KiB', 'present a normal-sized token (service-account JWTs are a few KiB)'),
   authorization_malformed: fail('unauthenticated', 'the authorization header is not "Bearer <token>"', 'send "authorization: Bearer <token>"'),
   peer_svid_invalid: fail('unauthenticated', 'the client certificate is not a valid SVID of this CA', 'authenticate with the token until a new SVID is issued'),
   token_unknown: fail('unauthenticated', 'the bearer token is neither a valid JWT nor a known static token', JWT_ACTION),
@@ -187,6 +188,7 @@ export const ERROR_CODES = {
   sds_bad_file_cert_name: input('a file-cert: name is not file-cert:<cert>~<key>', 'name two absolute paths separated by ~'),
   sds_bad_file_root_name: input('a file-root: name has no path', 'name an absolute path'),
   sds_relative_file_path: input('a file-backed secret names a relative path', 'use an absolute path'),
+  sds_file_refused: fail('permission_denied', 'a file-backed secret names a path outside --sds-file-dirs, or something other than a regular file within the size limit', 'serve regular files from a directory listed in --sds-file-dirs'),
   sds_file_missing: fail('not_found', 'a file-backed secret\'s file does not exist', 'create the file, or fix the name in Envoy\'s config'),
   sds_file_unreadable: fail('failed_precondition', 'a file-backed secret\'s file cannot be read', 'check its permissions'),
   sds_file_invalid: fail('failed_precondition', 'a file-backed secret\'s file is not usable PEM (or key and certificate do not match)', 'fix the file the message names'),

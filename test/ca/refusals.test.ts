@@ -73,3 +73,10 @@ test('CSR issuance refuses an identity that is the bare trust domain (static tok
   t.is((e as { code?: string }).code, 'csr_identity_no_path');
   t.notThrows(() => checkCsrRequest(parseCsr(csrFor(FRONTEND).pem), parseSpiffeId(FRONTEND)));
 });
+
+test('a 70 KB bearer token is answered with UNAUTHENTICATED naming the size limit, not left without an answer', async (t) => {
+  const h = await startHarness(t, {});
+  const r = await h.client.createCertificate(csrFor(FRONTEND).pem, { kind: 'token', token: 'x'.repeat(70_000) });
+  t.like(r, { ok: false, grpcCode: status.UNAUTHENTICATED });
+  if (!r.ok) t.regex(r.message, /over the 64 KiB limit/);
+});
