@@ -10,7 +10,7 @@ import { AUDIT_FILE, AuditLog, operatorName } from '../ca/audit.js';
 import { Authority } from '../ca/authority.js';
 import { buildCrl, crlPem } from '../ca/crl.js';
 import { caOptions } from '../ca/options.js';
-import { issuePartnerCertificate, partnerNameOf, partnerSpiffeId } from '../ca/partners.js';
+import { issuePartnerCertificate, partnerSpiffeId } from '../ca/partners.js';
 import { normalizeSerial, parseRevocationReason, Registry, type RevocationReason } from '../ca/registry.js';
 import { loadOrCreateState, STATE_FILES } from '../ca/state.js';
 import { formatDuration, opt } from '../config/options.js';
@@ -225,7 +225,7 @@ certificates recorded for that SPIFFE ID.`,
         serial: t.serial,
         reason: config.reason,
         ...(t.spiffeId ? { identity: t.spiffeId } : {}),
-        ...(t.spiffeId && partnerNameOf(t.spiffeId, config.trustDomain) ? { partner: partnerNameOf(t.spiffeId, config.trustDomain) } : {}),
+        ...(t.name ? { partner: t.name } : {}),
         ...(rec ? { notBefore: rec.notBefore, notAfter: rec.notAfter, fingerprint: rec.fingerprint } : {}),
       });
       io.stdout.write(`revoked ${t.serial}${t.spiffeId ? ` (${t.spiffeId})` : ''}, reason ${config.reason}\n`);
