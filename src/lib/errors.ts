@@ -137,6 +137,16 @@ export const ERROR_CODES = {
   ca_expired: fail('failed_precondition', 'the CA certificate has expired', 'rotate the CA: new root or intermediate in the state directory'),
   ca_not_yet_valid: fail('failed_precondition', 'the CA certificate is not valid yet', 'check the clock'),
   ca_chain_empty: fail('internal', 'the CA has no chain to issue under', 'report a bug'),
+
+  // Partners and revocation (meshid ca partner issue|list, meshid ca revoke, meshid ca crl)
+  partner_name_invalid: config('a partner name is not 1-63 lowercase letters, digits or "-", starting with a letter', 'choose a name like acme or acme-eu'),
+  csr_subject_not_allowed: fail('permission_denied', 'the partner CSR asks for a subject (O, CN) the operator did not allow', 'pass --allow-subject, or ask for a CSR with an empty subject'),
+  csr_subject_unsupported: fail('permission_denied', 'the partner CSR subject has attributes other than O and CN, or repeats one', 'ask for a CSR with only O and CN (e.g. -subj "/O=Acme/CN=acme-client")'),
+  revocation_reason_invalid: config('the revocation reason is not an RFC 5280 reason name', 'use keyCompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn, ...'),
+  serial_invalid: config('a serial number is not hex', 'give the serial as printed by meshid ca partner list or openssl x509 -serial'),
+  revocation_target_unknown: fail('not_found', 'no certificate of that SPIFFE ID is recorded by this CA', 'revoke by --serial, or check the ID with meshid ca partner list'),
+  audit_log_unwritable: fail('failed_precondition', 'the audit log cannot be appended to', 'fix the path or permissions of --audit-log'),
+  crl_invalid: input('a CRL that cannot be parsed or does not verify', 'fetch the CRL again from the CA (meshid ca crl)'),
   listen_failed: fail('unavailable', 'a server cannot listen on its address (in use, not local, no permission)', 'free the port or choose another address with the flag the message names'),
 
   // Answers from the CA the agent refuses
