@@ -23,7 +23,7 @@ const REDACT = ['token', 'authorization', 'privateKey', 'private_key', 'key'];
 export function createLogger(config: LoggerConfig = {}): Logger {
   const options: LoggerOptions = {
     level: config.level ?? 'info',
-    base: undefined,
+    base: null,
     redact: { paths: REDACT, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
