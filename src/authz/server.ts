@@ -14,7 +14,7 @@ import type { Certificate } from '../identity/certificate.js';
 import { verifyX509Svid } from '../identity/svid-verify.js';
 import type { Clock } from '../lib/clock.js';
 import { errorMessage, MeshidError } from '../lib/errors.js';
-import { bindServer, shutdownGracefully } from '../lib/grpc-server.js';
+import { bindServer, serverOptions, shutdownGracefully } from '../lib/grpc-server.js';
 import { type BoundSocket, listenOnUnixSocket } from '../lib/unix-socket.js';
 import type { Logger } from '../observability/logger.js';
 import { encodeCheckResponse } from './check-response.js';
@@ -39,6 +39,8 @@ export interface AuthzServiceConfig {
   readonly policyDir: string;
   /** Fraction of decisions logged (default 1). */
   readonly decisionLogSample?: number;
+  /** Headers whose values the decision log writes as sent (the rest are hashed). */
+  readonly decisionLogHeaders?: readonly string[];
   /** Reason, policy and rule in 403 bodies (default true). */
   readonly denyDetails?: boolean;
   readonly reloadDebounceMs?: number;
@@ -98,6 +100,7 @@ export function authzServiceConfig(o: AuthzOptions): AuthzServiceConfig | undefi
     ...(o.authzListen ? { listen: o.authzListen } : {}),
     policyDir: o.policyDir,
     decisionLogSample: o.authzDecisionLogSample,
+    ...(o.authzDecisionLogHeaders ? { decisionLogHeaders: o.authzDecisionLogHeaders.map((h) => h.toLowerCase()) } : {}),
     denyDetails: o.authzDenyDetails,
     reloadDebounceMs: o.policyReloadDebounce,
     resyncMs: o.policyResync,
@@ -131,6 +134,8 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
   const metrics = deps.metrics ?? noopAuthzMetrics;
   const decisionLog = new DecisionLog(deps.logger.child({ component: 'authz-decision' }), {
     sampleRate: config.decisionLogSample ?? 1,
+    ...(config.decisionLogHeaders ? { headers: config.decisionLogHeaders } : {}),
+    ...(config.escapedSlashes ? { escapedSlashes: config.escapedSlashes } : {}),
     ...(deps.random ? { random: deps.random } : {}),
   });
   const responseOptions = { denyDetails: config.denyDetails ?? true };
@@ -200,10 +205,7 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
       decisionLog.record({
         decisionId,
         requestId: outcome.requestId,
-        principal: input?.principal,
-        method: input?.method,
-        host: input?.host,
-        path: input?.path,
+        input,
         decision: d,
         latencyUs: Math.round(seconds * 1e6),
       });
@@ -211,7 +213,7 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
     return response;
   };
 
-  const server = new grpc.Server(GRPC_SERVER_OPTIONS);
+  const server = new grpc.Server(serverOptions(GRPC_SERVER_OPTIONS));
   server.addService(checkServiceDefinition(), {
     Check(call: grpc.ServerUnaryCall<CheckRequest | Undecodable, Buffer>, callback: grpc.sendUnaryData<Buffer>) {
       // Fail closed: whatever went wrong, the answer is a deny, not an RPC error.

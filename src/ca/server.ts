@@ -9,7 +9,7 @@ import type { GeneralName } from '../identity/extensions.js';
 import type { SpiffeId } from '../identity/spiffe-id.js';
 import { type Clock, systemClock, type Timer } from '../lib/clock.js';
 import { errorMessage, MeshidError } from '../lib/errors.js';
-import { bindServer, shutdownGracefully } from '../lib/grpc-server.js';
+import { bindServer, serverOptions, shutdownGracefully } from '../lib/grpc-server.js';
 import { grpcStatusOf } from '../lib/grpc-status.js';
 import { type Logger, silentLogger } from '../observability/logger.js';
 import { type AuthMethod, CallerAuthenticator } from './auth/authenticator.js';
@@ -91,7 +91,7 @@ export async function startCa(config: CaConfig, deps: CaDeps = {}): Promise<Runn
   });
   let shedLogged = 0;
 
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_REQUEST_BYTES });
+  const server = new grpc.Server(serverOptions({ 'grpc.max_receive_message_length': MAX_REQUEST_BYTES }));
   server.addService(caServiceDefinition(), {
     CreateCertificate: (
       call: grpc.ServerUnaryCall<IstioCertificateRequest__Output, IstioCertificateResponse>,
