@@ -5,7 +5,7 @@
  * drift. Pure.
  */
 import { closest } from '../lib/edit-distance.js';
-import { parseCidr } from './cidr.js';
+import { parseCidr } from '../lib/ip.js';
 import { pathTemplateProblem } from './paths.js';
 import type { Operation, Source } from './policy.js';
 

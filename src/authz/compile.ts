@@ -9,7 +9,7 @@
  * "the first matching rule" is the same as a linear scan would find. Pure.
  */
 import { type ConditionKey, OPERATION_KINDS, parseConditionKey, SOURCE_KINDS, type ValueKind } from './attributes.js';
-import { type CidrBlock, cidrContains, type IpAddress, parseCidr } from './cidr.js';
+import { type CidrBlock, cidrContains, type IpAddress, parseCidr } from '../lib/ip.js';
 import type { FactNeeds, RequestFacts } from './facts.js';
 import { containsPathTemplate, type EscapedSlashes, pathTemplateRegex } from './paths.js';
 import { compilePatterns, matchPatterns, type PatternSet, parsePattern, patternsOf } from './patterns.js';

@@ -14,7 +14,7 @@ import type { Certificate } from '../identity/certificate.js';
 import { verifyX509Svid } from '../identity/svid-verify.js';
 import type { Clock } from '../lib/clock.js';
 import { errorMessage, MeshidError } from '../lib/errors.js';
-import { bindServer, shutdownGracefully } from '../lib/grpc-server.js';
+import { bindServer, serverOptions, shutdownGracefully } from '../lib/grpc-server.js';
 import { type BoundSocket, listenOnUnixSocket } from '../lib/unix-socket.js';
 import type { Logger } from '../observability/logger.js';
 import { encodeCheckResponse } from './check-response.js';
@@ -213,7 +213,7 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
     return response;
   };
 
-  const server = new grpc.Server(GRPC_SERVER_OPTIONS);
+  const server = new grpc.Server(serverOptions(GRPC_SERVER_OPTIONS));
   server.addService(checkServiceDefinition(), {
     Check(call: grpc.ServerUnaryCall<CheckRequest | Undecodable, Buffer>, callback: grpc.sendUnaryData<Buffer>) {
       // Fail closed: whatever went wrong, the answer is a deny, not an RPC error.
