@@ -22,6 +22,7 @@ import { decisionView } from '../authz/report.js';
 import { formatIssue } from '../authz/validate.js';
 import { errorMessage } from '../lib/errors.js';
 import { defineCommand } from './command.js';
+import { writeDecision } from './decision-output.js';
 
 const EXIT_DECIDED = 0;
 const EXIT_UNUSABLE = 2;
@@ -116,7 +117,7 @@ verifies it against its trust bundle; without, it is only parsed. Exit status: 0
       certificate: input?.peerCertificate?.status ?? 'absent',
       request: input ? { method: input.method, host: input.host ?? null, path: input.path } : null,
     };
-    io.stdout.write(`${JSON.stringify(view)}\n`);
+    writeDecision(io, view);
     return EXIT_DECIDED;
   },
 });

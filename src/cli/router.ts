@@ -18,6 +18,7 @@ const COMMANDS: Record<string, { summary: string; load: Loader }> = {
   'ca crl': { summary: 'sign a fresh CRL of every revocation into the CA state', load: async () => (await import('./ca-partners.js')).crl },
   'svid verify': { summary: 'verify an X.509-SVID chain against a trust bundle', load: async () => (await import('./svid-verify.js')).default },
   'authz check': { summary: 'decide one Envoy CheckRequest (JSON) against a policy directory', load: async () => (await import('./authz-check.js')).default },
+  'authz ask': { summary: 'send one Check to a running agent and print its decision', load: async () => (await import('./authz-ask.js')).default },
   'authz replay': { summary: 'decide recorded decision-log lines again under a candidate policy directory: what would change', load: async () => (await import('./authz-replay.js')).default },
   'policy lint': { summary: 'validate a directory of AuthorizationPolicy YAML files', load: async () => (await import('./policy-lint.js')).default },
 };

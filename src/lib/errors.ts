@@ -140,6 +140,8 @@ export const ERROR_CODES = {
   ca_expired: fail('failed_precondition', 'the CA certificate has expired', 'rotate the CA: new root or intermediate in the state directory'),
   ca_not_yet_valid: fail('failed_precondition', 'the CA certificate is not valid yet', 'check the clock'),
   ca_chain_empty: fail('internal', 'the CA has no chain to issue under', 'report a bug'),
+  ca_busy: fail('resource_exhausted', 'the CA is working on as many requests as --max-concurrent-issuance allows and shed this one', 'retry after the grpc-retry-pushback-ms trailer (the agent does); raise the limit or add CA replicas if it persists'),
+  issuance_rate_limited: fail('resource_exhausted', 'this identity asked for more certificates than --issuance-burst and --issuance-rate allow', 'retry after the grpc-retry-pushback-ms trailer; find the workload that renews in a loop, or raise the limit for identities with many replicas'),
 
   // Partners and revocation (meshid ca partner issue|list, meshid ca revoke, meshid ca crl)
   partner_name_invalid: config('a partner name is not 1-63 lowercase letters, digits or "-", starting with a letter', 'choose a name like acme or acme-eu'),
