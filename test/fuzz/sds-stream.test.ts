@@ -51,7 +51,7 @@ fuzz('sds-stream', 'one resource per response, only for the name subscribed, nev
   (ops) => {
     const clock = new FakeClock();
     const source = new TestIdentitySource({ clock, root: ROOT });
-    const catalog = new SecretCatalog({ source, clock, logger: silentLogger(), metrics: noopSdsMetrics, fileDebounceMs: 0 });
+    const catalog = new SecretCatalog({ source, clock, logger: silentLogger(), metrics: noopSdsMetrics, fileDebounceMs: 0, fileSecrets: { allowedDirs: [] } });
     const { DiscoveryResponse, Secret } = envoyProtos();
     const streams: Tracked[] = [];
 
