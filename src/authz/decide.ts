@@ -13,8 +13,8 @@ import { errorMessage } from '../lib/errors.js';
 export interface CheckOutcome {
   readonly decision: Decision;
   /** The engine input, when the request could be read. */
-  readonly input?: AuthzInput;
-  readonly requestId?: string;
+  readonly input?: AuthzInput | undefined;
+  readonly requestId?: string | undefined;
 }
 
 export function decideCheckRequest(set: CompiledPolicySet | undefined, req: CheckRequest | null | undefined, certificate: CertificateCheck): CheckOutcome {

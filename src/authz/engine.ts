@@ -51,7 +51,7 @@ export interface Decision {
   /** Extra words for the operator (certificate failures, malformed requests). */
   readonly detail: string | undefined;
   /** An allowed request that a rate limit applies to: the limit and the counter it counts against. */
-  readonly rateLimit?: RateLimitMatch;
+  readonly rateLimit?: RateLimitMatch | undefined;
 }
 
 export interface RateLimitMatch {

@@ -17,27 +17,27 @@ export type PeerCertificateStatus =
 
 export interface AuthzInput {
   /** attributes.source.principal: the verified peer's SPIFFE ID; empty or absent for plaintext. */
-  readonly principal?: string;
-  readonly peerCertificate?: PeerCertificateStatus;
+  readonly principal?: string | undefined;
+  readonly peerCertificate?: PeerCertificateStatus | undefined;
   /** The downstream peer's address as Envoy reports it (source.ip, and remote.ip: see README). */
-  readonly sourceIp?: string;
-  readonly destinationIp?: string;
-  readonly destinationPort?: number;
-  readonly method?: string;
+  readonly sourceIp?: string | undefined;
+  readonly destinationIp?: string | undefined;
+  readonly destinationPort?: number | undefined;
+  readonly method?: string | undefined;
   /** The :authority, possibly with a port. */
-  readonly host?: string;
+  readonly host?: string | undefined;
   /** The request target, query string included, as Envoy reports it. */
-  readonly path?: string;
+  readonly path?: string | undefined;
   /** Lower-case header names, as Envoy reports them; repeated headers joined with ",". */
-  readonly headers?: Readonly<Record<string, string>>;
-  readonly sni?: string;
+  readonly headers?: Readonly<Record<string, string>> | undefined;
+  readonly sni?: string | undefined;
   /** The request's verified end-user credential (JWT), when one was presented and checked. */
-  readonly requestAuth?: RequestAuth;
+  readonly requestAuth?: RequestAuth | undefined;
   /**
    * Envoy's dynamic metadata (CheckRequest metadata_context.filter_metadata, as JSON), by filter
    * name: what `experimental.envoy.filters.<filter>[<key>]` conditions read.
    */
-  readonly metadata?: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+  readonly metadata?: Readonly<Record<string, Readonly<Record<string, unknown>>>> | undefined;
 }
 
 /**

@@ -266,7 +266,8 @@ class DocReader {
   ) {}
 
   issues(): PolicyIssue[] {
-    return this.name === undefined ? this.found : this.found.map((i) => ({ ...i, policy: this.name }));
+    const policy = this.name;
+    return policy === undefined ? this.found : this.found.map((i) => ({ ...i, policy }));
   }
 
   read(): AuthorizationPolicy | RateLimitPolicy | undefined {

@@ -29,7 +29,7 @@ export interface IssueRequest {
   readonly csrPem: string;
   readonly identity: SpiffeId;
   /** validity_duration from the request; 0 or absent means the default TTL. */
-  readonly requestedTtlSeconds?: number;
+  readonly requestedTtlSeconds?: number | undefined;
   /** Issuance time, epoch ms. */
   readonly now: number;
 }

@@ -72,7 +72,7 @@ export function bufferedDestination(options: { dest?: number | string; maxLength
 export function createLogger(config: LoggerConfig = {}): Logger {
   const options: LoggerOptions = {
     level: config.level ?? 'info',
-    base: undefined,
+    base: null,
     redact: { paths: REDACT, censor: '[redacted]' },
     timestamp: isoTime,
     formatters: { level: (label) => ({ level: label }) },

@@ -329,7 +329,7 @@ function envoyBootstrap(set: DeploySet, deployment: Deployment, pod: PodSpec, en
   return YAML.parse(text, { merge: true }) as Bootstrap;
 }
 
-function effective<K extends keyof SecurityContext>(pod: PodSpec, c: Container, key: K): SecurityContext[K] {
+function effective<K extends keyof SecurityContext>(pod: PodSpec, c: Container, key: K): SecurityContext[K] | undefined {
   return c.securityContext?.[key] ?? pod.securityContext?.[key];
 }
 

@@ -11,7 +11,7 @@ export interface OpensslVerifyResult {
  * `openssl verify -x509_strict` of a leaf (plus untrusted intermediates) against root PEMs,
  * optionally at a given time and for a given purpose; `strict: false` drops -x509_strict.
  */
-export function opensslVerify(dir: string, opts: { roots: string; leaf: string; intermediates?: string; atTime?: Date; purpose?: string; strict?: boolean }): OpensslVerifyResult {
+export function opensslVerify(dir: string, opts: { roots: string; leaf: string; intermediates?: string | undefined; atTime?: Date; purpose?: string; strict?: boolean }): OpensslVerifyResult {
   const rootsFile = path.join(dir, `roots-${process.hrtime.bigint()}.pem`);
   const leafFile = path.join(dir, `leaf-${process.hrtime.bigint()}.pem`);
   fs.writeFileSync(rootsFile, opts.roots);

@@ -22,7 +22,7 @@ test('parses roots, removes duplicates, fingerprints by SHA-256 of DER, renders 
   t.is(b.trustDomain, 'example.org');
   t.deepEqual(b.roots.map((r) => r.der), [old.der, fresh.der]);
   t.deepEqual(b.fingerprints, [old, fresh].map((r) => crypto.createHash('sha256').update(r.der).digest('hex')));
-  t.is(certificateFingerprint(old.cert), b.fingerprints[0]);
+  t.is(certificateFingerprint(old.cert), b.fingerprints[0]!);
   t.is(b.pem, chainPem(old, fresh));
   t.is(parseTrustBundle('example.org', b.pem).version, b.version);
   t.true(Object.isFrozen(b) && Object.isFrozen(b.roots));

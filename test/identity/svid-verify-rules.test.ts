@@ -420,8 +420,8 @@ for (const row of rows) {
       t.is(e?.code, `svid_${row.reason}`);
     } else {
       const v = verifyX509Svid(chain, roots, options);
-      t.is(v.leaf, chain[0]);
-      t.is(v.path[0], chain[0]);
+      t.is(v.leaf, chain[0]!);
+      t.is(v.path[0], chain[0]!);
       t.true(roots.includes(v.path[v.path.length - 1]!), 'the path ends at a root of the bundle');
     }
     const r = opensslVerify(tempDir(t), {
