@@ -62,6 +62,6 @@ test('the buffered destination drops and counts lines past its bound, and flushe
   t.true(dropped > 0, 'the bound is hit');
   t.is(written.length + dropped, 100, 'every line is either written or counted as dropped');
   t.true(written.every((l) => (JSON.parse(l) as { msg: string }).msg === 'line'));
-  fs.closeSync(fd);
+  dest.end(); // closes the fd and stops the periodic flush
   fs.rmSync(dir, { recursive: true, force: true });
 });
