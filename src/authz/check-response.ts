@@ -10,6 +10,7 @@
  * decision, reason, policy, rule, revision, dry-run outcome) for Envoy's access log.
  */
 import type { Decision } from './engine.js';
+import { nearMissText } from './explain.js';
 
 export const GRPC_PERMISSION_DENIED = 7;
 export const GRPC_RESOURCE_EXHAUSTED = 8;
@@ -38,6 +39,7 @@ export function metadataOf(decision: Decision, decisionId: string): Array<[strin
     if (decision.dryRun.rule) fields.push(['dry_run_policy', decision.dryRun.rule.policy.id]);
   }
   if (decision.rateLimit) fields.push(['rate_limit', decision.rateLimit.limit.id]);
+  if (decision.nearest && decision.nearest.length > 0) fields.push(['nearest_allow_rules', decision.nearest.map(nearMissText).join('; ')]);
   return fields;
 }
 
@@ -68,7 +70,8 @@ export function denyBody(decision: Decision, decisionId: string, options: Respon
   }
   if (!options.denyDetails) return 'access denied\n';
   const where = decision.rule ? `; policy ${decision.rule.policy.id} rule ${decision.rule.rule}` : '';
-  return `access denied: ${decision.reason}${where}; decision ${decisionId}\n`;
+  const why = decision.nearest ? `; ${decision.detail ?? ''}` : '';
+  return `access denied: ${decision.reason}${where}${why}; decision ${decisionId}\n`;
 }
 
 export function encodeCheckResponse(decision: Decision, decisionId: string, options: ResponseOptions): Buffer {

@@ -41,6 +41,8 @@ export interface CompiledRule {
   readonly ordinal: number;
   readonly ref: RuleRef;
   readonly match: (f: RequestFacts) => boolean;
+  /** The rule as matched (trust-domain aliases applied): read only to explain a default deny. */
+  readonly source: Rule;
 }
 
 type Predicate = (f: RequestFacts) => boolean;
@@ -49,6 +51,8 @@ export interface RuleGroup {
   /** Policies in the group, rules or not (an ALLOW policy without rules still turns on default deny). */
   readonly policies: number;
   readonly rules: number;
+  /** Every rule in ordinal order (the explanation of a default deny walks them; decisions do not). */
+  readonly all: readonly CompiledRule[];
   /** Rules with no exact guard, checked for every request. */
   readonly scan: readonly CompiledRule[];
   readonly byPrincipal: ReadonlyMap<string, readonly CompiledRule[]>;
@@ -111,6 +115,7 @@ export function compilePolicySet(
         ordinal: ordinal++,
         ref: Object.freeze({ policy, rule: index, action: policy.action, dryRun: policy.dryRun }),
         match: compileRule(rule, policy.namespace, matchers),
+        source: rule,
       };
       builder.add(compiled, options.index === false ? undefined : guardOf(rule));
     });
@@ -195,8 +200,11 @@ class GroupBuilder {
     byHost: new Map(),
   };
 
+  private readonly all: CompiledRule[] = [];
+
   add(rule: CompiledRule, guard: Guard | undefined): void {
     this.rules++;
+    this.all.push(rule);
     if (!guard) {
       this.scan.push(rule);
       return;
@@ -213,6 +221,7 @@ class GroupBuilder {
     return Object.freeze({
       policies: this.policies,
       rules: this.rules,
+      all: this.all,
       scan: this.scan,
       ...this.maps,
     });
@@ -308,6 +317,53 @@ class MatcherCache {
     }
     return m;
   }
+}
+
+/** One condition of a rule, on its own: what explains a default deny. */
+export interface RulePart {
+  /** The field or `when` key, as written ("paths", "notMethods", "request.headers[x-env]", "from"). */
+  readonly field: string;
+  readonly kind: ValueKind | undefined;
+  readonly values: readonly string[];
+  readonly negated: boolean;
+  /** Alternatives: more than one from/to entry is one part, true when any entry matches. */
+  readonly alternatives: number;
+  readonly test: Predicate;
+}
+
+/**
+ * The conditions of a rule one by one, in the order Istio's matcher checks them (from, to, when),
+ * matching exactly as compileRule's predicate does: the rule matches iff every part does. Built
+ * with a cache of its own (only ever on the deny path).
+ */
+export function ruleParts(rule: Rule, namespace: string | undefined): RulePart[] {
+  const matchers = new MatcherCache({ namespaces: true, sourceIp: true, destinationIp: true, escapedSlashes: 'reject' });
+  const ctx = namespace ? { namespace } : {};
+  const parts: RulePart[] = [];
+  const section = <K extends string>(entries: ReadonlyArray<Partial<Record<K, readonly string[]>>> | undefined, names: readonly K[], kinds: Readonly<Record<K, ValueKind>>, label: string): void => {
+    if (!entries || entries.length === 0) return;
+    if (entries.length > 1) {
+      parts.push({ field: label, kind: undefined, values: [], negated: false, alternatives: entries.length, test: anyOf(entries.map((e) => allOf(fieldPredicates(e, names, kinds, matchers, namespace)))) });
+      return;
+    }
+    const entry = entries[0]!;
+    for (const name of names) {
+      const values = entry[name];
+      if (values && values.length > 0) {
+        const negated = name.startsWith('not');
+        parts.push({ field: name, kind: kinds[name], values, negated, alternatives: 1, test: matchers.get(kinds[name], values, negated, ctx) });
+      }
+    }
+  };
+  section(rule.from, SOURCE_FIELDS, SOURCE_KINDS, 'from');
+  section(rule.to, OPERATION_FIELDS, OPERATION_KINDS, 'to');
+  for (const c of rule.when ?? []) {
+    const key = parseConditionKey(c.key) as ConditionKey;
+    const kctx = { key, ...ctx };
+    if (c.values && c.values.length > 0) parts.push({ field: c.key, kind: key.kind, values: c.values, negated: false, alternatives: 1, test: matchers.get(key.kind, c.values, false, kctx) });
+    if (c.notValues && c.notValues.length > 0) parts.push({ field: c.key, kind: key.kind, values: c.notValues, negated: true, alternatives: 1, test: matchers.get(key.kind, c.notValues, true, kctx) });
+  }
+  return parts;
 }
 
 function compileRule(rule: Rule, namespace: string | undefined, matchers: MatcherCache): Predicate {

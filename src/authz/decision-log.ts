@@ -2,42 +2,90 @@
  * The decision log: one pino line per (sampled) decision, saying who asked for what, what was
  * decided, by which policy and rule, under which revision, what dry-run policies would have done,
  * and how long it took. Decisions that a dry-run policy would change are always logged, so trying
- * a policy out is visible at info level whatever the sampling. The path is logged without its
- * query string, which can carry tokens.
+ * a policy out is visible at info level whatever the sampling.
+ *
+ * Every attribute a policy can match on is on the line, so `meshid authz replay` can decide the
+ * request again under another policy set: source principal (and its namespaces), peer certificate
+ * status, source IP (remote.ip is the same address: meshid does not read X-Forwarded-For),
+ * destination IP and port, SNI, method, host, the path as received (without its query string,
+ * which can carry tokens) and as normalised, the request headers, the verified request
+ * credential's principal, audiences, presenter and claims, and Envoy's filter metadata.
+ *
+ * Secrets: header values are logged as `hmac-sha256:<16 hex>`, an HMAC keyed with a random key
+ * made once per agent process (equal values compare equal within one process's log, and a
+ * guessed value cannot be checked against the log offline); only headers the operator names
+ * (--authz-decision-log-headers) are logged as sent. Credential headers (authorization, cookie,
+ * ...) cannot be named. Every value is capped at `fieldCap` bytes (and the headers at
+ * MAX_HEADERS entries); a cut value ends with `…[truncated N bytes]` and the line's `truncated`
+ * field lists the fields that were cut.
  *
  * Cost: the line is built by infoLineWriter (the bytes pino would write, without its generic
- * serialiser) and goes to an asynchronous bounded stdout buffer; the fields are flat primitives to
- * keep that possible.
+ * serialiser for the flat fields) and goes to an asynchronous, batched, bounded stdout buffer;
+ * the only nested field is `headers`.
  */
+import { createHmac, randomBytes } from 'node:crypto';
 import { infoLineWriter, type LineFields, type Logger } from '../observability/logger.js';
 import type { Decision } from './engine.js';
-import { stripQuery } from './facts.js';
+import { type AuthzInput, namespacesOf, stripQuery } from './facts.js';
+import { normalisePath, type EscapedSlashes } from './paths.js';
 
 export interface DecisionLogOptions {
   /** Fraction of decisions logged, 0 (off) to 1 (all). */
   readonly sampleRate: number;
   readonly random?: () => number;
+  /** Lower-case header names whose values are logged as sent; every other value is hashed. */
+  readonly headers?: readonly string[];
+  /** Most bytes of any one value on the line (default DEFAULT_FIELD_CAP). */
+  readonly fieldCap?: number;
+  /** HMAC key for header values; default: random, once per DecisionLog. */
+  readonly hashKey?: Buffer;
+  /** How the engine normalises paths, for the `path` field. */
+  readonly escapedSlashes?: EscapedSlashes;
 }
 
 export interface DecisionRecord {
   readonly decisionId: string;
   readonly requestId: string | undefined;
-  readonly principal: string | undefined;
-  readonly method: string | undefined;
-  readonly host: string | undefined;
-  readonly path: string | undefined;
+  /** What the engine decided on, when the request could be read. */
+  readonly input: AuthzInput | undefined;
   readonly decision: Decision;
   readonly latencyUs: number;
 }
 
-/** The fields of a decision line, all top-level and primitive. */
+export const DEFAULT_FIELD_CAP = 4096;
+export const MAX_HEADERS = 64;
+/** Headers that carry credentials: never logged as sent. */
+export const CREDENTIAL_HEADERS: readonly string[] = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key'];
+export const HASH_PREFIX = 'hmac-sha256:';
+export const TRUNCATION_MARK = '…[truncated ';
+/** Bumped when the meaning of a field changes; `meshid authz replay` reads this version. */
+export const DECISION_LOG_FORMAT = 2;
+
+/** The fields of a decision line; all top-level and primitive except `headers`. */
 export const DECISION_FIELDS = [
+  'log_format',
   'decision_id',
   'request_id',
   'principal',
+  'source_namespaces',
+  'peer_certificate',
+  'peer_certificate_id',
+  'source_ip',
+  'destination_ip',
+  'destination_port',
+  'sni',
   'method',
   'host',
+  'path_received',
   'path',
+  'headers',
+  'request_principal',
+  'request_audiences',
+  'request_presenter',
+  'request_claims',
+  'request_certificate_bound',
+  'metadata',
+  'truncated',
   'outcome',
   'reason',
   'policy',
@@ -55,13 +103,25 @@ export const DECISION_FIELDS = [
   'latency_us',
 ] as const;
 
-type Fields = Record<(typeof DECISION_FIELDS)[number], string | number | boolean | undefined>;
+type Fields = Record<(typeof DECISION_FIELDS)[number], string | number | boolean | Record<string, string> | undefined>;
 
 const INFO = 30;
+
+/** A value cut to `cap` UTF-16 units with the mark, and whether it was cut. */
+export function capValue(value: string, cap: number): { readonly value: string; readonly cut: boolean } {
+  if (value.length <= cap) return { value, cut: false };
+  const kept = value.slice(0, cap);
+  const dropped = Buffer.byteLength(value) - Buffer.byteLength(kept);
+  return { value: `${kept}${TRUNCATION_MARK}${dropped} bytes]`, cut: true };
+}
 
 export class DecisionLog {
   private readonly random: () => number;
   private readonly line: (fields: LineFields, msg: string) => void;
+  private readonly verbatim: ReadonlySet<string>;
+  private readonly cap: number;
+  private readonly key: Buffer;
+  private readonly escapedSlashes: EscapedSlashes;
 
   constructor(
     private readonly logger: Logger,
@@ -69,6 +129,10 @@ export class DecisionLog {
   ) {
     this.random = options.random ?? Math.random;
     this.line = infoLineWriter(logger);
+    this.verbatim = new Set((options.headers ?? []).map((h) => h.toLowerCase()).filter((h) => !CREDENTIAL_HEADERS.includes(h)));
+    this.cap = options.fieldCap ?? DEFAULT_FIELD_CAP;
+    this.key = options.hashKey ?? randomBytes(32);
+    this.escapedSlashes = options.escapedSlashes ?? 'reject';
   }
 
   /** Whether this decision gets a line; cheap, so the caller can skip building the record. */
@@ -77,16 +141,52 @@ export class DecisionLog {
     return decision.dryRun?.changed === true || (rate > 0 && (rate >= 1 || this.random() < rate));
   }
 
+  /** The hashed form of a header value, as it appears on the line. */
+  hash(value: string): string {
+    return HASH_PREFIX + createHmac('sha256', this.key).update(value).digest('hex').slice(0, 16);
+  }
+
   record(r: DecisionRecord): void {
     if (this.logger.levelVal > INFO) return;
     const d = r.decision;
+    const input = r.input;
+    const truncated: string[] = [];
+    const cap = (name: string, v: string | undefined): string | undefined => {
+      if (v === undefined) return undefined;
+      const c = capValue(v, this.cap);
+      if (c.cut) truncated.push(name);
+      return c.value;
+    };
+    const json = (name: string, v: unknown): string | undefined => (v === undefined ? undefined : cap(name, JSON.stringify(v)));
+    const received = input?.path ? stripQuery(input.path) : undefined;
+    const normalised = received === undefined ? undefined : normalisePath(received, this.escapedSlashes);
+    const cert = input?.peerCertificate;
+    const auth = input?.requestAuth;
+    const principal = cap('principal', input?.principal || undefined);
     const fields: Fields = {
+      log_format: DECISION_LOG_FORMAT,
       decision_id: r.decisionId,
-      request_id: r.requestId,
-      principal: r.principal,
-      method: r.method,
-      host: r.host,
-      path: r.path === undefined ? undefined : stripQuery(r.path),
+      request_id: cap('request_id', r.requestId),
+      principal,
+      source_namespaces: input?.principal ? cap('source_namespaces', namespacesOf(input.principal).join(',')) || undefined : undefined,
+      peer_certificate: cert?.status,
+      peer_certificate_id: cap('peer_certificate_id', cert?.status === 'verified' ? cert.spiffeId : cert?.status === 'unverified' ? cert.uriSan : cert?.reason),
+      source_ip: cap('source_ip', input?.sourceIp),
+      destination_ip: cap('destination_ip', input?.destinationIp),
+      destination_port: input?.destinationPort,
+      sni: cap('sni', input?.sni),
+      method: cap('method', input?.method),
+      host: cap('host', input?.host),
+      path_received: cap('path_received', received),
+      path: normalised?.ok ? cap('path', normalised.path) : undefined,
+      headers: input?.headers ? this.headersOf(input.headers, truncated) : undefined,
+      request_principal: cap('request_principal', auth?.principal),
+      request_audiences: auth ? json('request_audiences', auth.audiences) : undefined,
+      request_presenter: cap('request_presenter', auth?.presenter),
+      request_claims: auth ? json('request_claims', auth.claims) : undefined,
+      request_certificate_bound: auth?.certificateBound,
+      metadata: input?.metadata && Object.keys(input.metadata).length > 0 ? json('metadata', input.metadata) : undefined,
+      truncated: undefined,
       outcome: d.allow ? 'allow' : 'deny',
       reason: d.reason,
       policy: d.rule?.policy.id,
@@ -97,18 +197,43 @@ export class DecisionLog {
       dry_run_changed: d.dryRun?.changed,
       dry_run_policy: d.dryRun?.rule?.policy.id,
       dry_run_rule: d.dryRun?.rule?.rule,
-      detail: d.detail,
+      detail: cap('detail', d.detail),
       rate_limit: d.rateLimit?.limit.id,
       rate_limit_remaining: d.rateLimit?.quota?.remaining,
       rate_limit_counter: d.rateLimit?.quota?.fallback ? `fallback_${d.rateLimit.quota.fallback}` : undefined,
       latency_us: r.latencyUs,
     };
+    if (truncated.length > 0) fields.truncated = truncated.join(',');
     const decidedBy = d.reason === 'rate_limited' || d.reason === 'rate_limit_unavailable'
       ? `${d.reason} by ${d.rateLimit?.limit.id}`
       : d.rule ? `${d.rule.policy.id} rule ${d.rule.rule}` : d.reason;
-    const msg = `authz ${fields.outcome} ${r.method ?? '-'} ${fields.path ?? '-'} from ${r.principal ?? 'no principal'}: ${decidedBy}${
+    const shortPath = received === undefined ? '-' : capValue(received, 200).value;
+    const msg = `authz ${fields.outcome} ${capValue(input?.method ?? '-', 32).value} ${shortPath} from ${principal === undefined ? 'no principal' : capValue(principal, 200).value}: ${decidedBy}${
       d.dryRun?.changed ? ` (dry-run policies would ${d.dryRun.allow ? 'allow' : 'deny'})` : ''
     }`;
     this.line(fields, msg);
+  }
+
+  private headersOf(headers: Readonly<Record<string, string>>, truncated: string[]): Record<string, string> {
+    const out: Record<string, string> = {};
+    let n = 0;
+    for (const name of Object.keys(headers)) {
+      if (n === MAX_HEADERS) {
+        truncated.push('headers');
+        break;
+      }
+      const value = headers[name]!;
+      const key = capValue(name, 256);
+      if (key.cut) truncated.push('headers');
+      if (this.verbatim.has(name)) {
+        const c = capValue(value, this.cap);
+        if (c.cut) truncated.push(`headers.${key.value}`);
+        out[key.value] = c.value;
+      } else {
+        out[key.value] = this.hash(value);
+      }
+      n++;
+    }
+    return out;
   }
 }

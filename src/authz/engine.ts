@@ -6,6 +6,7 @@
  */
 import { type CompiledPolicySet, firstMatch, type RuleRef } from './compile.js';
 import { type AuthzInput, RequestFacts } from './facts.js';
+import { defaultDenyDetail, type NearMiss, nearestAllowRules } from './explain.js';
 import { type CompiledRateLimit, firstRateLimit } from './rate-limit/compile.js';
 import type { Quota } from './rate-limit/gcra.js';
 
@@ -52,6 +53,8 @@ export interface Decision {
   readonly detail: string | undefined;
   /** An allowed request that a rate limit applies to: the limit and the counter it counts against. */
   readonly rateLimit?: RateLimitMatch | undefined;
+  /** A default deny (no_allow_policy_matched): the nearest ALLOW rules and what each failed. */
+  readonly nearest?: readonly NearMiss[] | undefined;
 }
 
 export interface RateLimitMatch {
@@ -70,7 +73,12 @@ export interface DryRunOutcome {
   readonly changed: boolean;
 }
 
-export function evaluate(set: CompiledPolicySet, input: AuthzInput): Decision {
+export interface EvaluateOptions {
+  /** Name the nearest ALLOW rules on a default deny (default true; false only to measure its cost). */
+  readonly explain?: boolean;
+}
+
+export function evaluate(set: CompiledPolicySet, input: AuthzInput, options?: EvaluateOptions): Decision {
   const revision = set.revision;
   let principal = input.principal || undefined;
   const cert = input.peerCertificate;
@@ -93,6 +101,8 @@ export function evaluate(set: CompiledPolicySet, input: AuthzInput): Decision {
   const rule = deny ?? allow;
   const allowed = !deny && (allow !== undefined || set.allow.policies === 0);
   const limit = allowed && set.rateLimits.length > 0 ? firstRateLimit(set.rateLimits, f) : undefined;
+  // Only on the default-deny path: an allow never pays for the explanation.
+  const nearest = !allowed && !deny && options?.explain !== false ? nearestAllowRules(set.allow, f) : undefined;
   return {
     allow: allowed,
     reason: reasonOf(deny, set.allow.policies, allow),
@@ -100,9 +110,10 @@ export function evaluate(set: CompiledPolicySet, input: AuthzInput): Decision {
     rule: rule?.ref,
     audit: audit?.ref,
     dryRun: set.dryRun ? dryRunOutcome(set, f, allowed, deny, allow, audit) : undefined,
-    detail: undefined,
+    detail: nearest ? defaultDenyDetail(nearest, set.allow.policies) : undefined,
     // Always set (undefined without a limit): one object shape for every decision.
     rateLimit: limit ? { limit, key: limit.keyOf(f) } : undefined,
+    nearest,
   };
 }
 
@@ -154,6 +165,6 @@ function earlier(a: Match, b: Match): Match {
 
 /** A deny decided outside the policies (malformed request, no policy set, internal error). */
 export function denyDecision(reason: DecisionReason, revision: string, detail?: string): Decision {
-  return { allow: false, reason, revision, rule: undefined, audit: undefined, dryRun: undefined, detail };
+  return { allow: false, reason, revision, rule: undefined, audit: undefined, dryRun: undefined, detail, nearest: undefined };
 }
 

@@ -6,6 +6,7 @@ import { type ConfigRule, rule } from '../config/load.js';
 import { type ConfigOf, opt } from '../config/options.js';
 import { REDIS_FALLBACKS, redisTarget } from './rate-limit/redis-url.js';
 import { ESCAPED_SLASHES } from './paths.js';
+import { CREDENTIAL_HEADERS } from './decision-log.js';
 
 export const authzOptionSpecs = {
   authzSocket: opt.string('authz-socket', {
@@ -29,6 +30,10 @@ export const authzOptionSpecs = {
     default: 1,
     min: 0,
     max: 1,
+  }),
+  authzDecisionLogHeaders: opt.list('authz-decision-log-headers', {
+    description: 'request headers whose values the decision log writes as sent (e.g. x-tenant,user-agent); every other header value is logged as an HMAC (hmac-sha256:...); credential headers (authorization, cookie, ...) cannot be named',
+    metavar: 'NAME',
   }),
   authzDenyDetails: opt.bool('authz-deny-details', {
     description: 'name the reason, policy and rule in the body of 403 responses (false: "access denied" only)',
@@ -85,7 +90,7 @@ export const authzOptionSpecs = {
 export type AuthzOptions = ConfigOf<typeof authzOptionSpecs>;
 
 type AuthzKey = keyof AuthzOptions & string;
-const SERVICE_SETTINGS: readonly AuthzKey[] = ['policyDir', 'authzSocketMode', 'authzDecisionLogSample', 'authzDenyDetails', 'policyReloadDebounce', 'policyResync', 'authzEscapedSlashes', 'authzTrustDomainAliases'];
+const SERVICE_SETTINGS: readonly AuthzKey[] = ['policyDir', 'authzSocketMode', 'authzDecisionLogSample', 'authzDecisionLogHeaders', 'authzDenyDetails', 'policyReloadDebounce', 'policyResync', 'authzEscapedSlashes', 'authzTrustDomainAliases'];
 
 const serving = (c: AuthzOptions) => c.authzSocket !== undefined || c.authzListen !== undefined;
 
@@ -94,6 +99,13 @@ export const authzRules: readonly ConfigRule[] = [
   rule<AuthzOptions>({
     keys: ['authzSocket', 'authzListen', 'policyDir'],
     check: (c) => (serving(c) && c.policyDir === undefined ? 'ext_authz needs policy-dir, the directory of AuthorizationPolicy files it decides by' : undefined),
+  }),
+  rule<AuthzOptions>({
+    keys: ['authzDecisionLogHeaders'],
+    check: (c) => {
+      const named = (c.authzDecisionLogHeaders ?? []).filter((h) => CREDENTIAL_HEADERS.includes(h.toLowerCase()));
+      return named.length > 0 ? `names ${named.join(', ')}: credential headers are never logged as sent` : undefined;
+    },
   }),
   ...SERVICE_SETTINGS.map((key) => rule<AuthzOptions>({
     keys: [key],

@@ -1,6 +1,7 @@
 /** How policies and decisions are shown to operators: lint listings, check output, logs. Pure. */
 import type { RuleRef } from './compile.js';
 import type { Decision } from './engine.js';
+import { nearMissText } from './explain.js';
 import type { AuthorizationPolicy } from './policy.js';
 import type { CompiledRateLimit } from './rate-limit/compile.js';
 
@@ -109,6 +110,8 @@ export function decisionView(d: Decision): Record<string, unknown> {
         }
       : null,
     ...(d.detail !== undefined ? { detail: d.detail } : {}),
+    // A default deny: the nearest ALLOW rules and the first condition each failed.
+    ...(d.nearest ? { nearest: d.nearest.map((m) => ({ ...ruleRefView(m.rule), met: m.met, conditions: m.conditions, failed: m.failed, text: nearMissText(m) })) } : {}),
   };
 }
 

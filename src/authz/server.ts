@@ -39,6 +39,8 @@ export interface AuthzServiceConfig {
   readonly policyDir: string;
   /** Fraction of decisions logged (default 1). */
   readonly decisionLogSample?: number;
+  /** Headers whose values the decision log writes as sent (the rest are hashed). */
+  readonly decisionLogHeaders?: readonly string[];
   /** Reason, policy and rule in 403 bodies (default true). */
   readonly denyDetails?: boolean;
   readonly reloadDebounceMs?: number;
@@ -98,6 +100,7 @@ export function authzServiceConfig(o: AuthzOptions): AuthzServiceConfig | undefi
     ...(o.authzListen ? { listen: o.authzListen } : {}),
     policyDir: o.policyDir,
     decisionLogSample: o.authzDecisionLogSample,
+    ...(o.authzDecisionLogHeaders ? { decisionLogHeaders: o.authzDecisionLogHeaders.map((h) => h.toLowerCase()) } : {}),
     denyDetails: o.authzDenyDetails,
     reloadDebounceMs: o.policyReloadDebounce,
     resyncMs: o.policyResync,
@@ -131,6 +134,8 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
   const metrics = deps.metrics ?? noopAuthzMetrics;
   const decisionLog = new DecisionLog(deps.logger.child({ component: 'authz-decision' }), {
     sampleRate: config.decisionLogSample ?? 1,
+    ...(config.decisionLogHeaders ? { headers: config.decisionLogHeaders } : {}),
+    ...(config.escapedSlashes ? { escapedSlashes: config.escapedSlashes } : {}),
     ...(deps.random ? { random: deps.random } : {}),
   });
   const responseOptions = { denyDetails: config.denyDetails ?? true };
@@ -200,10 +205,7 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
       decisionLog.record({
         decisionId,
         requestId: outcome.requestId,
-        principal: input?.principal,
-        method: input?.method,
-        host: input?.host,
-        path: input?.path,
+        input,
         decision: d,
         latencyUs: Math.round(seconds * 1e6),
       });

@@ -14,6 +14,7 @@ const COMMANDS: Record<string, { summary: string; load: Loader }> = {
   ca: { summary: 'the reference CA (istio.v1.auth.IstioCertificateService over TLS)', load: async () => (await import('./ca.js')).default },
   'svid verify': { summary: 'verify an X.509-SVID chain against a trust bundle', load: async () => (await import('./svid-verify.js')).default },
   'authz check': { summary: 'decide one Envoy CheckRequest (JSON) against a policy directory', load: async () => (await import('./authz-check.js')).default },
+  'authz replay': { summary: 'decide recorded decision-log lines again under a candidate policy directory: what would change', load: async () => (await import('./authz-replay.js')).default },
   'policy lint': { summary: 'validate a directory of AuthorizationPolicy YAML files', load: async () => (await import('./policy-lint.js')).default },
 };
 

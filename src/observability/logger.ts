@@ -96,13 +96,14 @@ export function createLogger(config: LoggerConfig = {}): Logger {
 /** The destinations of the JSON-line loggers createLogger made (not pretty, not silent). */
 const plainStreams = new WeakSet<object>();
 
-export type LineFields = Readonly<Record<string, string | number | boolean | undefined>>;
+export type LineFields = Readonly<Record<string, unknown>>;
 
 /**
- * An info line of flat primitive fields, written without pino's generic serialiser: the same
+ * An info line of flat fields, written without pino's generic serialiser: the same
  * bytes pino would write for `logger.info(fields, msg)` (level, time, the child's bindings, the
  * defined fields in order, msg; top-level redaction kept), built by string concatenation with a
- * fast path for strings that need no JSON escaping. For lines written on a request path (the
+ * fast path for strings that need no JSON escaping; a nested value (an object, an array) goes
+ * through JSON.stringify, as in pino. For lines written on a request path (the
  * ext_authz decision log). Falls back to `logger.info` for a pretty (transport) logger.
  */
 export function infoLineWriter(logger: Logger): (fields: LineFields, msg: string) => void {
@@ -120,7 +121,8 @@ export function infoLineWriter(logger: Logger): (fields: LineFields, msg: string
       if (REDACTED.has(key)) line += '"[redacted]"';
       else if (typeof v === 'string') line += jsonString(v);
       else if (typeof v === 'number') line += Number.isFinite(v) ? String(v) : 'null';
-      else line += v ? 'true' : 'false';
+      else if (typeof v === 'boolean') line += v ? 'true' : 'false';
+      else line += JSON.stringify(v);
     }
     stream.write(`${line},"msg":${jsonString(msg)}}\n`);
   };

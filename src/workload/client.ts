@@ -22,13 +22,13 @@ import { errorMessage } from '../lib/errors.js';
 import { authorizePeer, checkMatcher, type PeerMatcher } from './peer.js';
 import {
   fromStruct,
-  type JwtBundlesResponse,
-  type JwtSvidResponse,
+  type JWTBundlesResponse__Output,
+  type JWTSVIDResponse__Output,
   SECURITY_HEADER,
   SECURITY_HEADER_VALUE,
-  type ValidateJwtSvidResponse,
+  type ValidateJWTSVIDResponse__Output,
   workloadApiDefinition,
-  type X509SvidResponse,
+  type X509SVIDResponse__Output,
 } from './protocol.js';
 
 export { authorizePeer, checkMatcher, PeerRefused, peerSpiffeId, type PeerMatcher } from './peer.js';
@@ -81,7 +81,7 @@ export class WorkloadApiClient extends EventEmitter {
   private readonly backoff: Backoff;
   private readonly callTimeoutMs: number;
   private readonly def = workloadApiDefinition();
-  private stream: grpc.ClientReadableStream<X509SvidResponse> | undefined;
+  private stream: grpc.ClientReadableStream<X509SVIDResponse__Output> | undefined;
   private retry: Timer | undefined;
   private ctx: X509Context | undefined;
   private closed = false;
@@ -172,15 +172,15 @@ export class WorkloadApiClient extends EventEmitter {
   /** A JWT-SVID for the audiences. */
   async fetchJwtSvid(audience: string | readonly string[], spiffeId?: string): Promise<{ spiffeId: string; token: string }> {
     const m = this.def.FetchJWTSVID;
-    const res = await this.unary<JwtSvidResponse>(m, { audience: typeof audience === 'string' ? [audience] : [...audience], ...(spiffeId ? { spiffe_id: spiffeId } : {}) });
+    const res = await this.unary<JWTSVIDResponse__Output>(m, { audience: typeof audience === 'string' ? [audience] : [...audience], ...(spiffeId ? { spiffe_id: spiffeId } : {}) });
     const svid = res.svids?.[0];
-    if (!svid) throw new Error('the Workload API answered FetchJWTSVID with no SVID');
+    if (!svid?.svid || !svid.spiffe_id) throw new Error('the Workload API answered FetchJWTSVID with no SVID');
     return { spiffeId: svid.spiffe_id, token: svid.svid };
   }
 
   /** Validates a JWT-SVID for one audience with the agent; resolves with its SPIFFE ID and claims. */
   async validateJwtSvid(token: string, audience: string): Promise<{ spiffeId: string; claims: Record<string, unknown> }> {
-    const res = await this.unary<ValidateJwtSvidResponse>(this.def.ValidateJWTSVID, { svid: token, audience });
+    const res = await this.unary<ValidateJWTSVIDResponse__Output>(this.def.ValidateJWTSVID, { svid: token, audience });
     return { spiffeId: res.spiffe_id ?? '', claims: fromStruct(res.claims) };
   }
 
@@ -189,7 +189,7 @@ export class WorkloadApiClient extends EventEmitter {
     const m = this.def.FetchJWTBundles;
     return new Promise((resolve, reject) => {
       const call = this.client.makeServerStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, {}, this.metadata(), { deadline: this.deadline() });
-      call.once('data', (res: JwtBundlesResponse) => {
+      call.once('data', (res: JWTBundlesResponse__Output) => {
         call.cancel();
         resolve(Object.fromEntries(Object.entries(res.bundles ?? {}).map(([td, b]) => [td, JSON.parse(Buffer.from(b).toString('utf8')) as unknown])));
       });
@@ -235,9 +235,9 @@ export class WorkloadApiClient extends EventEmitter {
   private watch(): void {
     if (this.closed) return;
     const m = this.def.FetchX509SVID;
-    const stream = this.client.makeServerStreamRequest<object, X509SvidResponse>(m.path, m.requestSerialize, m.responseDeserialize, {}, this.metadata());
+    const stream = this.client.makeServerStreamRequest<object, X509SVIDResponse__Output>(m.path, m.requestSerialize, m.responseDeserialize, {}, this.metadata());
     this.stream = stream;
-    stream.on('data', (res: X509SvidResponse) => {
+    stream.on('data', (res: X509SVIDResponse__Output) => {
       this.backoff.reset();
       try {
         this.ctx = contextFrom(res);
@@ -260,11 +260,13 @@ export class WorkloadApiClient extends EventEmitter {
 }
 
 /** The first SVID of a response as PEM and a SecureContext; throws on anything unusable. */
-function contextFrom(res: X509SvidResponse): X509Context {
+function contextFrom(res: X509SVIDResponse__Output): X509Context {
   const svid = res.svids?.[0];
   if (!svid) throw new Error('no SVID in the response');
-  const chain = splitDer(Buffer.from(svid.x509_svid), 'x509_svid').map(parseCertificate);
-  const roots = splitDer(Buffer.from(svid.bundle ?? []), 'bundle').map(parseCertificate);
+  if (!svid.spiffe_id) throw new Error('the SVID has no spiffe_id');
+  if (!svid.x509_svid_key?.length) throw new Error('the SVID has no x509_svid_key');
+  const chain = splitDer(svid.x509_svid ?? Buffer.alloc(0), 'x509_svid').map(parseCertificate);
+  const roots = splitDer(svid.bundle ?? Buffer.alloc(0), 'bundle').map(parseCertificate);
   if (chain.length === 0) throw new Error('x509_svid holds no certificate');
   if (roots.length === 0) throw new Error('bundle holds no certificate');
   const certChainPem = certificatesToPem(chain);

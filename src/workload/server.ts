@@ -18,17 +18,17 @@ import type { Logger } from '../observability/logger.js';
 import type { IdentitySource } from '../identity/svid.js';
 import {
   type Empty,
-  type JwtBundlesResponse,
-  type JwtSvidRequest,
-  type JwtSvidResponse,
+  type JWTBundlesResponse,
+  type JWTSVIDRequest__Output,
+  type JWTSVIDResponse,
   SECURITY_HEADER,
   SECURITY_HEADER_VALUE,
   toStruct,
-  type ValidateJwtSvidRequest,
-  type ValidateJwtSvidResponse,
+  type ValidateJWTSVIDRequest__Output,
+  type ValidateJWTSVIDResponse,
   workloadApiDefinition,
   type X509BundlesResponse,
-  type X509SvidResponse,
+  type X509SVIDResponse,
 } from './protocol.js';
 import { x509BundlesMessage, x509SvidMessage } from './x509-messages.js';
 
@@ -199,7 +199,7 @@ export async function startWorkloadApiServer(config: WorkloadApiConfig, deps: Wo
 
   const noJwt = () => new MeshidError('jwt_svid_unsupported', 'this agent does not serve JWT-SVIDs');
 
-  const fetchJwtSvid = async (req: JwtSvidRequest): Promise<JwtSvidResponse> => {
+  const fetchJwtSvid = async (req: JWTSVIDRequest__Output): Promise<JWTSVIDResponse> => {
     const audiences = req.audience ?? [];
     if (audiences.length === 0) throw invalid('jwt_svid_no_audience', 'FetchJWTSVID: audience is required (at least one)');
     if (audiences.length > MAX_AUDIENCES) throw invalid('jwt_svid_audience', `FetchJWTSVID: at most ${MAX_AUDIENCES} audiences, got ${audiences.length}`);
@@ -216,7 +216,7 @@ export async function startWorkloadApiServer(config: WorkloadApiConfig, deps: Wo
     return { svids: [{ spiffe_id: svid.spiffeId, svid: svid.token }] };
   };
 
-  const validateJwtSvid = async (req: ValidateJwtSvidRequest): Promise<ValidateJwtSvidResponse> => {
+  const validateJwtSvid = async (req: ValidateJWTSVIDRequest__Output): Promise<ValidateJWTSVIDResponse> => {
     if (!req.audience) throw invalid('jwt_svid_no_audience', 'ValidateJWTSVID: audience is required');
     if (!req.svid) throw invalid('jwt_svid_missing', 'ValidateJWTSVID: svid is required');
     if (req.svid.length > MAX_TOKEN_LENGTH) throw invalid('jwt_svid_invalid', `ValidateJWTSVID: the token is longer than ${MAX_TOKEN_LENGTH} characters`);
@@ -238,10 +238,10 @@ export async function startWorkloadApiServer(config: WorkloadApiConfig, deps: Wo
 
   const server = new grpc.Server();
   server.addService(workloadApiDefinition(), {
-    FetchX509SVID: (call: grpc.ServerWritableStream<Empty, X509SvidResponse>) => serveStream('FetchX509SVID', call, x509Snapshot, (l) => source.subscribe(l)),
+    FetchX509SVID: (call: grpc.ServerWritableStream<Empty, X509SVIDResponse>) => serveStream('FetchX509SVID', call, x509Snapshot, (l) => source.subscribe(l)),
     FetchX509Bundles: (call: grpc.ServerWritableStream<Empty, X509BundlesResponse>) => serveStream('FetchX509Bundles', call, bundleSnapshot, (l) => source.subscribe(l)),
-    FetchJWTSVID: (call: grpc.ServerUnaryCall<JwtSvidRequest, JwtSvidResponse>, cb: grpc.sendUnaryData<JwtSvidResponse>) => serveUnary('FetchJWTSVID', call, cb, fetchJwtSvid),
-    FetchJWTBundles: (call: grpc.ServerWritableStream<Empty, JwtBundlesResponse>) => {
+    FetchJWTSVID: (call: grpc.ServerUnaryCall<JWTSVIDRequest__Output, JWTSVIDResponse>, cb: grpc.sendUnaryData<JWTSVIDResponse>) => serveUnary('FetchJWTSVID', call, cb, fetchJwtSvid),
+    FetchJWTBundles: (call: grpc.ServerWritableStream<Empty, JWTBundlesResponse>) => {
       const fail = serveStream('FetchJWTBundles', call, () => {
         const set = jwt?.currentBundles();
         if (!set) return undefined;
@@ -251,7 +251,7 @@ export async function startWorkloadApiServer(config: WorkloadApiConfig, deps: Wo
       // Fetched once here (a CA that cannot mint JWT-SVIDs ends the stream); later changes arrive through subscribe.
       jwt?.bundles().catch(fail);
     },
-    ValidateJWTSVID: (call: grpc.ServerUnaryCall<ValidateJwtSvidRequest, ValidateJwtSvidResponse>, cb: grpc.sendUnaryData<ValidateJwtSvidResponse>) =>
+    ValidateJWTSVID: (call: grpc.ServerUnaryCall<ValidateJWTSVIDRequest__Output, ValidateJWTSVIDResponse>, cb: grpc.sendUnaryData<ValidateJWTSVIDResponse>) =>
       serveUnary('ValidateJWTSVID', call, cb, validateJwtSvid),
   } as grpc.UntypedServiceImplementation);
 

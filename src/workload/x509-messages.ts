@@ -5,13 +5,13 @@
 import { decodePemOf } from '../identity/pem.js';
 import { trustDomainId } from '../identity/spiffe-id.js';
 import type { TrustBundleView, WorkloadSvid } from '../identity/svid.js';
-import type { X509BundlesResponse, X509SvidResponse } from './protocol.js';
+import type { X509BundlesResponse, X509SVIDResponse } from './protocol.js';
 
 export function bundleDer(bundle: TrustBundleView): Buffer {
   return Buffer.concat(decodePemOf(bundle.rootsPem, 'CERTIFICATE', `trust bundle of ${bundle.trustDomain}`));
 }
 
-export function x509SvidMessage(svid: WorkloadSvid, bundle: TrustBundleView): X509SvidResponse {
+export function x509SvidMessage(svid: WorkloadSvid, bundle: TrustBundleView): X509SVIDResponse {
   return {
     svids: [
       {

@@ -23,8 +23,9 @@ const set = compileDescs([
 ]);
 
 function record(path: string, extra: Partial<DecisionRecord> = {}): DecisionRecord {
-  const decision = evaluate(set, { principal: 'spiffe://td/ns/a/sa/b', method: 'GET', host: 'h', path });
-  return { decisionId: 'id-1', requestId: 'req "quoted"\n', principal: 'spiffe://td/ns/a/sa/b', method: 'GET', host: 'h', path, decision, latencyUs: 12, ...extra };
+  const input = { principal: 'spiffe://td/ns/a/sa/b', method: 'GET', host: 'h', path };
+  const decision = evaluate(set, input);
+  return { decisionId: 'id-1', requestId: 'req "quoted"\n', input, decision, latencyUs: 12, ...extra };
 }
 
 test('one pino line per decision: flat fields, no query string, the dry-run outcome when it would change things', (t) => {
@@ -36,7 +37,7 @@ test('one pino line per decision: flat fields, no query string, the dry-run outc
   t.like(JSON.parse(lines[0]!), { level: 'info', component: 'authz-decision', decision_id: 'id-1', path: '/a', outcome: 'allow', policy: 'shop/allow-all', rule: 0, msg: 'authz allow GET /a from spiffe://td/ns/a/sa/b: shop/allow-all rule 0' });
   t.false(lines.join('').includes('secret'));
   t.like(JSON.parse(lines[1]!), { dry_run_outcome: 'deny', dry_run_changed: true, dry_run_policy: 'shop/try', msg: 'authz allow GET /x from spiffe://td/ns/a/sa/b: shop/allow-all rule 0 (dry-run policies would deny)' });
-  t.like(JSON.parse(lines[2]!), { path: '/ü/"odd"\\path', latency_us: 0.5 });
+  t.like(JSON.parse(lines[2]!), { path_received: '/ü/"odd"\\path', latency_us: 0.5 });
   t.false('request_id' in JSON.parse(lines[2]!), 'absent fields are left out');
 });
 
@@ -57,4 +58,50 @@ test('nothing is written when info is disabled, and sampling picks a fraction', 
   t.deepEqual([log.wants(d), log.wants(d), log.wants(d), log.wants(d)], [true, false, true, false]);
   t.false(new DecisionLog(quiet, { sampleRate: 0 }).wants(d));
   t.true(new DecisionLog(quiet, { sampleRate: 0 }).wants(record('/x').decision), 'a dry-run change is always logged');
+});
+
+test('a 3.9 MB path gives a bounded line, marked as truncated (issue 12 item 5)', (t) => {
+  const s = sink();
+  const log = new DecisionLog(createLogger({ destination: s.stream }), { sampleRate: 1 });
+  const path = `/${'a'.repeat(3_900_000)}`;
+  const r = record(path);
+  log.record({ ...r, input: { ...r.input!, headers: { 'x-big': 'v'.repeat(1_000_000), ':path': path }, host: 'h'.repeat(100_000) } });
+  const line = s.lines()[0]!;
+  t.true(line.length < 20_000, `line of ${line.length} bytes`);
+  const o = JSON.parse(line) as Record<string, unknown>;
+  t.is(o.truncated, 'host,path_received,path');
+  t.true((o.path_received as string).endsWith(`…[truncated ${3_900_001 - 4096} bytes]`));
+  t.true((o.path_received as string).startsWith('/aaa'));
+});
+
+test('every matchable attribute is on the line; header values hashed unless named, credentials never', (t) => {
+  const s = sink();
+  const key = Buffer.alloc(32, 7);
+  const log = new DecisionLog(createLogger({ destination: s.stream }), { sampleRate: 1, headers: ['x-tenant', 'authorization'], hashKey: key });
+  const input = {
+    principal: 'spiffe://td/ns/shop/sa/web',
+    peerCertificate: { status: 'verified' as const, spiffeId: 'spiffe://td/ns/shop/sa/web' },
+    sourceIp: '10.0.0.1', destinationIp: '10.0.0.2', destinationPort: 8443, sni: 'api.shop', method: 'POST', host: 'API.shop:8443',
+    path: '/a/../b/./c?token=secret',
+    headers: { 'x-tenant': 'acme', authorization: 'Bearer secret-token', 'user-agent': 'curl' },
+    requestAuth: { principal: 'iss/sub', audiences: ['shop'], presenter: 'web', claims: { groups: ['admin'] } },
+    metadata: { 'envoy.filters.http.jwt_authn': { k: 'v' } },
+  };
+  log.record({ decisionId: 'd', requestId: undefined, input, decision: evaluate(set, input), latencyUs: 1 });
+  const line = s.lines()[0]!;
+  t.false(line.includes('secret'), 'no token, no query string');
+  t.false(line.includes('curl'));
+  const o = JSON.parse(line) as Record<string, unknown>;
+  t.like(o, {
+    log_format: 2, principal: 'spiffe://td/ns/shop/sa/web', source_namespaces: 'shop', peer_certificate: 'verified', source_ip: '10.0.0.1', destination_ip: '10.0.0.2',
+    destination_port: 8443, sni: 'api.shop', method: 'POST', host: 'API.shop:8443', path_received: '/a/../b/./c', path: '/b/c',
+    request_principal: 'iss/sub', request_audiences: '["shop"]', request_presenter: 'web', request_claims: '{"groups":["admin"]}',
+    metadata: '{"envoy.filters.http.jwt_authn":{"k":"v"}}',
+  });
+  const headers = o.headers as Record<string, string>;
+  t.is(headers['x-tenant'], 'acme');
+  t.is(headers['user-agent'], log.hash('curl'));
+  t.regex(headers.authorization!, /^hmac-sha256:[0-9a-f]{16}$/);
+  t.not(new DecisionLog(createLogger({ destination: s.stream }), { sampleRate: 1 }).hash('curl'), log.hash('curl'), 'the key is per process, not fixed');
+  t.false('truncated' in o);
 });

@@ -25,6 +25,7 @@ test('infoLineWriter writes the bytes pino writes for the same flat fields (time
     { quote: 'say "hi"\\ \n\t\u0001', unicode: '/ü/漢字/😀', long: 'x'.repeat(300), key: 'secret', token: 'also secret', n: -3 },
     {},
     { nan: Number.NaN, inf: Number.POSITIVE_INFINITY },
+    { headers: { 'x-a': 'hmac-sha256:00', 'x-"q"': 'u\u00fc\n' }, list: ['a', 'b"'], empty: {} },
   ];
   for (const fields of cases) {
     logger.info(fields, 'msg "quoted" ü');

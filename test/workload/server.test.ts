@@ -4,7 +4,7 @@ import { parseCertificate } from '../../src/identity/certificate.js';
 import { splitDer } from '../../src/identity/der.js';
 import { decodePemOf } from '../../src/identity/pem.js';
 import crypto from 'node:crypto';
-import type { X509BundlesResponse, X509SvidResponse } from '../../src/workload/protocol.js';
+import type { X509BundlesResponse__Output, X509SVIDResponse__Output } from '../../src/workload/protocol.js';
 import { opensslVerify } from '../helpers/openssl.js';
 import { eventually } from '../sds/support.js';
 import { openStream, securityMetadata, startWorkloadStand, unary } from './support.js';
@@ -29,7 +29,7 @@ test('every method refuses a call without "workload.spiffe.io: true" with INVALI
 
 test('FetchX509SVID waits for the first SVID, then sends DER chain, PKCS#8 key and bundle, and again on every rotation', async (t) => {
   const s = await startWorkloadStand(t, { identity: { ready: false } });
-  const stream = openStream<X509SvidResponse>(s.raw(), 'FetchX509SVID', securityMetadata());
+  const stream = openStream<X509SVIDResponse__Output>(s.raw(), 'FetchX509SVID', securityMetadata());
   await new Promise((r) => setTimeout(r, 200));
   t.is(stream.messages.length, 0, 'nothing before an SVID exists, and no error');
 
@@ -39,12 +39,12 @@ test('FetchX509SVID waits for the first SVID, then sends DER chain, PKCS#8 key a
   await eventually(() => stream.messages.length === 1, 5000, 'the first response');
   const svid = stream.messages[0]!.svids![0]!;
   t.is(svid.spiffe_id, s.source.spiffeId);
-  const chain = splitDer(Buffer.from(svid.x509_svid), 'chain');
+  const chain = splitDer(svid.x509_svid!, 'chain');
   t.deepEqual(chain, decodePemOf(first.certChainPem, 'CERTIFICATE', 'chain'));
   const leaf = parseCertificate(chain[0]!);
-  const key = crypto.createPrivateKey({ key: Buffer.from(svid.x509_svid_key), format: 'der', type: 'pkcs8' });
+  const key = crypto.createPrivateKey({ key: svid.x509_svid_key!, format: 'der', type: 'pkcs8' });
   t.true(new crypto.X509Certificate(leaf.der).checkPrivateKey(key), 'the key is the leaf\'s, as PKCS#8 DER');
-  const roots = splitDer(Buffer.from(svid.bundle), 'bundle');
+  const roots = splitDer(svid.bundle!, 'bundle');
   t.deepEqual(roots, s.source.bundleRoots().map((r) => r.cert.der));
   const v = opensslVerify(s.dir, { roots: s.source.bundleRoots().map((r) => r.pem).join(''), leaf: first.certChainPem });
   t.true(v.ok, v.output);
@@ -52,7 +52,7 @@ test('FetchX509SVID waits for the first SVID, then sends DER chain, PKCS#8 key a
   for (let i = 0; i < 3; i++) {
     const next = s.source.rotate();
     await eventually(() => stream.messages.length === i + 2, 5000, `response after rotation ${i + 1}`);
-    t.is(parseCertificate(splitDer(Buffer.from(stream.messages[i + 1]!.svids![0]!.x509_svid), 'chain')[0]!).serial, next.version);
+    t.is(parseCertificate(splitDer(stream.messages[i + 1]!.svids![0]!.x509_svid!, 'chain')[0]!).serial, next.version);
   }
   s.source.notify();
   await new Promise((r) => setTimeout(r, 100));
@@ -62,7 +62,7 @@ test('FetchX509SVID waits for the first SVID, then sends DER chain, PKCS#8 key a
 
 test('FetchX509Bundles streams the bundle by trust domain ID and pushes a root change; close ends streams with UNAVAILABLE', async (t) => {
   const s = await startWorkloadStand(t);
-  const stream = openStream<X509BundlesResponse>(s.raw(), 'FetchX509Bundles', securityMetadata());
+  const stream = openStream<X509BundlesResponse__Output>(s.raw(), 'FetchX509Bundles', securityMetadata());
   await eventually(() => stream.messages.length === 1, 5000, 'the first bundle');
   const bundles = stream.messages[0]!.bundles!;
   t.deepEqual(Object.keys(bundles), [`spiffe://${s.source.trustDomain}`]);
