@@ -5,7 +5,7 @@
  * drift. Pure.
  */
 import { closest } from '../lib/edit-distance.js';
-import { parseCidr } from './cidr.js';
+import { parseCidr } from '../lib/ip.js';
 import { pathTemplateProblem } from './paths.js';
 import type { Operation, Source } from './policy.js';
 
@@ -19,6 +19,7 @@ export type ValueKind =
   | 'audience'
   | 'presenter'
   | 'claim'
+  | 'cnfBound'
   | 'metadata'
   | 'ip'
   | 'remoteIp'
@@ -80,6 +81,8 @@ const SIMPLE_KEYS: Readonly<Record<string, ValueKind>> = {
   'request.auth.principal': 'requestPrincipal',
   'request.auth.audiences': 'audience',
   'request.auth.presenter': 'presenter',
+  // meshid's (not Istio's): the verified token is certificate-bound (RFC 8705) to this peer.
+  'request.auth.cnf_bound': 'cnfBound',
   'destination.ip': 'destinationIp',
   'destination.port': 'port',
   'connection.sni': 'sni',
@@ -166,7 +169,7 @@ function suggestKey(key: string): string {
 }
 
 export interface ValueProblem {
-  readonly code: 'empty_value' | 'bad_cidr' | 'bad_port' | 'bad_service_account' | 'bad_trust_domain' | 'bad_path_template' | 'value_too_long';
+  readonly code: 'empty_value' | 'bad_value' | 'bad_cidr' | 'bad_port' | 'bad_service_account' | 'bad_trust_domain' | 'bad_path_template' | 'value_too_long';
   readonly message: string;
 }
 
@@ -196,6 +199,8 @@ export function valueProblem(kind: ValueKind, raw: string, inField: boolean): Va
       return undefined;
     case 'serviceAccount':
       return serviceAccountProblem(raw);
+    case 'cnfBound':
+      return raw === 'true' || raw === 'false' ? undefined : { code: 'bad_value', message: `${JSON.stringify(raw)}: request.auth.cnf_bound takes "true" or "false"` };
     case 'trustDomain':
       return trustDomainProblem(raw, inField);
     case 'path': {

@@ -87,12 +87,12 @@ function structOf(value: unknown, path: string): unknown {
 }
 
 function valueOf(v: unknown, path: string): unknown {
-  if (v === null) return { null_value: 'NULL_VALUE' };
-  if (typeof v === 'number') return { number_value: v };
-  if (typeof v === 'string') return { string_value: v };
-  if (typeof v === 'boolean') return { bool_value: v };
-  if (Array.isArray(v)) return { list_value: { values: v.map((x, i) => valueOf(x, `${path}[${i}]`)) } };
-  return { struct_value: structOf(v, path) };
+  if (v === null) return { nullValue: 'NULL_VALUE' };
+  if (typeof v === 'number') return { numberValue: v };
+  if (typeof v === 'string') return { stringValue: v };
+  if (typeof v === 'boolean') return { boolValue: v };
+  if (Array.isArray(v)) return { listValue: { values: v.map((x, i) => valueOf(x, `${path}[${i}]`)) } };
+  return { structValue: structOf(v, path) };
 }
 
 function timestampOf(value: unknown, path: string): unknown {

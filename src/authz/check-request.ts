@@ -50,8 +50,38 @@ export function inputFromCheckRequest(req: CheckRequest | null | undefined, cert
     path,
     headers,
     sni: attrs.tls_session?.sni || undefined,
+    metadata: filterMetadataOf(attrs.metadata_context?.filter_metadata),
   };
   return { ok: true, input, requestId: http.id || headers['x-request-id'] || undefined };
+}
+
+/** metadata_context.filter_metadata (protobuf Structs) as plain JSON, by filter name; undefined when empty. */
+function filterMetadataOf(fm: Record<string, unknown> | null | undefined): AuthzInput['metadata'] {
+  if (!fm) return undefined;
+  let out: Record<string, Record<string, unknown>> | undefined;
+  for (const name of Object.keys(fm)) {
+    (out ??= Object.create(null) as Record<string, Record<string, unknown>>)[name] = structToJson(fm[name]);
+  }
+  return out;
+}
+
+function structToJson(s: unknown): Record<string, unknown> {
+  const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  const fields = (s as { fields?: Record<string, unknown> } | null)?.fields;
+  if (fields) for (const k of Object.keys(fields)) out[k] = valueToJson(fields[k]);
+  return out;
+}
+
+/** google.protobuf.Value (camelCase fields, as protobufjs loads the well-known types) to JSON. */
+function valueToJson(v: unknown): unknown {
+  if (typeof v !== 'object' || v === null) return null;
+  const value = v as { stringValue?: string; numberValue?: number; boolValue?: boolean; structValue?: unknown; listValue?: { values?: unknown[] } | null };
+  if (value.stringValue !== undefined && value.stringValue !== null) return value.stringValue;
+  if (value.numberValue !== undefined && value.numberValue !== null) return value.numberValue;
+  if (value.boolValue !== undefined && value.boolValue !== null) return value.boolValue;
+  if (value.structValue) return structToJson(value.structValue);
+  if (value.listValue) return (value.listValue.values ?? []).map(valueToJson);
+  return null;
 }
 
 const UPPER = /[A-Z]/;

@@ -6,7 +6,8 @@
  * Envoy's own protos.
  *
  * Allow: status OK. Deny: status PERMISSION_DENIED and denied_response 403 with a short text body
- * naming the reason (details can be turned off). Both carry dynamic_metadata (decision id,
+ * naming the reason (details can be turned off); a token that does not verify or is not bound to
+ * the peer's certificate: UNAUTHENTICATED, 401 with WWW-Authenticate (RFC 6750 invalid_token). Both carry dynamic_metadata (decision id,
  * decision, reason, policy, rule, revision, dry-run outcome) for Envoy's access log.
  */
 import type { Decision } from './engine.js';
@@ -15,6 +16,8 @@ import { nearMissText } from './explain.js';
 export const GRPC_PERMISSION_DENIED = 7;
 export const GRPC_RESOURCE_EXHAUSTED = 8;
 export const GRPC_UNAVAILABLE = 14;
+export const GRPC_UNAUTHENTICATED = 16;
+export const HTTP_UNAUTHORIZED = 401;
 export const HTTP_FORBIDDEN = 403;
 export const HTTP_TOO_MANY_REQUESTS = 429;
 export const HTTP_SERVICE_UNAVAILABLE = 503;
@@ -90,13 +93,16 @@ export function encodeCheckResponse(decision: Decision, decisionId: string, opti
         ? [GRPC_RESOURCE_EXHAUSTED, HTTP_TOO_MANY_REQUESTS]
         : decision.reason === 'rate_limit_unavailable'
           ? [GRPC_UNAVAILABLE, HTTP_SERVICE_UNAVAILABLE]
-          : [GRPC_PERMISSION_DENIED, HTTP_FORBIDDEN];
+          : decision.reason === 'jwt_invalid' || decision.reason === 'token_not_bound'
+            ? [GRPC_UNAUTHENTICATED, HTTP_UNAUTHORIZED]
+            : [GRPC_PERMISSION_DENIED, HTTP_FORBIDDEN];
     w.begin(1).varint(1, grpcCode).string(2, decision.reason).end();
     w.begin(2); // DeniedHttpResponse
     w.begin(1).varint(1, httpCode).end(); // envoy.type.v3.HttpStatus
     w.begin(2).begin(1).string(1, 'content-type').string(2, 'text/plain').end().end(); // HeaderValueOption{HeaderValue}
     w.begin(2).begin(1).string(1, 'x-meshid-decision-id').string(2, decisionId).end().end();
     for (const [k, v] of limitHeaders) w.begin(2).begin(1).string(1, k).string(2, v).end().end();
+    if (httpCode === HTTP_UNAUTHORIZED) w.begin(2).begin(1).string(1, 'www-authenticate').string(2, 'Bearer error="invalid_token"').end().end();
     w.string(3, denyBody(decision, decisionId, options));
     w.end();
   }

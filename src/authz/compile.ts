@@ -9,7 +9,7 @@
  * "the first matching rule" is the same as a linear scan would find. Pure.
  */
 import { type ConditionKey, OPERATION_KINDS, parseConditionKey, SOURCE_KINDS, type ValueKind } from './attributes.js';
-import { type CidrBlock, cidrContains, type IpAddress, parseCidr } from './cidr.js';
+import { type CidrBlock, cidrContains, type IpAddress, parseCidr } from '../lib/ip.js';
 import type { FactNeeds, RequestFacts } from './facts.js';
 import { containsPathTemplate, type EscapedSlashes, pathTemplateRegex } from './paths.js';
 import { compilePatterns, matchPatterns, type PatternSet, parsePattern, patternsOf } from './patterns.js';
@@ -435,6 +435,15 @@ function valueMatcher(kind: ValueKind, values: readonly string[], needs: Mutable
       return (f) => {
         const claims = f.requestAuth?.claims;
         return claims !== undefined && stringOrListMatches(valueAt(claims, path), set);
+      };
+    }
+    case 'cnfBound': {
+      // True when the verified token is bound (cnf["x5t#S256"]) to the peer's certificate.
+      const wantBound = values.includes('true');
+      const wantUnbound = values.includes('false');
+      return (f) => {
+        if (!f.requestAuth) return false;
+        return f.requestAuth.certificateBound === true ? wantBound : wantUnbound;
       };
     }
     case 'metadata': {

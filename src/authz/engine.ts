@@ -33,6 +33,10 @@ export type DecisionReason =
   | 'no_valid_policy_set'
   /** Set by the ext_authz handler: an unexpected failure, answered with a deny. */
   | 'internal_error'
+  /** The request carried a bearer token that does not verify (RequestAuthentication, --jwt-rules): 401. */
+  | 'jwt_invalid'
+  /** RFC 8705: the token is bound to a certificate the request was not made with: 401. */
+  | 'token_not_bound'
   /** Allowed by the policies, but over a RateLimitPolicy limit: answered 429. */
   | 'rate_limited'
   /** A rate limit applied and its shared counter (Redis) could not answer, with fallback closed: 503. */

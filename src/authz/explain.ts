@@ -93,6 +93,7 @@ const LABELS: Readonly<Record<ValueKind, string>> = {
   audience: 'token audience',
   presenter: 'token presenter',
   claim: 'token claim',
+  cnfBound: 'token bound to the peer certificate',
   metadata: 'metadata',
   ip: 'source ip',
   remoteIp: 'remote ip',
@@ -141,6 +142,8 @@ function actualValue(p: RulePart, f: RequestFacts): string | undefined {
       const c = f.requestAuth?.claims;
       return c && typeof c.iss === 'string' && typeof c.sub === 'string' ? `${c.iss}/${c.sub}` : undefined;
     }
+    case 'cnfBound':
+      return f.requestAuth ? String(f.requestAuth.certificateBound === true) : undefined;
     default:
       return 'of the request';
   }

@@ -3,7 +3,7 @@
  * it, the lower-case authority, namespaces from the principal, parsed IPs) so that no matcher
  * recomputes them. Pure.
  */
-import { type IpAddress, parseIp } from './cidr.js';
+import { type IpAddress, parseIp } from '../lib/ip.js';
 import { type EscapedSlashes, normalisePath } from './paths.js';
 
 /** What the handler learnt about the peer's certificate, when Envoy sent one. */

@@ -3,7 +3,7 @@
  * a policy set from loading. Pure.
  */
 import { type ConditionKey, OPERATION_KINDS, parseConditionKey, SOURCE_KINDS, type ValueKind } from './attributes.js';
-import { parseCidr } from './cidr.js';
+import { parseCidr } from '../lib/ip.js';
 import { containsPathTemplate } from './paths.js';
 import { hasLiteralStar, parsePattern } from './patterns.js';
 import { type AuthorizationPolicy, OPERATION_FIELDS, type Operation, type Rule, SOURCE_FIELDS, type Source } from './policy.js';

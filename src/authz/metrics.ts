@@ -20,6 +20,8 @@ export interface AuthzMetrics {
   rateLimitEviction(): void;
   /** The shared counter store (Redis) became reachable (true) or not (false). */
   rateLimitStore(up: boolean): void;
+  /** A request's JWT: where it was verified, and what came of it (bound: valid and certificate-bound). */
+  requestToken(source: 'bearer' | 'jwt_authn', status: 'valid' | 'bound' | 'invalid' | 'not_bound'): void;
 }
 
 /** Which store answered: the agent's own counters, Redis, or the fallback when Redis did not. */
@@ -33,4 +35,5 @@ export const noopAuthzMetrics: AuthzMetrics = {
   rateLimit() {},
   rateLimitEviction() {},
   rateLimitStore() {},
+  requestToken() {},
 };

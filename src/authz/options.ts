@@ -81,6 +81,14 @@ export const authzOptionSpecs = {
     description: 'paths with %2F, %5C or a backslash: reject (deny, as Envoy REJECT_REQUEST), unescape (decode, then normalise, as UNESCAPE_AND_FORWARD) or keep (match them encoded, as KEEP_UNCHANGED)',
     default: 'reject',
   }),
+  jwtRules: opt.string('jwt-rules', {
+    description: 'verify bearer tokens for request principals: a file of Istio RequestAuthentication jwtRules (issuer, audiences, jwks/jwksUri/jwksFile, fromHeaders, fromParams); a present token that does not verify is answered 401',
+    metavar: 'FILE',
+  }),
+  jwtAuthnMetadataKey: opt.string('jwt-authn-metadata-key', {
+    description: "the key under metadata_context envoy.filters.http.jwt_authn that holds the verified payload (Envoy's payload_in_metadata; Istio uses the issuer); default: the first entry that is a JWT payload",
+    metavar: 'KEY',
+  }),
   authzTrustDomainAliases: opt.list('authz-trust-domain-aliases', {
     description: 'trust domains that policies naming this workload\'s trust domain (or cluster.local) also cover, as Istio\'s trustDomainAliases',
     metavar: 'TD',
@@ -90,7 +98,7 @@ export const authzOptionSpecs = {
 export type AuthzOptions = ConfigOf<typeof authzOptionSpecs>;
 
 type AuthzKey = keyof AuthzOptions & string;
-const SERVICE_SETTINGS: readonly AuthzKey[] = ['policyDir', 'authzSocketMode', 'authzDecisionLogSample', 'authzDecisionLogHeaders', 'authzDenyDetails', 'policyReloadDebounce', 'policyResync', 'authzEscapedSlashes', 'authzTrustDomainAliases'];
+const SERVICE_SETTINGS: readonly AuthzKey[] = ['policyDir', 'authzSocketMode', 'authzDecisionLogSample', 'authzDecisionLogHeaders', 'authzDenyDetails', 'policyReloadDebounce', 'policyResync', 'authzEscapedSlashes', 'authzTrustDomainAliases', 'jwtRules', 'jwtAuthnMetadataKey'];
 
 const serving = (c: AuthzOptions) => c.authzSocket !== undefined || c.authzListen !== undefined;
 

@@ -6,6 +6,7 @@
  * or an internal error are all answered with a deny that names the reason.
  */
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import type { HostPort } from '../config/options.js';
 import { formatHostPort } from '../config/options.js';
@@ -14,11 +15,13 @@ import type { Certificate } from '../identity/certificate.js';
 import { verifyX509Svid } from '../identity/svid-verify.js';
 import type { Clock } from '../lib/clock.js';
 import { errorMessage, MeshidError } from '../lib/errors.js';
-import { bindServer, shutdownGracefully } from '../lib/grpc-server.js';
+import { bindServer, serverOptions, shutdownGracefully } from '../lib/grpc-server.js';
 import { type BoundSocket, listenOnUnixSocket } from '../lib/unix-socket.js';
 import type { Logger } from '../observability/logger.js';
 import { encodeCheckResponse } from './check-response.js';
-import { type CheckOutcome, decideCheckRequest } from './decide.js';
+import { type CheckOutcome, decideCheckRequestWithTokens, type RequestAuthOptions } from './decide.js';
+import { type JwtRule, parseJwtRules } from './jwt-rules.js';
+import { RequestAuthenticator } from './jwt-verify.js';
 import { DecisionLog } from './decision-log.js';
 import { type Decision, denyDecision, withQuota } from './engine.js';
 import { type AuthzMetrics, noopAuthzMetrics, type RateLimitCounter } from './metrics.js';
@@ -52,6 +55,10 @@ export interface AuthzServiceConfig {
   readonly trustDomainAliases?: readonly string[];
   /** RateLimitPolicy counters: in memory (default), or shared through Redis. */
   readonly rateLimit?: RateLimitConfig;
+  /** Verify bearer tokens with these rules (--jwt-rules); absent: request principals from jwt_authn metadata only. */
+  readonly jwtRules?: readonly JwtRule[];
+  /** The jwt_authn metadata key holding the payload; absent: the first entry that is one. */
+  readonly jwtAuthnMetadataKey?: string;
 }
 
 export interface RateLimitConfig {
@@ -91,6 +98,17 @@ export interface AuthzService {
   close(): Promise<void>;
 }
 
+/** Reads --jwt-rules (a MeshidError naming the file and rule when it cannot be used). */
+export function readJwtRules(file: string): JwtRule[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new MeshidError('input_unreadable', `cannot read --jwt-rules ${file}: ${(e as NodeJS.ErrnoException).code ?? errorMessage(e)}`);
+  }
+  return parseJwtRules(text, file);
+}
+
 /** Maps the agent's parsed options to the service config; undefined when ext_authz is off. */
 export function authzServiceConfig(o: AuthzOptions): AuthzServiceConfig | undefined {
   if (!o.authzSocket && !o.authzListen) return undefined;
@@ -110,6 +128,8 @@ export function authzServiceConfig(o: AuthzOptions): AuthzServiceConfig | undefi
     },
     escapedSlashes: o.authzEscapedSlashes,
     ...(o.authzTrustDomainAliases ? { trustDomainAliases: o.authzTrustDomainAliases } : {}),
+    ...(o.jwtRules ? { jwtRules: readJwtRules(o.jwtRules) } : {}),
+    ...(o.jwtAuthnMetadataKey ? { jwtAuthnMetadataKey: o.jwtAuthnMetadataKey } : {}),
   };
 }
 
@@ -164,6 +184,11 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
     },
   });
 
+  const requestAuth: RequestAuthOptions = {
+    authenticator: config.jwtRules ? await RequestAuthenticator.create(config.jwtRules, { now: () => deps.clock.now() }) : undefined,
+    metadataKey: config.jwtAuthnMetadataKey,
+  };
+
   const limiter = await startRateLimiter(config.rateLimit ?? {}, deps.clock, metrics, log);
 
   const check = (request: CheckRequest | Undecodable): Buffer | Promise<Buffer> => {
@@ -173,8 +198,16 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
     if ('undecodable' in request) {
       outcome = { decision: denyDecision('malformed_request', policies.current()?.revision ?? '', request.undecodable) };
     } else {
-      outcome = decideCheckRequest(policies.current(), request, checkCertificate);
+      const decided = decideCheckRequestWithTokens(policies.current(), request, checkCertificate, requestAuth);
+      if (decided instanceof Promise) return decided.then((o) => limitAndAnswer(o, started, decisionId));
+      outcome = decided;
     }
+    return limitAndAnswer(outcome, started, decisionId);
+  };
+
+  const limitAndAnswer = (outcome: CheckOutcome, started: number, decisionId: string): Buffer | Promise<Buffer> => {
+    const t = outcome.token;
+    if (t) metrics.requestToken(t.source, t.status === 'valid' && t.binding?.bound ? 'bound' : t.status);
     const limit = outcome.decision.rateLimit;
     if (!limit) return answer(outcome, started, decisionId);
     const quota = limiter.take(limit.key, limit.limit.rate);
@@ -213,7 +246,7 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
     return response;
   };
 
-  const server = new grpc.Server(GRPC_SERVER_OPTIONS);
+  const server = new grpc.Server(serverOptions(GRPC_SERVER_OPTIONS));
   server.addService(checkServiceDefinition(), {
     Check(call: grpc.ServerUnaryCall<CheckRequest | Undecodable, Buffer>, callback: grpc.sendUnaryData<Buffer>) {
       // Fail closed: whatever went wrong, the answer is a deny, not an RPC error.

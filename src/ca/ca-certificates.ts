@@ -72,6 +72,8 @@ export function servingName(value: string): GeneralName {
     parseIp(value);
     return { type: 'ip', value };
   } catch {
+    // All-numeric labels are a malformed address (010.0.0.1, 1.2.3), never a host name.
+    if (/^[\d.]+$/.test(value)) throw new MeshidError('san_invalid', `--san ${JSON.stringify(value)} is not a valid IP address (no leading zeros, four octets)`);
     if (DNS_NAME_RE.test(value)) return { type: 'dns', value: value.toLowerCase() };
     throw new MeshidError('san_invalid', `--san ${JSON.stringify(value)} is neither a DNS name nor an IP address`);
   }

@@ -12,6 +12,7 @@ import { decodePem } from '../identity/pem.js';
 import { type ErrorKind, errorMessage } from '../lib/errors.js';
 import { errorKindOf } from '../lib/grpc-status.js';
 import { jwtSvidServiceDefinition } from './jwt-protocol.js';
+import { RETRY_PUSHBACK_KEY } from './limits.js';
 import {
   type CaAuth,
   type CaCallResult,
@@ -108,7 +109,9 @@ export class CaClient {
           (err, response) => {
             if (err) {
               if (err.code === grpc.status.UNAVAILABLE) this.retire(channel);
-              resolve(failure(errorKindOf(err.code), err.code, `CA ${this.options.address}: ${err.details || err.message}`));
+              const f = failure(errorKindOf(err.code), err.code, `CA ${this.options.address}: ${err.details || err.message}`);
+              const retryAfterMs = pushbackOf(err.metadata);
+              resolve(retryAfterMs === undefined ? f : { ...f, retryAfterMs });
             } else resolve({ ok: true, response });
           },
         );
@@ -177,6 +180,19 @@ export class CaClient {
     channel.client = new grpc.Client(address, grpc.credentials.createSsl(Buffer.from(this.options.caBundlePem), privateKey, certChain, verify), options);
     return channel as CaChannel;
   }
+}
+
+/** A CA's hint is honoured up to this; a larger value (a broken or hostile CA) must not park renewals for hours. */
+export const MAX_PUSHBACK_MS = 10 * 60_000;
+
+/**
+ * The grpc-retry-pushback-ms trailer (gRFC A6): a non-negative decimal integer of milliseconds.
+ * Anything else is ignored (our own backoff applies), and the value is capped at MAX_PUSHBACK_MS.
+ */
+export function pushbackOf(metadata: grpc.Metadata | undefined): number | undefined {
+  const raw = metadata?.get(RETRY_PUSHBACK_KEY)[0];
+  if (typeof raw !== 'string' || !/^\d{1,12}$/.test(raw)) return undefined;
+  return Math.min(Number(raw), MAX_PUSHBACK_MS);
 }
 
 const IP_SNI_PLACEHOLDER = 'ca.ip-address.invalid';

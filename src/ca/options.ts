@@ -26,6 +26,20 @@ export const caOptions = {
     metavar: 'FILE',
   }),
   jwtSvidTtl: opt.duration('jwt-svid-ttl', { description: 'lifetime of JWT-SVIDs (the longest issued; agents may ask for less)', default: DEFAULT_JWT_SVID_TTL_MS, min: 30_000, max: 3_600_000 }),
+  issuanceRate: opt.number('issuance-rate', {
+    description: 'certificates per minute one SPIFFE ID may obtain, sustained, after its burst (0: no per-identity limit); size it for the replicas sharing a service account',
+    metavar: 'N',
+    default: 300,
+    min: 0,
+  }),
+  issuanceBurst: opt.number('issuance-burst', { description: 'certificates one SPIFFE ID may obtain back to back before --issuance-rate applies', metavar: 'N', default: 100, min: 1 }),
+  maxConcurrentIssuance: opt.number('max-concurrent-issuance', {
+    description: 'CreateCertificate calls worked on at once; beyond it calls are shed with RESOURCE_EXHAUSTED and a retry hint (0: no limit)',
+    metavar: 'N',
+    default: 256,
+    min: 0,
+  }),
+  shedRetry: opt.duration('shed-retry', { description: 'retry hint (grpc-retry-pushback-ms) sent with a call shed by --max-concurrent-issuance', default: 2000, min: 1, max: 600_000 }),
   san: opt.list('san', { description: 'extra DNS name or IP address for the CA serving certificate (besides localhost, 127.0.0.1, ::1)', metavar: 'NAME', default: [] as readonly string[] }),
 };
 

@@ -41,6 +41,9 @@ export function checkCsrKey(csr: ParsedCsr): void {
  * caller's identity.
  */
 export function checkCsrRequest(csr: ParsedCsr, identity: SpiffeId): void {
+  if (identity.path === '') {
+    throw new MeshidError('csr_identity_no_path', `the caller authenticated as ${identity.uri}, the bare trust domain; an X.509-SVID leaf needs an ID with a path`);
+  }
   if (csr.basicConstraints?.ca) {
     throw new MeshidError('csr_requests_ca', 'the CSR asks for a CA certificate (basicConstraints cA=true); this CA issues only workload certificates');
   }

@@ -17,7 +17,14 @@ export const CREATE_CERTIFICATE_PATH = `/${CA_SERVICE}/CreateCertificate`;
 export type CaAuth = { kind: 'token'; token: string } | { kind: 'mtls'; certChainPem: string; privateKeyPem: string };
 
 /** A call to the CA that failed: in the network, in TLS, or refused by the CA. */
-export type CaFailure = { ok: false; kind: ErrorKind; grpcCode: number; message: string };
+export type CaFailure = {
+  ok: false;
+  kind: ErrorKind;
+  grpcCode: number;
+  message: string;
+  /** The CA's retry hint (the grpc-retry-pushback-ms trailer): do not retry sooner than this. */
+  retryAfterMs?: number;
+};
 
 /** What one CreateCertificate call yields, failures included (the client never throws for them). */
 export type CaResult =

@@ -9,7 +9,7 @@ import type { GeneralName } from '../identity/extensions.js';
 import type { SpiffeId } from '../identity/spiffe-id.js';
 import { type Clock, systemClock, type Timer } from '../lib/clock.js';
 import { errorMessage, MeshidError } from '../lib/errors.js';
-import { bindServer, shutdownGracefully } from '../lib/grpc-server.js';
+import { bindServer, serverOptions, shutdownGracefully } from '../lib/grpc-server.js';
 import { grpcStatusOf } from '../lib/grpc-status.js';
 import { type Logger, silentLogger } from '../observability/logger.js';
 import { type AuthMethod, CallerAuthenticator } from './auth/authenticator.js';
@@ -20,6 +20,7 @@ import { issueServingCertificate, SERVING_LIFETIME_MS, servingName } from './ca-
 import type { CaConfig } from './options.js';
 import { type FetchJWTBundleResponse, jwtSvidServiceDefinition, type MintJWTSVIDRequest__Output, type MintJWTSVIDResponse } from './jwt-protocol.js';
 import { JwtSvidIssuer } from './jwt-svid.js';
+import { IssuanceLimits, LimitError, RETRY_PUSHBACK_KEY } from './limits.js';
 import { caServiceDefinition, type IstioCertificateRequest__Output, type IstioCertificateResponse } from './protocol.js';
 import { ServingCertificateProvider, servingCredentials } from './serving-credentials.js';
 import { loadOrCreateJwtSvidKey, loadOrCreateState } from './state.js';
@@ -82,16 +83,37 @@ export async function startCa(config: CaConfig, deps: CaDeps = {}): Promise<Runn
   };
   renewServing();
 
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_REQUEST_BYTES });
+  const limits = new IssuanceLimits({
+    ratePerMinute: config.issuanceRate,
+    burst: config.issuanceBurst,
+    maxConcurrent: config.maxConcurrentIssuance,
+    shedRetryMs: config.shedRetry,
+  });
+  let shedLogged = 0;
+
+  const server = new grpc.Server(serverOptions({ 'grpc.max_receive_message_length': MAX_REQUEST_BYTES }));
   server.addService(caServiceDefinition(), {
     CreateCertificate: (
       call: grpc.ServerUnaryCall<IstioCertificateRequest__Output, IstioCertificateResponse>,
       callback: grpc.sendUnaryData<IstioCertificateResponse>,
     ) => {
-      void handle(call).then(
-        (response) => callback(null, response),
-        (e: unknown) => callback({ code: grpcStatusOf((e as MeshidError).kind), details: (e as MeshidError).message }),
-      );
+      // Shed before any work (authentication included): a CA that queues without bound answers everyone late.
+      const slot = limits.acquire();
+      if (!slot.ok) {
+        // One line per second at most: shedding is what an overloaded CA does, and logging each call would add to the load.
+        if (clock.now() - shedLogged >= 1000) {
+          shedLogged = clock.now();
+          log.warn({ event: 'certificate_shed', inFlight: limits.concurrent(), retryAfterMs: slot.retryAfterMs, peer: call.getPeer() }, slot.message);
+        }
+        callback(refusal(new LimitError(slot)));
+        return;
+      }
+      void handle(call)
+        .finally(() => limits.release())
+        .then(
+          (response) => callback(null, response),
+          (e: unknown) => callback(refusal(e as MeshidError)),
+        );
     },
   });
 
@@ -137,6 +159,8 @@ export async function startCa(config: CaConfig, deps: CaDeps = {}): Promise<Runn
     let method: AuthMethod | undefined;
     try {
       ({ identity, method } = await authenticateCall(call));
+      const budget = limits.take(identity.uri, clock.now());
+      if (!budget.ok) throw new LimitError(budget);
       const issued = authority.issue({
         csrPem: call.request.csr ?? '',
         identity,
@@ -194,6 +218,17 @@ export async function startCa(config: CaConfig, deps: CaDeps = {}): Promise<Runn
       return closed;
     },
   };
+}
+
+/** The status for a refusal; a limit's refusal carries its retry hint as the grpc-retry-pushback-ms trailer (gRFC A6). */
+function refusal(err: MeshidError): Partial<grpc.StatusObject> {
+  const status: Partial<grpc.StatusObject> = { code: grpcStatusOf(err.kind), details: err.message };
+  if (err instanceof LimitError) {
+    const metadata = new grpc.Metadata();
+    metadata.set(RETRY_PUSHBACK_KEY, String(err.decision.retryAfterMs));
+    status.metadata = metadata;
+  }
+  return status;
 }
 
 function configError(detail: string): MeshidError {

@@ -87,11 +87,20 @@ export function loadOrCreateState(dir: string, trustDomain: string, now: number)
   const bundlePem = certificatePem(material.chain[material.chain.length - 1]!.der);
   const bundlePath = file(STATE_FILES.bundle);
   try {
-    writeFileAtomically(bundlePath, bundlePem, 0o644);
+    // Replicas share the state from a read-only mount (a Kubernetes Secret): rewrite only what differs.
+    if (readIfExists(bundlePath) !== bundlePem) writeFileAtomically(bundlePath, bundlePem, 0o644);
   } catch (e) {
     throw stateError(dir, `cannot write ${STATE_FILES.bundle} (${(e as NodeJS.ErrnoException).code ?? errorMessage(e)})`);
   }
   return { material, mode, created, bundlePath, bundlePem, warnings };
+}
+
+function readIfExists(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
 }
 
 function readText(dir: string, name: string): string {

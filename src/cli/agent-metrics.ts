@@ -164,6 +164,12 @@ export class AgentMetrics extends MetricsRegistry {
     help: 'In-memory rate-limit counters forgotten to stay under --rate-limit-max-keys while they still held state',
     registers: [this.registry],
   });
+  readonly requestTokens = new Counter({
+    name: 'meshid_authz_request_tokens_total',
+    help: 'Requests that carried a JWT, by source (bearer: verified by meshid, jwt_authn: verified by Envoy) and status (valid, invalid, not_bound; bound: valid and certificate-bound)',
+    labelNames: ['source', 'status'] as const,
+    registers: [this.registry],
+  });
   readonly rateLimitStoreUp = new Gauge({
     name: 'meshid_authz_rate_limit_store_up',
     help: 'Whether the shared rate-limit store (Redis) answers: 1 or 0; absent without --rate-limit-redis',
@@ -241,6 +247,7 @@ export class AgentMetrics extends MetricsRegistry {
       rateLimit: (limit, result, counter) => this.rateLimitDecisions.inc({ limit, result, counter }),
       rateLimitEviction: () => this.rateLimitEvictions.inc(),
       rateLimitStore: (up) => this.rateLimitStoreUp.set(up ? 1 : 0),
+      requestToken: (source, status) => this.requestTokens.inc({ source, status }),
     };
   }
 }

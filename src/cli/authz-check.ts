@@ -11,7 +11,9 @@ import { parseTrustBundle } from '../identity/bundle.js';
 import type { Certificate } from '../identity/certificate.js';
 import { parseTrustDomain } from '../identity/spiffe-id.js';
 import { verifyX509Svid } from '../identity/svid-verify.js';
-import { decideCheckRequest } from '../authz/decide.js';
+import { decideCheckRequestWithTokens } from '../authz/decide.js';
+import { RequestAuthenticator } from '../authz/jwt-verify.js';
+import { readJwtRules } from '../authz/server.js';
 import { checkRequestFromJson } from '../authz/check-request-json.js';
 import { peerCertificateChecker } from '../authz/peer-certificate.js';
 import { readPolicyDir } from '../authz/policy-dir.js';
@@ -20,6 +22,7 @@ import { decisionView } from '../authz/report.js';
 import { formatIssue } from '../authz/validate.js';
 import { errorMessage } from '../lib/errors.js';
 import { defineCommand } from './command.js';
+import { writeDecision } from './decision-output.js';
 
 const EXIT_DECIDED = 0;
 const EXIT_UNUSABLE = 2;
@@ -36,6 +39,9 @@ verifies it against its trust bundle; without, it is only parsed. Exit status: 0
     policyDir: opt.string('policy-dir', { description: 'directory of AuthorizationPolicy YAML files', metavar: 'DIR', required: true }),
     request: opt.string('request', { description: 'CheckRequest in protobuf JSON (camelCase or snake_case); - for stdin', metavar: 'FILE', required: true }),
     bundle: opt.string('bundle', { description: 'PEM trust bundle: verify the peer certificate in the request against it (a failure denies)', metavar: 'FILE' }),
+    jwtRules: opt.string('jwt-rules', { description: 'verify the bearer token as the agent does with --jwt-rules (Istio RequestAuthentication jwtRules)', metavar: 'FILE' }),
+    jwtAuthnMetadataKey: opt.string('jwt-authn-metadata-key', { description: 'the jwt_authn metadata key holding the payload, as the agent option', metavar: 'KEY' }),
+    at: opt.string('at', { description: 'decide as of this time (RFC 3339), for token expiry; default now', metavar: 'TIME' }),
     trustDomain: opt.checked('trust-domain', { description: 'trust domain of --bundle; the peer must belong to it', metavar: 'TD', default: DEFAULT_TRUST_DOMAIN }, parseTrustDomain),
   },
   async run({ config }, io) {
@@ -87,14 +93,31 @@ verifies it against its trust bundle; without, it is only parsed. Exit status: 0
       trustDomain: config.trustDomain,
       now: () => Date.now(),
     });
-    const { decision, input } = decideCheckRequest(built.set, request, certificates.check);
+    const at = config.at === undefined ? undefined : Date.parse(config.at);
+    if (at !== undefined && !Number.isFinite(at)) {
+      io.stderr.write(`meshid authz check: --at ${JSON.stringify(config.at)} is not an RFC 3339 time\n`);
+      return EXIT_UNUSABLE;
+    }
+    let authenticator: RequestAuthenticator | undefined;
+    try {
+      if (config.jwtRules) authenticator = await RequestAuthenticator.create(readJwtRules(config.jwtRules), { now: () => at ?? Date.now() });
+    } catch (e) {
+      io.stderr.write(`meshid authz check: ${errorMessage(e)}\n`);
+      return EXIT_UNUSABLE;
+    }
+    const { decision, input, token } = await decideCheckRequestWithTokens(built.set, request, certificates.check, {
+      authenticator,
+      metadataKey: config.jwtAuthnMetadataKey,
+    });
     const view = {
       ...decisionView(decision),
+      // The request principal and, for a bound token, the thumbprint comparison (RFC 8705).
+      token: token ?? null,
       principal: input?.principal ?? null,
       certificate: input?.peerCertificate?.status ?? 'absent',
       request: input ? { method: input.method, host: input.host ?? null, path: input.path } : null,
     };
-    io.stdout.write(`${JSON.stringify(view)}\n`);
+    writeDecision(io, view);
     return EXIT_DECIDED;
   },
 });

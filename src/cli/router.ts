@@ -12,8 +12,13 @@ const COMMANDS: Record<string, { summary: string; load: Loader }> = {
   dev: { summary: 'run the reference CA and an agent together on embedded defaults', load: async () => (await import('./dev.js')).default },
   agent: { summary: 'the per-pod agent: SVIDs from the CA, served to Envoy over SDS, and ext_authz', load: async () => (await import('./agent.js')).default },
   ca: { summary: 'the reference CA (istio.v1.auth.IstioCertificateService over TLS)', load: async () => (await import('./ca.js')).default },
+  'ca partner issue': { summary: "sign a partner's CSR into a client certificate (offline, on the CA state)", load: async () => (await import('./ca-partners.js')).partnerIssue },
+  'ca partner list': { summary: 'list partner certificates: serial, name, SPIFFE ID, not-after, revoked', load: async () => (await import('./ca-partners.js')).partnerList },
+  'ca revoke': { summary: 'revoke a certificate by serial or SPIFFE ID and publish a new CRL', load: async () => (await import('./ca-partners.js')).revoke },
+  'ca crl': { summary: 'sign a fresh CRL of every revocation into the CA state', load: async () => (await import('./ca-partners.js')).crl },
   'svid verify': { summary: 'verify an X.509-SVID chain against a trust bundle', load: async () => (await import('./svid-verify.js')).default },
   'authz check': { summary: 'decide one Envoy CheckRequest (JSON) against a policy directory', load: async () => (await import('./authz-check.js')).default },
+  'authz ask': { summary: 'send one Check to a running agent and print its decision', load: async () => (await import('./authz-ask.js')).default },
   'authz replay': { summary: 'decide recorded decision-log lines again under a candidate policy directory: what would change', load: async () => (await import('./authz-replay.js')).default },
   'policy lint': { summary: 'validate a directory of AuthorizationPolicy YAML files', load: async () => (await import('./policy-lint.js')).default },
 };
@@ -45,7 +50,8 @@ export async function main(argv: readonly string[], io: CommandIO): Promise<numb
     return 0;
   }
   const twoWord = second !== undefined ? `${first} ${second}` : '';
-  const name = COMMANDS[twoWord] ? twoWord : COMMANDS[first] ? first : undefined;
+  const threeWord = argv[2] !== undefined ? `${twoWord} ${argv[2]}` : '';
+  const name = COMMANDS[threeWord] ? threeWord : COMMANDS[twoWord] ? twoWord : COMMANDS[first] ? first : undefined;
   if (!name) {
     const group = Object.keys(COMMANDS).filter((n) => n.startsWith(`${first} `));
     const subcommands = group.map((g) => g.split(' ')[1]!);
@@ -56,6 +62,14 @@ export async function main(argv: readonly string[], io: CommandIO): Promise<numb
         ? `meshid ${first}: expected one of: ${subcommands.join(', ')}${second === undefined ? '' : hint(closest(second, subcommands)?.replace(/^/, `${first} `))}\n`
         : `meshid: unknown command "${first}"${hint(closest(first, words))}\n\n${topLevelHelp()}`,
     );
+    return 2;
+  }
+  // "meshid ca partner" (or a mistyped third word) names a group of three-word commands, not "meshid ca partner".
+  const subgroup = name !== threeWord && twoWord ? Object.keys(COMMANDS).filter((n) => n.startsWith(`${twoWord} `)) : [];
+  if (subgroup.length > 0) {
+    const words = subgroup.map((g) => g.split(' ')[2]!);
+    const near = argv[2] === undefined ? undefined : closest(argv[2], words);
+    io.stderr.write(`meshid ${twoWord}: expected one of: ${words.join(', ')}${near ? ` (did you mean "meshid ${twoWord} ${near}"?)` : ''}\n`);
     return 2;
   }
   const rest = argv.slice(name.split(' ').length);

@@ -52,6 +52,8 @@ const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_00
 
 /** Parses "500ms", "30s", "5m", "1h", "7d" (or a sequence like "1h30m") into milliseconds. */
 export function parseDuration(s: string): number {
+  // A bare 0 needs no unit (as in Go's time.ParseDuration): "--policy-resync 0" means "never".
+  if (s.trim() === '0') return 0;
   const parts = s.trim().match(/\d+(?:\.\d+)?(?:ms|s|m|h|d)/g);
   if (!parts || parts.join('') !== s.trim()) {
     throw valueError(`expected a duration like 500ms, 30s, 5m, 1h or 7d, got ${JSON.stringify(s)}`);

@@ -15,15 +15,100 @@ const CTX = asn1.Class.CONTEXT_SPECIFIC;
 export const Tag = asn1.Type;
 export const TagClass = asn1.Class;
 
-/** Decodes one complete DER value; trailing bytes or malformed encodings are errors. */
+/**
+ * Decodes one complete DER value; trailing bytes, malformed encodings and BER forms are errors.
+ * DER only (X.690 10): definite, minimal lengths; BOOLEAN exactly 0x00 or 0xFF; minimal INTEGERs;
+ * primitive encodings of primitive types; and re-encoding the decoded value must give the same
+ * bytes. A parser that reads a certificate differently from OpenSSL is a security bug.
+ */
 export function decodeDer(der: Uint8Array, what: string): Asn1 {
+  const bytes = Buffer.from(der);
+  checkDer(bytes, what);
+  let node: Asn1;
   try {
     // The typings lag the library: fromDer takes an options object since node-forge 0.10.
     const options = { strict: true, parseAllBytes: true, decodeBitStrings: false } as unknown as boolean;
-    return asn1.fromDer(forge.util.createBuffer(Buffer.from(der).toString('binary')), options);
+    node = asn1.fromDer(forge.util.createBuffer(bytes.toString('binary')), options);
   } catch (e) {
     throw new MeshidError('der_malformed', `${what} is not valid DER: ${(e as Error).message}`);
   }
+  if (!encodeDer(node).equals(bytes)) {
+    throw new MeshidError('der_malformed', `${what} is not valid DER: re-encoding gives different bytes (a BER form)`);
+  }
+  return node;
+}
+
+/** Universal types that DER encodes as constructed; every other universal type must be primitive. */
+const CONSTRUCTED_TYPES = new Set([Tag.SEQUENCE, Tag.SET]);
+
+/** Walks the TLVs of bytes and refuses every BER-only form, naming it and its offset. */
+export function checkDer(bytes: Buffer, what: string): void {
+  const end = walk(bytes, 0, bytes.length, what, 0);
+  if (end !== bytes.length) throw berError(what, end, 'trailing bytes after the value');
+}
+
+function berError(what: string, offset: number, detail: string): MeshidError {
+  return new MeshidError('der_malformed', `${what} is not valid DER: ${detail} at offset ${offset}`);
+}
+
+const MAX_DEPTH = 64;
+
+/** Checks one TLV at offset (within limit) and returns the offset just past it. */
+function walk(b: Buffer, offset: number, limit: number, what: string, depth: number): number {
+  if (depth > MAX_DEPTH) throw berError(what, offset, `nesting deeper than ${MAX_DEPTH}`);
+  const t = b[offset];
+  if (t === undefined || offset >= limit) throw berError(what, offset, 'truncated');
+  const tagClass = t & 0xc0;
+  const constructed = (t & 0x20) !== 0;
+  let type = t & 0x1f;
+  let p = offset + 1;
+  if (type === 0x1f) {
+    // High tag number form: base-128, no leading 0x80, and only for numbers above 30.
+    if (b[p] === 0x80) throw berError(what, offset, 'non-minimal tag number');
+    type = 0;
+    for (;;) {
+      const c = b[p++];
+      if (c === undefined || p > limit) throw berError(what, offset, 'truncated tag');
+      type = type * 128 + (c & 0x7f);
+      if (type > 0xffffff) throw berError(what, offset, 'tag number too large');
+      if (!(c & 0x80)) break;
+    }
+    if (type < 0x1f) throw berError(what, offset, 'non-minimal tag number');
+  }
+  const first = b[p++];
+  if (first === undefined || p > limit) throw berError(what, offset, 'truncated length');
+  let length = first;
+  if (first === 0x80) throw berError(what, offset, 'indefinite length');
+  if (first & 0x80) {
+    const n = first & 0x7f;
+    if (n > 4) throw berError(what, offset, 'length too large');
+    if (p + n > limit) throw berError(what, offset, 'truncated length');
+    if (b[p] === 0) throw berError(what, offset, 'non-minimal length (leading zero byte)');
+    length = b.readUIntBE(p, n);
+    if (length < 0x80) throw berError(what, offset, 'non-minimal length (long form for a short length)');
+    p += n;
+  }
+  const end = p + length;
+  if (end > limit) throw berError(what, offset, 'truncated (length beyond the end)');
+  if (tagClass === 0x00) {
+    if (CONSTRUCTED_TYPES.has(type) !== constructed) {
+      throw berError(what, offset, constructed ? `constructed encoding of primitive type ${type}` : `primitive encoding of constructed type ${type}`);
+    }
+    if (type === Tag.BOOLEAN && (length !== 1 || (b[p] !== 0x00 && b[p] !== 0xff))) {
+      throw berError(what, offset, 'BOOLEAN other than 0x00 or 0xFF');
+    }
+    if (type === Tag.INTEGER) {
+      if (length === 0) throw berError(what, offset, 'empty INTEGER');
+      if (length > 1 && ((b[p] === 0x00 && !(b[p + 1]! & 0x80)) || (b[p] === 0xff && b[p + 1]! & 0x80))) {
+        throw berError(what, offset, 'non-minimal INTEGER');
+      }
+    }
+    if (type === Tag.NULL && length !== 0) throw berError(what, offset, 'NULL with content');
+  }
+  if (constructed) {
+    for (let q = p; q < end; ) q = walk(b, q, end, what, depth + 1);
+  }
+  return end;
 }
 
 export function encodeDer(node: Asn1): Buffer {
@@ -58,8 +143,10 @@ function contentRange(der: Buffer, offset: number, what: string): [number, numbe
   let length = first;
   if (first & 0x80) {
     const n = first & 0x7f;
-    if (n === 0 || n > 4 || start + n > der.length) throw new MeshidError('der_malformed', `${what}: bad length`);
+    if (n === 0) throw new MeshidError('der_malformed', `${what}: indefinite length`);
+    if (n > 4 || n > 4 || start + n > der.length) throw new MeshidError('der_malformed', `${what}: bad length`);
     length = der.readUIntBE(start, n);
+    if (der[start] === 0 || length < 0x80) throw new MeshidError('der_malformed', `${what}: non-minimal length`);
     start += n;
   }
   if (start + length > der.length) throw new MeshidError('der_malformed', `${what}: truncated`);
@@ -158,8 +245,8 @@ export function readOid(node: Asn1 | undefined, what: string): string {
 
 export function readBool(node: Asn1 | undefined, what: string): boolean {
   const v = expectTag(node, Tag.BOOLEAN, what).value as string;
-  if (v.length !== 1) throw new MeshidError('der_unexpected', `${what}: malformed BOOLEAN`);
-  return v !== '\x00';
+  if (v !== '\x00' && v !== '\xff') throw new MeshidError('der_unexpected', `${what}: BOOLEAN other than 0x00 or 0xFF`);
+  return v === '\xff';
 }
 
 /** A small non-negative INTEGER (path lengths, versions). */

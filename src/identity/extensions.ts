@@ -16,6 +16,7 @@ import {
   Tag,
   TagClass,
 } from './der.js';
+import { ipBytes, parseIp as parseIpAddress } from '../lib/ip.js';
 
 export interface Extension {
   readonly oid: string;
@@ -239,25 +240,9 @@ export function formatIp(b: Buffer, what = 'address'): string {
   throw new MeshidError('san_malformed', `${what}: an IP SAN of ${b.length} bytes`);
 }
 
+/** The bytes of an IP SAN, parsed by the project's one IP parser (src/lib/ip.ts). */
 export function parseIp(s: string): Buffer {
-  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
-  if (v4) {
-    const parts = v4.slice(1).map(Number);
-    if (parts.every((p) => p <= 255)) return Buffer.from(parts);
-  }
-  if (/^[0-9a-fA-F:]+$/.test(s) && s.includes(':')) {
-    const halves = s.split('::');
-    if (halves.length <= 2) {
-      const head = halves[0] ? halves[0].split(':') : [];
-      const tail = halves.length === 2 && halves[1] ? halves[1].split(':') : [];
-      const missing = 8 - head.length - tail.length;
-      if ((halves.length === 2 ? missing >= 1 : missing === 0) && [...head, ...tail].every((g) => /^[0-9a-fA-F]{1,4}$/.test(g))) {
-        const groups = [...head, ...Array<string>(halves.length === 2 ? missing : 0).fill('0'), ...tail];
-        const out = Buffer.alloc(16);
-        groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
-        return out;
-      }
-    }
-  }
+  const ip = parseIpAddress(s);
+  if (ip) return ipBytes(ip);
   throw new MeshidError('ip_invalid', `not an IP address: ${JSON.stringify(s)}`);
 }

@@ -57,6 +57,7 @@ export type SvidFailureReason =
   | 'leaf_uri_san_multiple'
   | 'leaf_uri_san_not_spiffe'
   | 'leaf_spiffe_id_invalid'
+  | 'leaf_spiffe_id_no_path'
   | 'leaf_san_not_critical'
   | 'trust_domain_mismatch'
   | 'ca_trust_domain_mismatch';
@@ -353,6 +354,8 @@ function checkLeafSvid(leaf: Certificate): SpiffeId {
     if (!(e instanceof SpiffeIdError)) throw e;
     throw fail('leaf_spiffe_id_invalid', `has a URI SAN that is ${e.message}`);
   }
+  // X509-SVID 3: a leaf's SPIFFE ID has a non-root path; the bare trust domain names no workload.
+  if (id.path === '') throw fail('leaf_spiffe_id_no_path', `has SPIFFE ID ${id.uri}, the bare trust domain; a leaf SVID's ID must have a path`);
   if (leaf.subjectEmpty && !leaf.sanCritical) {
     throw fail('leaf_san_not_critical', 'has an empty subject, so its subjectAltName extension must be critical (RFC 5280 4.2.1.6)');
   }

@@ -26,12 +26,19 @@ export class Backoff {
     return Math.min(maxMs, initialMs * multiplier ** this.attempt);
   }
 
-  /** Delay before the next attempt; each call widens the window up to maxMs. */
-  next(): number {
+  /**
+   * Delay before the next attempt; each call widens the window up to maxMs. With a server's retry
+   * hint (gRFC A6 pushback, e.g. a CA shedding load), the delay is never shorter than the hint:
+   * hint plus a jitter of up to half the hint (at most the current window), so that the callers a
+   * server shed together do not all come back at the same instant.
+   */
+  next(hintMs?: number): number {
     const cap = this.currentCap();
     this.attempt++;
+    const r = this.random();
+    if (hintMs !== undefined && hintMs > 0 && Number.isFinite(hintMs)) return Math.max(1, Math.ceil(hintMs + r * Math.min(hintMs / 2, cap)));
     // Never zero: a retry loop that does not yield is a busy loop.
-    return Math.max(1, Math.floor(this.random() * cap));
+    return Math.max(1, Math.floor(r * cap));
   }
 
   attempts(): number {

@@ -46,6 +46,7 @@ export const ERROR_CODES = {
   input_unreadable: input('a file named on the command line or by a setting cannot be read', 'check the path and its permissions'),
   static_tokens_invalid: config('the --static-tokens file is not "tokens: {<token>: <spiffe-id>}"', 'fix the entry the message names'),
   jwt_keys_invalid: config('the --jwt-keys file is neither a JWKS of asymmetric keys nor PEM public keys', 'export the public keys again (JWKS JSON or PEM)'),
+  jwt_rules_invalid: config('the --jwt-rules file is not RequestAuthentication jwtRules meshid can use', 'fix the rule and field the message names'),
   rotation_option_invalid: config('a rotation setting (renew fraction, jitter, retry bounds) is out of range', 'set renew-fraction ± renew-jitter inside (0, 1)'),
   policy_dir_required: config('ext_authz is served but no policy directory is set', 'add --policy-dir, or drop --authz-socket/--authz-listen'),
   authz_no_listener: config('ext_authz was started with neither a socket nor a TCP address', 'set --authz-socket or --authz-listen'),
@@ -106,6 +107,7 @@ export const ERROR_CODES = {
   csr_key_too_weak: input('the CSR\'s RSA key is under 2048 bits', CSR_ACTION),
   csr_key_too_large: input('the CSR\'s RSA key is over 8192 bits', CSR_ACTION),
   csr_multiple_uris: input('the CSR asks for several URI SANs', 'ask for one SPIFFE ID, or none'),
+  csr_identity_no_path: fail('permission_denied', 'the caller\'s identity is the bare trust domain, which no leaf SVID may carry', 'map the credential to a workload SPIFFE ID with a path'),
   csr_identity_mismatch: fail('permission_denied', 'the CSR names another identity than the caller proved', 'leave the SAN out or ask for the caller\'s own SPIFFE ID'),
   csr_unprovable_sans: fail('permission_denied', 'the CSR asks for DNS, IP or email names the caller cannot prove', 'ask for the SPIFFE ID only'),
   csr_requests_ca: fail('permission_denied', 'the CSR asks for a CA certificate', 'ask for a leaf (no basicConstraints cA=true)'),
@@ -113,6 +115,7 @@ export const ERROR_CODES = {
 
   // Caller authentication at the CA
   no_credentials: fail('unauthenticated', 'the caller presented neither a client SVID nor a bearer token', 'send "authorization: Bearer <token>" or renew over mTLS'),
+  token_too_large: fail('unauthenticated', 'the bearer token is over 64 KiB', 'present a normal-sized token (service-account JWTs are a few KiB)'),
   authorization_malformed: fail('unauthenticated', 'the authorization header is not "Bearer <token>"', 'send "authorization: Bearer <token>"'),
   peer_svid_invalid: fail('unauthenticated', 'the client certificate is not a valid SVID of this CA', 'authenticate with the token until a new SVID is issued'),
   token_unknown: fail('unauthenticated', 'the bearer token is neither a valid JWT nor a known static token', JWT_ACTION),
@@ -137,6 +140,18 @@ export const ERROR_CODES = {
   ca_expired: fail('failed_precondition', 'the CA certificate has expired', 'rotate the CA: new root or intermediate in the state directory'),
   ca_not_yet_valid: fail('failed_precondition', 'the CA certificate is not valid yet', 'check the clock'),
   ca_chain_empty: fail('internal', 'the CA has no chain to issue under', 'report a bug'),
+  ca_busy: fail('resource_exhausted', 'the CA is working on as many requests as --max-concurrent-issuance allows and shed this one', 'retry after the grpc-retry-pushback-ms trailer (the agent does); raise the limit or add CA replicas if it persists'),
+  issuance_rate_limited: fail('resource_exhausted', 'this identity asked for more certificates than --issuance-burst and --issuance-rate allow', 'retry after the grpc-retry-pushback-ms trailer; find the workload that renews in a loop, or raise the limit for identities with many replicas'),
+
+  // Partners and revocation (meshid ca partner issue|list, meshid ca revoke, meshid ca crl)
+  partner_name_invalid: config('a partner name is not 1-63 lowercase letters, digits or "-", starting with a letter', 'choose a name like acme or acme-eu'),
+  csr_subject_not_allowed: fail('permission_denied', 'the partner CSR asks for a subject (O, CN) the operator did not allow', 'pass --allow-subject, or ask for a CSR with an empty subject'),
+  csr_subject_unsupported: fail('permission_denied', 'the partner CSR subject has attributes other than O and CN, or repeats one', 'ask for a CSR with only O and CN (e.g. -subj "/O=Acme/CN=acme-client")'),
+  revocation_reason_invalid: config('the revocation reason is not an RFC 5280 reason name', 'use keyCompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn, ...'),
+  serial_invalid: config('a serial number is not hex', 'give the serial as printed by meshid ca partner list or openssl x509 -serial'),
+  revocation_target_unknown: fail('not_found', 'no certificate of that SPIFFE ID is recorded by this CA', 'revoke by --serial, or check the ID with meshid ca partner list'),
+  audit_log_unwritable: fail('failed_precondition', 'the audit log cannot be appended to', 'fix the path or permissions of --audit-log'),
+  crl_invalid: input('a CRL that cannot be parsed or does not verify', 'fetch the CRL again from the CA (meshid ca crl)'),
   listen_failed: fail('unavailable', 'a server cannot listen on its address (in use, not local, no permission)', 'free the port or choose another address with the flag the message names'),
 
   // Answers from the CA the agent refuses
@@ -174,6 +189,7 @@ export const ERROR_CODES = {
   svid_leaf_uri_san_multiple: fail('unauthenticated', 'the leaf has several URI SANs', SVID_ACTION),
   svid_leaf_uri_san_not_spiffe: fail('unauthenticated', 'the leaf\'s URI SAN is not a spiffe:// ID', SVID_ACTION),
   svid_leaf_spiffe_id_invalid: fail('unauthenticated', 'the leaf\'s SPIFFE ID is not valid', SVID_ACTION),
+  svid_leaf_spiffe_id_no_path: fail('unauthenticated', 'the leaf\'s SPIFFE ID is the bare trust domain (no path)', SVID_ACTION),
   svid_leaf_san_not_critical: fail('unauthenticated', 'the leaf has an empty subject and a non-critical SAN', SVID_ACTION),
   svid_trust_domain_mismatch: fail('unauthenticated', 'the SVID is of another trust domain than the one expected', 'verify against that trust domain, or use the SVID of this one'),
   svid_ca_trust_domain_mismatch: fail('unauthenticated', 'a CA on the path carries a SPIFFE ID of another trust domain', SVID_ACTION),
@@ -185,6 +201,7 @@ export const ERROR_CODES = {
   sds_bad_file_cert_name: input('a file-cert: name is not file-cert:<cert>~<key>', 'name two absolute paths separated by ~'),
   sds_bad_file_root_name: input('a file-root: name has no path', 'name an absolute path'),
   sds_relative_file_path: input('a file-backed secret names a relative path', 'use an absolute path'),
+  sds_file_refused: fail('permission_denied', 'a file-backed secret names a path outside --sds-file-dirs, or something other than a regular file within the size limit', 'serve regular files from a directory listed in --sds-file-dirs'),
   sds_file_missing: fail('not_found', 'a file-backed secret\'s file does not exist', 'create the file, or fix the name in Envoy\'s config'),
   sds_file_unreadable: fail('failed_precondition', 'a file-backed secret\'s file cannot be read', 'check its permissions'),
   sds_file_invalid: fail('failed_precondition', 'a file-backed secret\'s file is not usable PEM (or key and certificate do not match)', 'fix the file the message names'),

@@ -84,6 +84,8 @@ type Outcome =
       /** Our stable error code, when the refusal is ours. */
       readonly code?: string;
       readonly message: string;
+      /** The CA's retry hint (grpc-retry-pushback-ms). */
+      readonly retryAfterMs?: number;
     };
 
 export class SvidManager implements IdentitySource {
@@ -296,7 +298,10 @@ export class SvidManager implements IdentitySource {
       const started = performance.now();
       const result = await this.callCa(csr.pem, auth);
       this.metrics.caRequest(performance.now() - started, result.ok ? 0 : result.grpcCode);
-      if (!result.ok) return { ok: false, auth: authKind, kind: result.kind, grpcCode: result.grpcCode, message: result.message };
+      if (!result.ok) {
+        const hint = result.retryAfterMs !== undefined ? { retryAfterMs: result.retryAfterMs } : {};
+        return { ok: false, auth: authKind, kind: result.kind, grpcCode: result.grpcCode, message: result.message, ...hint };
+      }
       try {
         const accepted = acceptIssuedChain(result.chainPem, { spiffeId: this.spiffeId, key }, this.clock.now());
         return { ok: true, auth: authKind, accepted };
@@ -380,7 +385,8 @@ export class SvidManager implements IdentitySource {
     // A CA that no longer accepts our SVID (say, after a root rotation) may still accept the token.
     if (f.auth === 'mtls' && (f.kind === 'unauthenticated' || f.kind === 'permission_denied')) this.mtlsRefused = true;
     const valid = this.currentSvid();
-    const delay = retryDelay(now, this.backoff.next(), valid?.expiresAt, this.policy.retry.attemptTimeoutMs);
+    // The CA's hint stretches the wait, but retryDelay still pulls one attempt in before the SVID expires.
+    const delay = retryDelay(now, this.backoff.next(f.retryAfterMs), valid?.expiresAt, this.policy.retry.attemptTimeoutMs);
     this.phase = { kind: 'waiting', at: now + delay, reason: 'retry' };
     this.metrics.rotationFailed(f.kind);
     this.log.warn(
@@ -392,6 +398,7 @@ export class SvidManager implements IdentitySource {
         auth: f.auth,
         consecutiveFailures: this.consecutiveFailures,
         retryInMs: delay,
+        ...(f.retryAfterMs !== undefined ? { caRetryHintMs: f.retryAfterMs } : {}),
         ...(valid ? { servingUntil: iso(valid.expiresAt) } : { serving: false }),
       },
       'could not obtain an SVID from the CA; will retry',

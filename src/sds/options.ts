@@ -12,4 +12,9 @@ export const sdsOptions = {
     description: "file mode of the SDS socket, octal (0660 lets the socket's group, e.g. Envoy's, connect)",
     default: 0o600,
   }),
+  sdsFileDirs: opt.list('sds-file-dirs', {
+    description: 'directories whose regular files file-cert:/file-root: SDS secrets may name (comma-separated, absolute); default none: file-backed secrets are refused',
+    metavar: 'DIRS',
+    default: [],
+  }),
 };

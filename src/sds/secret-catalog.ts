@@ -8,7 +8,7 @@ import type { Clock } from '../lib/clock.js';
 import { errorMessage, MeshidError } from '../lib/errors.js';
 import { type PathWatch, watchPaths } from '../lib/file-watch.js';
 import type { Logger } from '../observability/logger.js';
-import { loadCertAndKey, type LoadedFileSecret, loadRoots } from './file-secrets.js';
+import { type FileSecretPolicy, loadCertAndKey, type LoadedFileSecret, loadRoots } from './file-secrets.js';
 import type { IdentitySource } from '../identity/svid.js';
 import type { SdsMetrics } from './metrics.js';
 import { parseSecretName, type SecretKind, type SecretRef, unknownSecret } from './resource-names.js';
@@ -34,6 +34,8 @@ export interface CatalogDeps {
   readonly logger: Logger;
   readonly metrics: SdsMetrics;
   readonly fileDebounceMs: number;
+  /** Where file-backed secrets may come from (--sds-file-dirs) and how large they may be. */
+  readonly fileSecrets: FileSecretPolicy;
 }
 
 export interface CatalogUsage {
@@ -115,36 +117,76 @@ class SourceFeed extends Feed {
   }
 }
 
-/** file-cert and file-root: content read from disk, re-read when the watch sees a change. */
+/**
+ * file-cert and file-root: content read from disk (asynchronously, regular files under
+ * --sds-file-dirs only), re-read when the watch sees a change. Subscribers wait for the first read;
+ * if it fails they are failed with its error and the feed is dropped.
+ */
 class FileFeed extends Feed {
-  private readonly watch: PathWatch;
+  private watch: PathWatch | undefined;
   private closed = false;
+  private loading: Promise<void> | undefined;
+  private again = false;
 
-  constructor(ref: SecretRef & { kind: 'file-cert' | 'file-root' }, deps: CatalogDeps) {
+  constructor(
+    ref: SecretRef & { kind: 'file-cert' | 'file-root' },
+    deps: CatalogDeps,
+    private readonly onFirstLoadFailed: (feed: FileFeed, error: MeshidError) => void,
+  ) {
     super(ref, deps);
-    const loaded = this.load(); // throws: the feed is not created and the subscriber gets the error
-    this.latest = encodeSecret(ref.name, loaded.version, loaded.content);
+    void this.first();
+  }
+
+  private async first(): Promise<void> {
+    const ref = this.ref as SecretRef & { kind: 'file-cert' | 'file-root' };
+    let loaded: LoadedFileSecret;
+    try {
+      loaded = await this.load();
+    } catch (e) {
+      if (!this.closed) this.onFirstLoadFailed(this, e instanceof MeshidError ? e : new MeshidError('sds_file_unreadable', errorMessage(e)));
+      return;
+    }
+    if (this.closed) return;
+    this.publish(encodeSecret(ref.name, loaded.version, loaded.content));
     const paths = ref.kind === 'file-cert' ? [ref.certPath, ref.keyPath] : [ref.path];
-    this.watch = watchPaths(paths, () => this.reload(), {
-      clock: deps.clock,
-      debounceMs: deps.fileDebounceMs,
-      onError: (e) => deps.logger.warn({ resource: ref.name, err: errorMessage(e) }, 'file watch error'),
+    this.watch = watchPaths(paths, () => void this.reload(), {
+      clock: this.deps.clock,
+      debounceMs: this.deps.fileDebounceMs,
+      onError: (e) => this.deps.logger.warn({ resource: ref.name, err: errorMessage(e) }, 'file watch error'),
     });
     // A change between the first read and the watch becoming ready would otherwise go unseen.
     void this.watch.ready.then(() => this.reload());
   }
 
-  private load(): LoadedFileSecret {
+  private load(): Promise<LoadedFileSecret> {
     const ref = this.ref as SecretRef & { kind: 'file-cert' | 'file-root' };
-    return ref.kind === 'file-cert' ? loadCertAndKey(ref.certPath, ref.keyPath, this.deps.clock.now()) : loadRoots(ref.path);
+    const policy = this.deps.fileSecrets;
+    return ref.kind === 'file-cert' ? loadCertAndKey(ref.certPath, ref.keyPath, () => this.deps.clock.now(), policy) : loadRoots(ref.path, policy);
   }
 
-  private reload(): void {
-    if (this.closed) return;
+  /** One read at a time; a change during a read is read once more afterwards. */
+  private reload(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    if (this.loading) {
+      this.again = true;
+      return this.loading;
+    }
+    this.loading = (async () => {
+      do {
+        this.again = false;
+        await this.reloadOnce();
+      } while (this.again && !this.closed);
+      this.loading = undefined;
+    })();
+    return this.loading;
+  }
+
+  private async reloadOnce(): Promise<void> {
     let loaded: LoadedFileSecret;
     try {
-      loaded = this.load();
+      loaded = await this.load();
     } catch (e) {
+      if (this.closed) return;
       this.deps.metrics.fileReloadFailed(this.ref.kind);
       this.deps.logger.warn(
         { resource: this.ref.name, err: errorMessage(e), servedVersion: this.latest?.version },
@@ -152,14 +194,15 @@ class FileFeed extends Feed {
       );
       return;
     }
-    if (loaded.version === this.latest?.version) return;
+    if (this.closed || loaded.version === this.latest?.version) return;
     this.deps.logger.info({ resource: this.ref.name, version: loaded.version }, 'secret file changed');
     this.publish(encodeSecret(this.ref.name, loaded.version, loaded.content));
   }
 
   async dispose(): Promise<void> {
     this.closed = true;
-    await this.watch.close();
+    await this.watch?.close();
+    await this.loading;
   }
 }
 
@@ -213,7 +256,12 @@ export class SecretCatalog {
 
   private createFeed(ref: SecretRef): Feed {
     if (ref.kind === 'file-cert' || ref.kind === 'file-root') {
-      const feed = new FileFeed(ref, this.deps);
+      const feed = new FileFeed(ref, this.deps, (f, error) => {
+        if (this.feeds.get(f.ref.name) === f) this.drop(f);
+        const subscribers = [...f.subscribers];
+        f.subscribers.clear();
+        for (const sub of subscribers) sub.fail(error);
+      });
       this.openFileWatches++;
       return feed;
     }

@@ -15,7 +15,7 @@ import type { SecretKind } from './resource-names.js';
 import { type CatalogUsage, SecretCatalog } from './secret-catalog.js';
 import { type EncodedSecret, responseWithNonce } from './secret-encoding.js';
 import { requestedName, SecretStream, type StreamContext } from './secret-stream.js';
-import { shutdownGracefully } from '../lib/grpc-server.js';
+import { serverOptions, shutdownGracefully } from '../lib/grpc-server.js';
 import { type BoundSocket, listenOnUnixSocket } from '../lib/unix-socket.js';
 
 /** Streams are ended at once on close; this bounds what is still being written. */
@@ -30,6 +30,8 @@ export interface SdsServerConfig {
   readonly sdsSocketMode: number;
   /** Quiet period after a watched secret file changes before it is re-read (default 100 ms). */
   readonly fileDebounceMs?: number;
+  /** Directories file-cert:/file-root: secrets may be read from (--sds-file-dirs); default none. */
+  readonly sdsFileDirs?: readonly string[];
 }
 
 export interface SdsServerDeps {
@@ -78,7 +80,7 @@ export function sdsServiceDefinition(): grpc.ServiceDefinition {
 export async function startSdsServer(config: SdsServerConfig, deps: SdsServerDeps): Promise<SdsServer> {
   const logger = deps.logger.child({ component: 'sds' });
   const metrics = deps.metrics ?? noopSdsMetrics;
-  const catalog = new SecretCatalog({ source: deps.source, clock: deps.clock, logger, metrics, fileDebounceMs: config.fileDebounceMs ?? 100 });
+  const catalog = new SecretCatalog({ source: deps.source, clock: deps.clock, logger, metrics, fileDebounceMs: config.fileDebounceMs ?? 100, fileSecrets: { allowedDirs: config.sdsFileDirs ?? [] } });
   const ctx: StreamContext = { catalog, logger, metrics };
   const streams = new Set<SecretStream>();
   const fetches = new Set<() => void>();
@@ -175,7 +177,7 @@ export async function startSdsServer(config: SdsServerConfig, deps: SdsServerDep
     });
   };
 
-  const server = new grpc.Server();
+  const server = new grpc.Server(serverOptions());
   server.addService(sdsServiceDefinition(), {
     StreamSecrets: streamSecrets,
     FetchSecrets: fetchSecrets,

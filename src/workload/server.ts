@@ -11,7 +11,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../lib/clock.js';
 import { errorMessage, isMeshidError, type ErrorCode, MeshidError } from '../lib/errors.js';
-import { shutdownGracefully } from '../lib/grpc-server.js';
+import { serverOptions, shutdownGracefully } from '../lib/grpc-server.js';
 import { grpcStatusOf } from '../lib/grpc-status.js';
 import { type BoundSocket, listenOnUnixSocket } from '../lib/unix-socket.js';
 import type { Logger } from '../observability/logger.js';
@@ -236,7 +236,7 @@ export async function startWorkloadApiServer(config: WorkloadApiConfig, deps: Wo
       });
     });
 
-  const server = new grpc.Server();
+  const server = new grpc.Server(serverOptions());
   server.addService(workloadApiDefinition(), {
     FetchX509SVID: (call: grpc.ServerWritableStream<Empty, X509SVIDResponse>) => serveStream('FetchX509SVID', call, x509Snapshot, (l) => source.subscribe(l)),
     FetchX509Bundles: (call: grpc.ServerWritableStream<Empty, X509BundlesResponse>) => serveStream('FetchX509Bundles', call, bundleSnapshot, (l) => source.subscribe(l)),

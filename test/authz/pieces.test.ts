@@ -1,6 +1,6 @@
 /** Unit tables for the small pure pieces: patterns, CIDRs, host handling, response encoding, lint, options. */
 import test from 'ava';
-import { cidrContains, parseCidr, parseIp } from '../../src/authz/cidr.js';
+import { cidrContains, parseCidr, parseIp } from '../../src/lib/ip.js';
 import { encodeCheckResponse } from '../../src/authz/check-response.js';
 import { evaluate, denyDecision } from '../../src/authz/engine.js';
 import { authorityProblem, namespacesOf } from '../../src/authz/facts.js';

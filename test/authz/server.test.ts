@@ -159,6 +159,16 @@ test('peer certificates: verified against the trust bundle; one that fails verif
   t.like(metadataOf(late), { reason: 'peer_certificate_invalid' });
 });
 
+test('a peer certificate whose SPIFFE ID is the bare trust domain denies (peer_certificate_invalid)', async (t) => {
+  const root = makeRoot('cluster.local');
+  const bare = makeLeaf(root, 'spiffe://cluster.local');
+  const { unix, clock } = await start(t, copyFixture(t, 'shop'), {}, { trustRoots: () => [root.cert], trustDomain: 'cluster.local' });
+  clock.jump(Date.now() - clock.now());
+  const r = await unix.check(checkRequest({ principal: FRONTEND, certificate: encodeURIComponent(bare.pem) }));
+  t.is(r.status?.code, 7);
+  t.like(metadataOf(r), { reason: 'peer_certificate_invalid' });
+});
+
 test('decision log: one line per decision with id, principal, request, outcome, policy, rule, dry-run and latency; no query string', async (t) => {
   const { unix, logs } = await start(t, copyFixture(t, 'shop'));
   const r = await unix.check(checkRequest({ principal: FRONTEND, method: 'POST', path: '/api/v1/orders?token=secret', headers: { 'x-tenant': 'acme' } }));

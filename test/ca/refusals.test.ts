@@ -5,7 +5,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import { status } from '@grpc/grpc-js';
-import { createCsr } from '../../src/identity/csr.js';
+import { createCsr, parseCsr } from '../../src/identity/csr.js';
+import { checkCsrRequest } from '../../src/ca/policy.js';
 import { generateKeyPairSync, type KeyPair } from '../../src/identity/keys.js';
 import { parseSpiffeId } from '../../src/identity/spiffe-id.js';
 import { makeRoot } from '../helpers/pki.js';
@@ -63,4 +64,19 @@ test('CSRs the CA refuses, each with its status and a message naming the problem
     refused.map((l) => l.reason),
     ['csr_not_pem', 'csr_not_pem', 'csr_wrong_type', 'csr_malformed', 'csr_signature_invalid', 'csr_identity_mismatch', 'csr_multiple_uris', 'csr_unprovable_sans', 'csr_unprovable_sans', 'csr_unprovable_sans', 'csr_requests_ca', 'csr_key_too_weak', 'csr_key_unsupported', 'csr_key_unsupported'],
   );
+});
+
+test('CSR issuance refuses an identity that is the bare trust domain (static tokens already refuse to map one)', (t) => {
+  const bare = parseSpiffeId('spiffe://example.org');
+  const csr = parseCsr(createCsr(bare, generateKeyPairSync()).pem);
+  const e = t.throws(() => checkCsrRequest(csr, bare));
+  t.is((e as { code?: string }).code, 'csr_identity_no_path');
+  t.notThrows(() => checkCsrRequest(parseCsr(csrFor(FRONTEND).pem), parseSpiffeId(FRONTEND)));
+});
+
+test('a 70 KB bearer token is answered with UNAUTHENTICATED naming the size limit, not left without an answer', async (t) => {
+  const h = await startHarness(t, {});
+  const r = await h.client.createCertificate(csrFor(FRONTEND).pem, { kind: 'token', token: 'x'.repeat(70_000) });
+  t.like(r, { ok: false, grpcCode: status.UNAUTHENTICATED });
+  if (!r.ok) t.regex(r.message, /over the 64 KiB limit/);
 });

@@ -76,6 +76,14 @@ test('--at verifies at another moment: exit 1 with the reason on stderr once the
   t.notRegex(r.stderr, STACK_TRACE);
 });
 
+test('svid verify refuses a leaf whose SPIFFE ID is the bare trust domain (exit 1)', async (t) => {
+  const f = files(t);
+  const bare = f.write('bare.pem', chainPem(makeLeaf(inter, 'spiffe://example.org'), inter));
+  const r = await run(['svid', 'verify', '--bundle', f.bundle, '--trust-domain', 'example.org', bare]);
+  t.is(r.code, 1, r.stdout);
+  t.regex(r.stderr, /invalid \(leaf_spiffe_id_no_path\): .*bare trust domain/);
+});
+
 const invalid: Array<[string, (f: Files) => string[], RegExp]> = [
   ['a leaf from another CA', (f) => [f.write('other.pem', makeLeaf(makeRoot('example.org', { commonName: 'other' }), ID).pem)], /invalid \(untrusted\): no trusted issuer for leaf/],
   ['a trust domain mismatch', (f) => ['--trust-domain', 'example.com', '--bundle', f.write('anon.pem', anonymousRoot.pem), f.write('l.pem', makeLeaf(anonymousRoot, ID).pem)], /invalid \(trust_domain_mismatch\): the SVID's ID spiffe:\/\/example\.org\/ns\/shop\/sa\/frontend is in trust domain "example\.org", but "example\.com" is required/],

@@ -1,3 +1,4 @@
+import { authzOptionSpecs } from '../../src/authz/options.js';
 import test from 'ava';
 import { agentOptions, agentRules } from '../../src/cli/agent.js';
 import { loadConfig, renderConfig, rule } from '../../src/config/load.js';
@@ -159,4 +160,11 @@ test('the agent schema warns about ext_authz settings while ext_authz is off, an
   t.deepEqual(loadConfig(agentOptions, { argv: [...base, '--policy-dir', '/p', '--authz-listen', '127.0.0.1:0'], env: {}, rules: agentRules }).warnings, []);
   const e = t.throws(() => loadConfig(agentOptions, { argv: [...base, '--authz-listen', '127.0.0.1:0'], env: {}, rules: agentRules }), { instanceOf: MeshidError });
   t.regex(e!.message, /^authz-socket \(unset\), authz-listen \(flag --authz-listen\), policy-dir \(unset\): ext_authz needs policy-dir/);
+});
+
+test('--policy-resync 0 is accepted and means "only on events" (a bare 0 needs no unit)', (t) => {
+  t.is(parseDuration('0'), 0);
+  t.is(authzOptionSpecs.policyResync.parse('0'), 0);
+  t.throws(() => parseDuration('00'));
+  t.throws(() => parseDuration('5'));
 });

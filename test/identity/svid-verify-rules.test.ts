@@ -351,6 +351,13 @@ const rows: Row[] = [
     differs: SPIFFE_ONLY,
   },
   {
+    title: 'leaf whose SPIFFE ID is the bare trust domain (no path) is refused',
+    make: () => direct({ sans: [{ type: 'uri', value: 'spiffe://example.org' }] }),
+    reason: 'leaf_spiffe_id_no_path',
+    openssl: accept,
+    differs: SPIFFE_ONLY,
+  },
+  {
     title: 'leaf with an empty subject and a non-critical SAN',
     make: () => direct({ sanCritical: false }),
     reason: 'leaf_san_not_critical',

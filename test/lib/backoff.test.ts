@@ -55,3 +55,15 @@ for (const [name, o] of [
     t.throws(() => new Backoff(o), { instanceOf: RangeError });
   });
 }
+
+test('a retry hint is honoured: never sooner than the hint, jittered by up to half of it', (t) => {
+  let r = 0;
+  const b = new Backoff({ initialMs: 1000, maxMs: 60_000, multiplier: 2, random: () => r });
+  t.is(b.next(5000), 5000, 'random 0: exactly the hint');
+  r = 0.999;
+  const d = b.next(5000);
+  t.true(d >= 5000 && d <= 7500, `${d}`);
+  t.is(b.attempts(), 2, 'a hinted failure still widens the window');
+  r = 0.5;
+  t.is(b.next(undefined), 2000, 'without a hint: the jittered window (cap 4 s)');
+});

@@ -229,3 +229,22 @@ test('metrics hooks may be class methods, and one that throws does not break rot
   t.true(h.manager.ready());
   t.truthy(h.logs.find((l) => l.msg === 'a metrics hook threw' && l['hook'] === 'rotated'));
 });
+
+test("a CA that sheds with a retry hint is not retried before the hint (the first window alone would retry within 1 s)", async (t) => {
+  const h = harness(t);
+  const real = h.signer.createCertificate.bind(h.signer);
+  let calls = 0;
+  const at: number[] = [];
+  h.signer.createCertificate = (csr, auth, ttl) => {
+    calls++;
+    at.push(h.clock.now());
+    if (calls <= 2) return Promise.resolve({ ok: false, kind: 'resource_exhausted', grpcCode: 8, message: 'busy', retryAfterMs: 20_000 });
+    return real(csr, auth, ttl);
+  };
+  h.manager.start();
+  t.true(await advanceUntil(h.clock, () => h.manager.ready(), 2 * MINUTE));
+  t.is(calls, 3);
+  t.true(at[1]! - at[0]! >= 20_000 && at[1]! - at[0]! <= 30_000, `second attempt ${at[1]! - at[0]!} ms after the first`);
+  t.true(at[2]! - at[1]! >= 20_000, `third attempt ${at[2]! - at[1]!} ms after the second`);
+  t.like(failureLogs(h)[0], { kind: 'resource_exhausted', caRetryHintMs: 20_000 });
+});

@@ -3,6 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import { MAX_SECRET_FILE_BYTES } from '../../src/sds/file-secrets.js';
 import type { FakeClock } from '../helpers/fake-clock.js';
 import { writeK8sVolume } from '../helpers/k8s-volume.js';
 import { chainPem, makeIntermediate, makeLeaf, makeRoot } from '../helpers/pki.js';
@@ -156,4 +158,52 @@ test('file watches are released when the last stream on them goes away', async (
   c2.close();
   await pumpUntil(s.clock, () => s.server.usage().fileWatches === 0, 'the watch to be closed');
   t.like(s.server.usage(), { streams: 0, feeds: 0, subscribers: 0 });
+});
+
+test('file-root: on a FIFO, /dev/zero, a directory or a path outside --sds-file-dirs is refused with PERMISSION_DENIED while other streams keep being served', async (t) => {
+  const s = await startTestServer(t);
+  const dir = tempDir(t);
+  const fifo = path.join(dir, 'fifo.pem');
+  const mk = spawnSync('mkfifo', [fifo]);
+  t.is(mk.status, 0, String(mk.stderr));
+  fs.mkdirSync(path.join(dir, 'sub'));
+  const big = path.join(dir, 'big.pem');
+  fs.writeFileSync(big, Buffer.alloc(MAX_SECRET_FILE_BYTES + 1, 0x41));
+  fs.symlinkSync('/etc/hostname', path.join(dir, 'escape.pem'));
+  const c = s.client({ reconnect: false });
+  const cases: Array<[string, RegExp]> = [
+    [`file-root:${fifo}`, /it is a FIFO; only regular files are served/],
+    ['file-root:/dev/zero', /not under an allowed directory/],
+    [`file-root:${dir}/sub`, /it is a directory/],
+    [`file-root:${big}`, /over the 1048576-byte limit/],
+    ['file-root:/etc/passwd', /not under an allowed directory/],
+    [`file-root:${dir}/escape.pem`, /resolves to \/etc\/hostname, outside the allowed directories/],
+  ];
+  for (const [name, message] of cases) {
+    const started = Date.now();
+    const st = await c.subscribe(name).nextStatus();
+    t.is(st.code, grpc.status.PERMISSION_DENIED, name);
+    t.regex(st.details, message, name);
+    t.true(Date.now() - started < 2000, `${name} answered promptly`);
+  }
+  // The server is still usable: a regular file under the allowed directory is served.
+  fs.writeFileSync(path.join(dir, 'ca.pem'), makeRoot('files.test').pem);
+  const ok = await s.client().subscribe(`file-root:${dir}/ca.pem`).nextUpdate();
+  t.truthy(ok.secret.validationContext?.trustedCa);
+});
+
+test('/dev/zero is refused as a character device even when its directory is allowed, without reading it', async (t) => {
+  const s = await startTestServer(t, { config: { sdsFileDirs: ['/dev'] } });
+  const st = await s.client({ reconnect: false }).subscribe('file-root:/dev/zero').nextStatus();
+  t.is(st.code, grpc.status.PERMISSION_DENIED);
+  t.regex(st.details, /it is a character device/);
+});
+
+test('with no --sds-file-dirs (the default), file-backed secrets are refused', async (t) => {
+  const s = await startTestServer(t, { config: { sdsFileDirs: [] } });
+  const dir = tempDir(t);
+  fs.writeFileSync(path.join(dir, 'ca.pem'), makeRoot('files.test').pem);
+  const st = await s.client({ reconnect: false }).subscribe(`file-root:${dir}/ca.pem`).nextStatus();
+  t.is(st.code, grpc.status.PERMISSION_DENIED);
+  t.regex(st.details, /file-backed secrets are disabled \(no --sds-file-dirs\)/);
 });

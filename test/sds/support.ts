@@ -1,4 +1,5 @@
 /** Shared setup for the SDS tests: a server on a temp socket, a test identity, counting metrics, captured logs. */
+import os from 'node:os';
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { FakeClock } from '../helpers/fake-clock.js';
@@ -77,7 +78,7 @@ export async function startTestServer(t: ExecutionContext, options: TestServerOp
   const metrics = new CountingMetrics();
   const { logger, lines } = captureLogger();
   const server = await startSdsServer(
-    { sdsSocket: options.socketPath ?? path.join(dir, 'sds.sock'), sdsSocketMode: 0o600, fileDebounceMs: 50, ...options.config },
+    { sdsSocket: options.socketPath ?? path.join(dir, 'sds.sock'), sdsSocketMode: 0o600, fileDebounceMs: 50, sdsFileDirs: [os.tmpdir()], ...options.config },
     { source, logger, clock, metrics },
   );
   const clients: SdsClient[] = [];

@@ -9,6 +9,7 @@ import type { Authority } from '../authority.js';
 import type { JwtAuthenticator } from './jwt.js';
 import { verifyPeerSvid } from './peer-svid.js';
 import type { StaticTokens } from './static-tokens.js';
+import { MAX_BEARER_TOKEN_BYTES } from '../../lib/grpc-server.js';
 
 export type AuthMethod = 'mtls' | 'jwt' | 'static-token';
 
@@ -48,6 +49,9 @@ export class CallerAuthenticator {
     }
     if (credentials.authorization === undefined) {
       throw mtlsFailure ?? new MeshidError('no_credentials', 'no credentials: present a client certificate issued by this CA or "authorization: Bearer <token>" metadata');
+    }
+    if (credentials.authorization.length > MAX_BEARER_TOKEN_BYTES) {
+      throw new MeshidError('token_too_large', `bearer token refused: ${credentials.authorization.length} bytes, over the ${MAX_BEARER_TOKEN_BYTES / 1024} KiB limit`);
     }
     const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(credentials.authorization);
     if (!m) throw new MeshidError('authorization_malformed', 'the authorization metadata is not of the form "Bearer <token>"');

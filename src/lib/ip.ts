@@ -1,5 +1,6 @@
+import { isIP } from 'node:net';
 /**
- * IPv4/IPv6 addresses and CIDR blocks, parsed without node:net so the engine stays pure. Addresses
+ * IPv4/IPv6 addresses and CIDR blocks. Addresses
  * are four 32-bit words; IPv4 and IPv4-mapped IPv6 (::ffff:a.b.c.d) share one form, so a block
  * written as 10.0.0.0/8 also catches a peer that a dual-stack listener reports as ::ffff:10.1.2.3.
  */
@@ -18,64 +19,45 @@ export interface CidrBlock {
   readonly hostBitsSet: boolean;
 }
 
-const V4_RE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
-
-function parseV4(s: string): number | undefined {
-  const m = V4_RE.exec(s);
-  if (!m) return undefined;
-  let n = 0;
-  for (let i = 1; i <= 4; i++) {
-    const part = m[i]!;
-    // Leading zeros are refused: some parsers read them as octal.
-    if (part.length > 1 && part.startsWith('0')) return undefined;
-    const octet = Number(part);
-    if (octet > 255) return undefined;
-    n = n * 256 + octet;
-  }
-  return n >>> 0;
-}
-
-function parseV6(s: string): [number, number, number, number] | undefined {
-  if (s.includes('%')) return undefined; // zone ids have no place in a policy or a peer address
-  const halves = s.split('::');
-  if (halves.length > 2) return undefined;
-  const groups = (part: string): number[] | undefined => {
-    if (part === '') return [];
-    const out: number[] = [];
-    const pieces = part.split(':');
-    for (let i = 0; i < pieces.length; i++) {
-      const p = pieces[i]!;
-      if (i === pieces.length - 1 && p.includes('.')) {
-        const v4 = parseV4(p);
-        if (v4 === undefined) return undefined;
-        out.push(v4 >>> 16, v4 & 0xffff);
-      } else if (/^[0-9a-fA-F]{1,4}$/.test(p)) {
-        out.push(parseInt(p, 16));
-      } else {
-        return undefined;
-      }
-    }
-    return out;
-  };
-  const head = groups(halves[0]!);
-  const tail = halves.length === 2 ? groups(halves[1]!) : [];
-  if (!head || !tail) return undefined;
-  // An embedded IPv4 part may only end the address.
-  if (halves.length === 2 && halves[0]!.includes('.')) return undefined;
-  const missing = 8 - head.length - tail.length;
-  if (halves.length === 1 ? missing !== 0 : missing < 1) return undefined;
-  const all = [...head, ...new Array<number>(halves.length === 1 ? 0 : missing).fill(0), ...tail];
-  return [0, 1, 2, 3].map((w) => ((all[2 * w]! << 16) | all[2 * w + 1]!) >>> 0) as [number, number, number, number];
-}
-
+/**
+ * The one IP address parser of the project (CA --san values and IP SANs, policy ipBlocks and
+ * remoteIpBlocks, peer addresses from Envoy). Validity is node:net's isIP, which agrees with Go's
+ * net.ParseIP that Istio uses for ipBlocks: no leading zeros in IPv4 ("010.0.0.1" is refused, it
+ * reads as octal elsewhere), IPv4-mapped IPv6 ("::ffff:10.0.0.1") accepted and treated as the IPv4
+ * address. Zone ids ("fe80::1%eth0") are refused: they have no place in a certificate or a policy.
+ */
 export function parseIp(s: string): IpAddress | undefined {
-  const v4 = parseV4(s);
-  if (v4 !== undefined) return { v4: true, words: [0, 0, 0, v4] };
-  if (!s.includes(':')) return undefined;
-  const w = parseV6(s);
-  if (!w) return undefined;
+  if (s.includes('%')) return undefined;
+  const family = isIP(s);
+  if (family === 4) return { v4: true, words: [0, 0, 0, v4Number(s)] };
+  if (family !== 6) return undefined;
+  const w = v6Words(s);
   if (w[0] === 0 && w[1] === 0 && w[2] === 0xffff) return { v4: true, words: [0, 0, 0, w[3]] };
   return { v4: false, words: w };
+}
+
+/** The bytes of an IP SAN: 4 for IPv4 and IPv4-mapped addresses (as Go's x509 writes them), else 16. */
+export function ipBytes(ip: IpAddress): Buffer {
+  const out = Buffer.alloc(ip.v4 ? 4 : 16);
+  if (ip.v4) out.writeUInt32BE(ip.words[3], 0);
+  else ip.words.forEach((w, i) => out.writeUInt32BE(w, 4 * i));
+  return out;
+}
+
+/** A dotted quad isIP has accepted. */
+function v4Number(s: string): number {
+  return s.split('.').reduce((n, part) => n * 256 + Number(part), 0) >>> 0;
+}
+
+/** The four words of an IPv6 address isIP has accepted (groups, "::", an embedded dotted quad). */
+function v6Words(s: string): [number, number, number, number] {
+  const groups = (part: string): number[] =>
+    part === '' ? [] : part.split(':').flatMap((p) => (p.includes('.') ? [v4Number(p) >>> 16, v4Number(p) & 0xffff] : [parseInt(p, 16)]));
+  const halves = s.split('::');
+  const head = groups(halves[0]!);
+  const tail = halves.length === 2 ? groups(halves[1]!) : [];
+  const all = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
+  return [0, 1, 2, 3].map((w) => ((all[2 * w]! << 16) | all[2 * w + 1]!) >>> 0) as [number, number, number, number];
 }
 
 /** Parses "10.0.0.0/8", "2001:db8::/32" or a bare address (a /32 or /128 block). */
