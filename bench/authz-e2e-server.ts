@@ -4,11 +4,13 @@
  * grpc-js server with the same protos and options that always answers OK). Started by
  * authz-e2e.ts with fork(); reports its addresses and, on request, its CPU time over IPC.
  */
+import fs from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { envoyProtos } from '../src/envoy/protos.js';
 import { systemClock } from '../src/lib/clock.js';
-import { createLogger } from '../src/observability/logger.js';
+import { bufferedDestination, createLogger } from '../src/observability/logger.js';
 import { GRPC_SERVER_OPTIONS, startAuthzService } from '../src/authz/server.js';
 
 /** meshid-rl-*: the policy directory holds a RateLimitPolicy the bench request counts against. */
@@ -41,12 +43,13 @@ async function main(): Promise<void> {
     await bind(`unix:${socket}`);
     close = () => new Promise((resolve) => server.tryShutdown(() => resolve()));
   } else {
-    // Every decision logged, as JSON lines to /dev/null through the same kind of writer the agent
-    // uses for stdout (pino's default: synchronous SonicBoom), unless BENCH_LOG_ASYNC=1 asks for a
-    // buffered asynchronous one. (SonicBoom is a writable stream; its typings just do not say so.)
-    const devNull = pino.destination(
-      process.env.BENCH_LOG_ASYNC === '1' ? { dest: '/dev/null', sync: false, minLength: 8 * 1024 } : { dest: '/dev/null', sync: true },
-    ) as unknown as NodeJS.WritableStream;
+    // Every decision logged, as JSON lines to /dev/null through the writer the agent uses for
+    // stdout (asynchronous, bounded: bufferedDestination), unless BENCH_LOG_SYNC=1 asks for pino's
+    // synchronous SonicBoom, the agent's writer before.
+    const devNull =
+      process.env.BENCH_LOG_SYNC === '1'
+        ? (pino.destination({ dest: '/dev/null', sync: true }) as unknown as NodeJS.WritableStream)
+        : bufferedDestination({ dest: fs.openSync('/dev/null', 'w') });
     const service = await startAuthzService(
       {
         policyDir,
@@ -60,12 +63,29 @@ async function main(): Promise<void> {
     port = service.tcpPort!;
     close = () => service.close();
   }
+  // BENCH_CPU_PROFILE=<file>: a CPU profile of the serving only (start-up left out), written on close.
+  const profileFile = process.env.BENCH_CPU_PROFILE;
+  let session: Session | undefined;
+  if (profileFile) {
+    session = new Session();
+    session.connect();
+    await session.post('Profiler.enable');
+    await session.post('Profiler.setSamplingInterval', { interval: 100 });
+    await session.post('Profiler.start');
+  }
+  const stopProfile = async () => {
+    if (!session || !profileFile) return;
+    const { profile } = await session.post('Profiler.stop');
+    fs.writeFileSync(profileFile, JSON.stringify(profile));
+  };
   process.on('message', (m: { cmd?: string }) => {
     if (m.cmd === 'cpu') {
       const u = process.cpuUsage();
       process.send!({ kind: 'cpu', micros: u.user + u.system } satisfies ServerCpu);
     } else if (m.cmd === 'close') {
-      void close().then(() => process.exit(0));
+      void stopProfile()
+        .then(() => close())
+        .then(() => process.exit(0));
     }
   });
   process.send!({ kind: 'ready', port, socket } satisfies ServerReady);

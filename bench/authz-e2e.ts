@@ -194,7 +194,7 @@ function startServer(mode: ServerMode, policyDir: string, socket: string, env: R
 }
 
 /** A CheckRequest like Envoy's for an mTLS request that rule 7 of the bench policy allows. */
-function benchRequestBytes(): Uint8Array {
+export function benchRequestBytes(): Uint8Array {
   const { CheckRequest } = envoyProtos();
   const i = 7;
   return CheckRequest.encode(
@@ -229,7 +229,7 @@ function benchRequestBytes(): Uint8Array {
   ).finish();
 }
 
-function grpcFrame(message: Uint8Array): Buffer {
+export function grpcFrame(message: Uint8Array): Buffer {
   const head = Buffer.alloc(5);
   head.writeUInt32BE(message.length, 1);
   return Buffer.concat([head, message]);

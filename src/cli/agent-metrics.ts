@@ -9,6 +9,7 @@ import { status } from '@grpc/grpc-js';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { AuthzMetrics } from '../authz/metrics.js';
 import type { Clock } from '../lib/clock.js';
+import { droppedLogLines } from '../observability/logger.js';
 import { MetricsRegistry } from '../observability/metrics.js';
 import type { SvidMetrics } from '../rotation/metrics.js';
 import type { SdsMetrics } from '../sds/metrics.js';
@@ -29,6 +30,16 @@ export class AgentMetrics extends MetricsRegistry {
     registers: [this.registry],
   });
   readonly svidRemaining: Gauge;
+  readonly logLinesDropped = new Counter({
+    name: 'meshid_log_lines_dropped_total',
+    help: 'Log lines dropped because stdout did not keep up and the log buffer (16 MiB) was full',
+    registers: [this.registry],
+    // The process-wide count, read at scrape time.
+    collect() {
+      this.reset();
+      this.inc(droppedLogLines());
+    },
+  });
   readonly rotations = new Counter({
     name: 'meshid_svid_rotations_total',
     help: 'SVIDs obtained from the CA (first issuance and renewals), by how the agent authenticated',
