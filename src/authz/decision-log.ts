@@ -23,7 +23,7 @@
  * serialiser for the flat fields) and goes to an asynchronous, batched, bounded stdout buffer;
  * the only nested field is `headers`.
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { infoLineWriter, type LineFields, type Logger } from '../observability/logger.js';
 import type { Decision } from './engine.js';
 import { type AuthzInput, namespacesOf, stripQuery } from './facts.js';
@@ -57,6 +57,9 @@ export const MAX_HEADERS = 64;
 /** Headers that carry credentials: never logged as sent. */
 export const CREDENTIAL_HEADERS: readonly string[] = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key'];
 export const HASH_PREFIX = 'hmac-sha256:';
+const HMAC_BLOCK = 64;
+const HASH_CACHE_ENTRIES = 4096;
+const CACHED_VALUE_MAX = 256;
 export const TRUNCATION_MARK = '…[truncated ';
 /** Bumped when the meaning of a field changes; `meshid authz replay` reads this version. */
 export const DECISION_LOG_FORMAT = 2;
@@ -120,7 +123,10 @@ export class DecisionLog {
   private readonly line: (fields: LineFields, msg: string) => void;
   private readonly verbatim: ReadonlySet<string>;
   private readonly cap: number;
-  private readonly key: Buffer;
+  private readonly innerPad: Uint8Array;
+  private readonly outerPad: Uint8Array;
+  /** Header values repeat (user-agent, content-type, tenants): their digests are kept, boundedly. */
+  private readonly hashed = new Map<string, string>();
   private readonly escapedSlashes: EscapedSlashes;
 
   constructor(
@@ -131,7 +137,11 @@ export class DecisionLog {
     this.line = infoLineWriter(logger);
     this.verbatim = new Set((options.headers ?? []).map((h) => h.toLowerCase()).filter((h) => !CREDENTIAL_HEADERS.includes(h)));
     this.cap = options.fieldCap ?? DEFAULT_FIELD_CAP;
-    this.key = options.hashKey ?? randomBytes(32);
+    const given = options.hashKey ?? randomBytes(32);
+    const key = Buffer.alloc(HMAC_BLOCK);
+    (given.length > HMAC_BLOCK ? hash('sha256', given, 'buffer') : given).copy(key);
+    this.innerPad = key.map((b) => b ^ 0x36);
+    this.outerPad = key.map((b) => b ^ 0x5c);
     this.escapedSlashes = options.escapedSlashes ?? 'reject';
   }
 
@@ -143,7 +153,17 @@ export class DecisionLog {
 
   /** The hashed form of a header value, as it appears on the line. */
   hash(value: string): string {
-    return HASH_PREFIX + createHmac('sha256', this.key).update(value).digest('hex').slice(0, 16);
+    const cached = this.hashed.get(value);
+    if (cached !== undefined) return cached;
+    // HMAC-SHA256 (RFC 2104) from two one-shot hashes over the pre-padded key: the same digest as
+    // createHmac at less than half its cost, which set up a new HMAC context per header per line.
+    const inner = hash('sha256', Buffer.concat([this.innerPad, Buffer.from(value, 'utf8')]), 'buffer');
+    const out = HASH_PREFIX + hash('sha256', Buffer.concat([this.outerPad, inner]), 'hex').slice(0, 16);
+    if (value.length <= CACHED_VALUE_MAX) {
+      if (this.hashed.size >= HASH_CACHE_ENTRIES) this.hashed.clear();
+      this.hashed.set(value, out);
+    }
+    return out;
   }
 
   record(r: DecisionRecord): void {

@@ -1,4 +1,5 @@
-import { Writable } from 'node:stream';
+import { createHmac } from 'node:crypto';
+import { PassThrough, Writable } from 'node:stream';
 import test from 'ava';
 import { pino } from 'pino';
 import { DecisionLog, type DecisionRecord } from '../../src/authz/decision-log.js';
@@ -104,4 +105,13 @@ test('every matchable attribute is on the line; header values hashed unless name
   t.regex(headers.authorization!, /^hmac-sha256:[0-9a-f]{16}$/);
   t.not(new DecisionLog(createLogger({ destination: s.stream }), { sampleRate: 1 }).hash('curl'), log.hash('curl'), 'the key is per process, not fixed');
   t.false('truncated' in o);
+});
+
+test('a hashed header value is HMAC-SHA256 under the key (RFC 2104), for short and long keys, cached or not', (t) => {
+  for (const key of [Buffer.alloc(32, 7), Buffer.alloc(64, 1), Buffer.alloc(100, 9)]) {
+    const log = new DecisionLog(createLogger({ destination: new PassThrough() }), { sampleRate: 1, hashKey: key });
+    for (const v of ['', 'curl', 'é☃ tenant', 'x'.repeat(5000), 'curl']) {
+      t.is(log.hash(v), `hmac-sha256:${createHmac('sha256', key).update(v).digest('hex').slice(0, 16)}`, `key of ${key.length} bytes, value of ${v.length}`);
+    }
+  }
 });
