@@ -18,6 +18,7 @@
  */
 import { parseArgs } from 'node:util';
 import { IssuanceLimits } from '../src/ca/limits.js';
+import { seededRandom } from '../test/helpers/seeded-random.js';
 import { Backoff } from '../src/lib/backoff.js';
 import { DEFAULT_ROTATION_POLICY, renewalTime, retryDelay } from '../src/rotation/policy.js';
 
@@ -47,16 +48,6 @@ const OUTAGE_AT = 2 * HOUR; // after the fleet reached its steady state
 const END = OUTAGE_AT + 30 * MINUTE + 2 * HOUR;
 const policy = DEFAULT_ROTATION_POLICY;
 
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A binary min-heap of (time, agent, kind) in parallel typed arrays. */
 class EventQueue {

@@ -29,6 +29,10 @@ export interface LeafSpec {
   readonly spiffeId: string;
   readonly notBefore: Date;
   readonly notAfter: Date;
+  /** A subject Name node (partner certificates); workload SVIDs have none. */
+  readonly subject?: Asn1 | undefined;
+  /** Client authentication only (partner certificates); workload SVIDs are server and client. */
+  readonly clientOnly?: boolean | undefined;
 }
 
 export class LeafTemplate {
@@ -38,6 +42,7 @@ export class LeafTemplate {
   // RSA keys can also be used for key transport (TLS 1.2 RSA key exchange).
   private readonly keyUsageRsa = extensionNode(OID.keyUsage, true, keyUsageValue(['digitalSignature', 'keyEncipherment']));
   private readonly extKeyUsage = extensionNode(OID.extKeyUsage, false, extKeyUsageValue([OID.serverAuth, OID.clientAuth]));
+  private readonly extKeyUsageClient = extensionNode(OID.extKeyUsage, false, extKeyUsageValue([OID.clientAuth]));
   private readonly authorityKeyId: Asn1;
   private readonly emptySubject = nameNode([]);
 
@@ -50,23 +55,23 @@ export class LeafTemplate {
     this.authorityKeyId = extensionNode(OID.authorityKeyIdentifier, false, authorityKeyIdValue(issuer.subjectKeyId ?? keyIdentifier(issuer.spki)));
   }
 
-  /** DER of a signed leaf: empty subject, so the SAN is critical (RFC 5280 4.2.1.6). */
+  /** DER of a signed leaf; with an empty subject the SAN is critical (RFC 5280 4.2.1.6). */
   build(spec: LeafSpec): Buffer {
     return buildCertificate(
       {
         serial: spec.serial,
         issuer: this.issuerName,
-        subject: this.emptySubject,
+        subject: spec.subject ?? this.emptySubject,
         notBefore: spec.notBefore,
         notAfter: spec.notAfter,
         spki: spec.spki,
         extensions: [
           this.basicConstraints,
           spec.keyKind === 'rsa' ? this.keyUsageRsa : this.keyUsageEc,
-          this.extKeyUsage,
+          spec.clientOnly === true ? this.extKeyUsageClient : this.extKeyUsage,
           extensionNode(OID.subjectKeyIdentifier, false, subjectKeyIdValue(keyIdentifier(spec.spki))),
           this.authorityKeyId,
-          extensionNode(OID.subjectAltName, true, generalNamesValue([{ type: 'uri', value: spec.spiffeId }])),
+          extensionNode(OID.subjectAltName, spec.subject === undefined, generalNamesValue([{ type: 'uri', value: spec.spiffeId }])),
         ],
       },
       this.issuerKey,

@@ -8,26 +8,17 @@
  * the two namespaces cannot collide. The certificate is for TLS clients only (EKU clientAuth), never
  * a CA, with the CA's usual key limits and exactly one URI SAN.
  */
-import { buildCertificate, randomSerial } from '../identity/certificate.js';
+import { randomSerial } from '../identity/certificate.js';
 import { type Asn1, childrenOf, decodeDer, readOid, Tag } from '../identity/der.js';
-import {
-  authorityKeyIdValue,
-  basicConstraintsValue,
-  extensionNode,
-  extKeyUsageValue,
-  generalNamesValue,
-  keyUsageValue,
-  subjectKeyIdValue,
-} from '../identity/extensions.js';
 import forge from '../identity/forge-asn1.js';
 import { parseCsr } from '../identity/csr.js';
-import { keyIdentifier } from '../identity/keys.js';
 import { type NameAttribute, nameNode } from '../identity/name.js';
 import { OID } from '../identity/oids.js';
 import { certificatePem } from '../identity/pem.js';
 import { type SpiffeId, spiffeIdFromParts } from '../identity/spiffe-id.js';
 import { MeshidError } from '../lib/errors.js';
 import type { Authority } from './authority.js';
+import { LeafTemplate } from './leaf-template.js';
 import { checkCsrKey, checkCsrRequest, checkCsrSignature } from './policy.js';
 
 /** The path segment under which partner identities live. */
@@ -124,27 +115,16 @@ export function issuePartnerCertificate(authority: Authority, request: PartnerIs
   const validity = authority.validity(request.now, request.ttlMs);
   const serial = randomSerial();
   const issuer = authority.issuingCertificate;
-  const isRsa = csr.keyInfo.kind === 'rsa';
-  const leafDer = buildCertificate(
-    {
-      serial,
-      issuer: decodeDer(issuer.subject, 'issuer name'),
-      subject: nameNode(subject),
-      notBefore: validity.notBefore,
-      notAfter: validity.notAfter,
-      spki: csr.spki,
-      extensions: [
-        extensionNode(OID.basicConstraints, true, basicConstraintsValue({ ca: false })),
-        extensionNode(OID.keyUsage, true, keyUsageValue(isRsa ? ['digitalSignature', 'keyEncipherment'] : ['digitalSignature'])),
-        extensionNode(OID.extKeyUsage, false, extKeyUsageValue([OID.clientAuth])),
-        extensionNode(OID.subjectKeyIdentifier, false, subjectKeyIdValue(keyIdentifier(csr.spki))),
-        extensionNode(OID.authorityKeyIdentifier, false, authorityKeyIdValue(issuer.subjectKeyId ?? keyIdentifier(issuer.spki))),
-        // Critical when the subject is empty (RFC 5280 4.2.1.6).
-        extensionNode(OID.subjectAltName, subject.length === 0, generalNamesValue([{ type: 'uri', value: id.uri }])),
-      ],
-    },
-    authority.material.key,
-  );
+  const leafDer = new LeafTemplate(issuer, authority.material.key).build({
+    serial,
+    spki: csr.spki,
+    keyKind: csr.keyInfo.kind === 'rsa' ? 'rsa' : 'ec',
+    spiffeId: id.uri,
+    notBefore: validity.notBefore,
+    notAfter: validity.notAfter,
+    subject: subject.length > 0 ? nameNode(subject) : undefined,
+    clientOnly: true,
+  });
   const chain = authority.material.chain;
   const certPem = certificatePem(leafDer);
   return {

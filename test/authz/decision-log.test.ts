@@ -1,22 +1,13 @@
 import { createHmac } from 'node:crypto';
-import { PassThrough, Writable } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import test from 'ava';
 import { pino } from 'pino';
 import { DecisionLog, type DecisionRecord } from '../../src/authz/decision-log.js';
 import { evaluate } from '../../src/authz/engine.js';
 import { createLogger, type Logger } from '../../src/observability/logger.js';
+import { lineSink } from '../helpers/logs.js';
 import { compileDescs } from './helpers/policies.js';
 
-function sink(): { stream: Writable; lines: () => string[] } {
-  const chunks: string[] = [];
-  const stream = new Writable({
-    write(c: Buffer, _e, cb) {
-      chunks.push(c.toString());
-      cb();
-    },
-  });
-  return { stream, lines: () => chunks.join('').split('\n').filter((l) => l !== '') };
-}
 
 const set = compileDescs([
   { name: 'allow-all', action: 'ALLOW', rules: [{}] },
@@ -30,7 +21,7 @@ function record(path: string, extra: Partial<DecisionRecord> = {}): DecisionReco
 }
 
 test('one pino line per decision: flat fields, no query string, the dry-run outcome when it would change things', (t) => {
-  const s = sink();
+  const s = lineSink();
   const log = new DecisionLog(createLogger({ destination: s.stream }).child({ component: 'authz-decision' }), { sampleRate: 1 });
   for (const r of [record('/a?token=secret'), record('/x'), record('/ü/"odd"\\path', { requestId: undefined, latencyUs: 0.5 })]) log.record(r);
   const lines = s.lines();
@@ -43,13 +34,13 @@ test('one pino line per decision: flat fields, no query string, the dry-run outc
 });
 
 test('a logger with its own redaction still applies it', (t) => {
-  const s = sink();
+  const s = lineSink();
   new DecisionLog(pino({ redact: ['principal'] }, s.stream) as unknown as Logger, { sampleRate: 1 }).record(record('/a'));
   t.like(JSON.parse(s.lines()[0]!), { principal: '[Redacted]', outcome: 'allow' });
 });
 
 test('nothing is written when info is disabled, and sampling picks a fraction', (t) => {
-  const s = sink();
+  const s = lineSink();
   const quiet = createLogger({ destination: s.stream, level: 'warn' });
   new DecisionLog(quiet, { sampleRate: 1 }).record(record('/a'));
   t.is(s.lines().length, 0);
@@ -62,7 +53,7 @@ test('nothing is written when info is disabled, and sampling picks a fraction', 
 });
 
 test('a 3.9 MB path gives a bounded line, marked as truncated (issue 12 item 5)', (t) => {
-  const s = sink();
+  const s = lineSink();
   const log = new DecisionLog(createLogger({ destination: s.stream }), { sampleRate: 1 });
   const path = `/${'a'.repeat(3_900_000)}`;
   const r = record(path);
@@ -76,7 +67,7 @@ test('a 3.9 MB path gives a bounded line, marked as truncated (issue 12 item 5)'
 });
 
 test('every matchable attribute is on the line; header values hashed unless named, credentials never', (t) => {
-  const s = sink();
+  const s = lineSink();
   const key = Buffer.alloc(32, 7);
   const log = new DecisionLog(createLogger({ destination: s.stream }), { sampleRate: 1, headers: ['x-tenant', 'authorization'], hashKey: key });
   const input = {

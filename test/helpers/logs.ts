@@ -34,3 +34,15 @@ export function captureLogs(level = 'debug'): CapturedLogs {
   });
   return { logger: createLogger({ level, pretty: false, destination: stream }), stream, lines, raw };
 }
+
+/** A stream that keeps what is written, read back as non-empty lines of text. */
+export function lineSink(): { stream: Writable; lines: () => string[] } {
+  const chunks: string[] = [];
+  const stream = new Writable({
+    write(c: Buffer, _e, cb) {
+      chunks.push(c.toString());
+      cb();
+    },
+  });
+  return { stream, lines: () => chunks.join('').split('\n').filter((l) => l !== '') };
+}

@@ -1,23 +1,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import test from 'ava';
 import { bufferedDestination, createLogger, droppedLogLines, infoLineWriter } from '../../src/observability/logger.js';
+import { lineSink } from '../helpers/logs.js';
 
-function sink(): { stream: Writable; lines: () => string[] } {
-  const chunks: string[] = [];
-  const stream = new Writable({
-    write(c: Buffer, _e, cb) {
-      chunks.push(c.toString());
-      cb();
-    },
-  });
-  return { stream, lines: () => chunks.join('').split('\n').filter((l) => l !== '') };
-}
 
 test('infoLineWriter writes the bytes pino writes for the same flat fields (time aside)', (t) => {
-  const s = sink();
+  const s = lineSink();
   const logger = createLogger({ destination: s.stream }).child({ component: 'authz-decision' });
   const write = infoLineWriter(logger);
   const cases = [
@@ -38,7 +28,7 @@ test('infoLineWriter writes the bytes pino writes for the same flat fields (time
 });
 
 test('infoLineWriter honours the level and falls back to pino for a logger it did not make', (t) => {
-  const s = sink();
+  const s = lineSink();
   const logger = createLogger({ destination: s.stream, level: 'warn' });
   infoLineWriter(logger)({ a: 1 }, 'not written');
   t.is(s.lines().length, 0);
