@@ -9,8 +9,9 @@
  * one signature check.
  */
 import fs from 'node:fs/promises';
-import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, errors, type JWTPayload, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, type JWTPayload, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { ALLOWED_JWT_ALGORITHMS, parseJwtKeys } from '../ca/auth/jwt.js';
+import { joseReason } from '../identity/jose-reason.js';
 import { errorMessage, MeshidError } from '../lib/errors.js';
 import type { RequestAuth } from './facts.js';
 import type { JwtRule } from './jwt-rules.js';
@@ -125,7 +126,7 @@ export class RequestAuthenticator {
         currentDate: new Date(now),
       }));
     } catch (e) {
-      return { status: 'invalid', reason: joseReason(e) };
+      return { status: 'invalid', reason: joseReason(e, 'the token', "the issuer's JWKS") };
     }
     const auth = requestAuthOfPayload(payload);
     if (!auth) return { status: 'invalid', reason: 'the token has no string "sub" claim' };
@@ -136,12 +137,3 @@ export class RequestAuthenticator {
   }
 }
 
-function joseReason(e: unknown): string {
-  if (e instanceof errors.JWTExpired) return 'the token has expired';
-  if (e instanceof errors.JWTClaimValidationFailed) return `claim "${e.claim}" check failed (${e.reason})`;
-  if (e instanceof errors.JWSSignatureVerificationFailed) return 'its signature does not verify';
-  if (e instanceof errors.JWKSNoMatchingKey) return 'no key of the issuer\'s JWKS matches it';
-  if (e instanceof errors.JOSEAlgNotAllowed) return 'its "alg" is not allowed (asymmetric algorithms only)';
-  if (e instanceof errors.JWKSTimeout) return 'the issuer\'s JWKS could not be fetched in time';
-  return errorMessage(e);
-}

@@ -8,9 +8,10 @@
  * method then answers UNAVAILABLE with a message that says so.
  */
 import crypto from 'node:crypto';
-import { createLocalJWKSet, errors as joseErrors, type JSONWebKeySet, jwtVerify } from 'jose';
+import { createLocalJWKSet, type JSONWebKeySet, jwtVerify } from 'jose';
 import { parseSpiffeId, trustDomainId } from '../identity/spiffe-id.js';
 import type { Clock, Timer } from '../lib/clock.js';
+import { joseReason } from '../identity/jose-reason.js';
 import { errorMessage, isMeshidError, MeshidError } from '../lib/errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { IdentitySource } from '../identity/svid.js';
@@ -134,7 +135,7 @@ export class JwtSvids implements JwtSvidSource {
       payload = verified.payload as Record<string, unknown>;
     } catch (e) {
       if (isMeshidError(e)) throw e;
-      throw new MeshidError('jwt_svid_invalid', `the JWT-SVID is not valid: ${joseReason(e)}`);
+      throw new MeshidError('jwt_svid_invalid', `the JWT-SVID is not valid: ${joseReason(e, 'it', 'the bundle')}`);
     }
     const id = parseSpiffeId(String(payload.sub));
     return { spiffeId: id.uri, claims: payload };
@@ -183,12 +184,3 @@ export class JwtSvids implements JwtSvidSource {
   }
 }
 
-/** jose's error, in words, without the token. */
-function joseReason(e: unknown): string {
-  if (e instanceof joseErrors.JWTExpired) return 'it has expired';
-  if (e instanceof joseErrors.JWTClaimValidationFailed) return `claim "${e.claim}" check failed (${e.reason})`;
-  if (e instanceof joseErrors.JWSSignatureVerificationFailed) return 'its signature does not verify';
-  if (e instanceof joseErrors.JWKSNoMatchingKey) return 'no key of the bundle matches its "kid"';
-  if (e instanceof joseErrors.JOSEAlgNotAllowed) return 'its "alg" is not allowed (asymmetric algorithms only)';
-  return errorMessage(e);
-}
