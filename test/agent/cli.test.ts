@@ -11,7 +11,7 @@ import { agentOptions } from '../../src/cli/agent.js';
 import { SdsClient } from '../helpers/sds-client.js';
 import { cleanEnv, MeshidProcess, MESHID_MAIN } from '../helpers/meshid-process.js';
 import { tempDir } from '../helpers/tmp.js';
-import { chainOf, ORDERS, ORDERS_TOKEN, SHOP_POLICIES, TD } from './stand.js';
+import { chainOf, ORDERS, ORDERS_TOKEN, ordersCaProcess, TD } from './stand.js';
 
 const MAIN = MESHID_MAIN;
 const BASE_ENV = cleanEnv();
@@ -120,26 +120,12 @@ test('a --ca-bundle file that does not exist: non-zero exit, one clear line, no 
 
 test('the real processes: meshid ca and meshid agent, /readyz 200, default over SDS, SIGTERM exits 0 and removes the sockets', async (t) => {
   const dir = tempDir(t, 'meshid-proc-');
-  const tokens = path.join(dir, 'tokens.yaml');
-  fs.writeFileSync(tokens, `tokens:\n  ${ORDERS_TOKEN}: ${ORDERS}\n`);
-  const tokenFile = path.join(dir, 'token');
-  fs.writeFileSync(tokenFile, ORDERS_TOKEN);
-  const policyDir = path.join(dir, 'policies');
-  fs.mkdirSync(policyDir);
-  for (const [name, yaml] of Object.entries(SHOP_POLICIES)) fs.writeFileSync(path.join(policyDir, name), yaml);
-
-  const ca = new MeshidProcess(['ca', '--listen=127.0.0.1:0', `--trust-domain=${TD}`, `--state-dir=${path.join(dir, 'ca')}`, `--static-tokens=${tokens}`]);
-  t.teardown(() => ca.stop());
-  const listening = await ca.waitFor('CA listening', (l) => l.event === 'listening');
+  const { ca, agentCaArgs, policyDir } = await ordersCaProcess(t, dir, 'policies');
   const sdsSocket = path.join(dir, 'run', 'sds.sock');
   const authzSocket = path.join(dir, 'run', 'authz.sock');
   const agent = new MeshidProcess([
     'agent',
-    `--ca-address=${String(listening.address)}`,
-    `--ca-bundle=${String(listening.bundle)}`,
-    `--token-file=${tokenFile}`,
-    `--trust-domain=${TD}`,
-    `--spiffe-id=${ORDERS}`,
+    ...agentCaArgs,
     `--sds-socket=${sdsSocket}`,
     `--authz-socket=${authzSocket}`,
     `--policy-dir=${policyDir}`,

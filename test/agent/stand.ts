@@ -24,6 +24,7 @@ import { FakeClock } from '../helpers/fake-clock.js';
 import type { SvidManagerStatus } from '../../src/rotation/manager.js';
 import { SdsClient, type SdsClientOptions } from '../helpers/sds-client.js';
 import { captureLogger, eventually, type LogLine } from '../sds/support.js';
+import { MeshidProcess } from '../helpers/meshid-process.js';
 import { tempDir } from '../helpers/tmp.js';
 
 export { eventually, type LogLine };
@@ -272,4 +273,23 @@ function caConfig(dir: string, port: number) {
 /** The certificates of a PEM chain, leaf first. */
 export function chainOf(pem: string): Certificate[] {
   return parseCertificatesPem(pem, 'served chain');
+}
+
+/**
+ * A real `meshid ca` process that accepts ORDERS_TOKEN, a directory of the shop policies, and the
+ * flags a real `meshid agent` process needs to get ORDERS's SVID from it.
+ */
+export async function ordersCaProcess(t: ExecutionContext, dir: string, policyDirName: string): Promise<{ ca: MeshidProcess; agentCaArgs: string[]; policyDir: string }> {
+  const tokens = path.join(dir, 'tokens.yaml');
+  fs.writeFileSync(tokens, `tokens:\n  ${ORDERS_TOKEN}: ${ORDERS}\n`);
+  const tokenFile = path.join(dir, 'token');
+  fs.writeFileSync(tokenFile, ORDERS_TOKEN);
+  const policyDir = path.join(dir, policyDirName);
+  fs.mkdirSync(policyDir);
+  for (const [name, yaml] of Object.entries(SHOP_POLICIES)) fs.writeFileSync(path.join(policyDir, name), yaml);
+  const ca = new MeshidProcess(['ca', '--listen=127.0.0.1:0', `--trust-domain=${TD}`, `--state-dir=${path.join(dir, 'ca')}`, `--static-tokens=${tokens}`]);
+  t.teardown(() => ca.stop());
+  const listening = await ca.waitFor('CA listening', (l) => l.event === 'listening');
+  const agentCaArgs = [`--ca-address=${String(listening.address)}`, `--ca-bundle=${String(listening.bundle)}`, `--token-file=${tokenFile}`, `--trust-domain=${TD}`, `--spiffe-id=${ORDERS}`];
+  return { ca, agentCaArgs, policyDir };
 }

@@ -4,7 +4,7 @@ import test from 'ava';
 import { readDecisionLine } from '../../src/authz/replay.js';
 import { authzClient, checkRequest } from '../authz/helpers/authz-client.js';
 import { runCli } from '../authz/helpers/cli.js';
-import { FRONTEND, ORDERS, ORDERS_TOKEN, SHOP_POLICIES, TD } from '../agent/stand.js';
+import { FRONTEND, ordersCaProcess, SHOP_POLICIES, TD } from '../agent/stand.js';
 import { MeshidProcess } from '../helpers/meshid-process.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -12,25 +12,11 @@ const OTHER = `spiffe://${TD}/ns/shop/sa/payments`;
 
 test('replay: decisions recorded by a running agent, a policy edited, the changes reported by policy with counts and exit 1', async (t) => {
   const dir = tempDir(t, 'meshid-replay-');
-  const tokens = path.join(dir, 'tokens.yaml');
-  fs.writeFileSync(tokens, `tokens:\n  ${ORDERS_TOKEN}: ${ORDERS}\n`);
-  const tokenFile = path.join(dir, 'token');
-  fs.writeFileSync(tokenFile, ORDERS_TOKEN);
-  const current = path.join(dir, 'current');
-  fs.mkdirSync(current);
-  for (const [name, yaml] of Object.entries(SHOP_POLICIES)) fs.writeFileSync(path.join(current, name), yaml);
-
-  const ca = new MeshidProcess(['ca', '--listen=127.0.0.1:0', `--trust-domain=${TD}`, `--state-dir=${path.join(dir, 'ca')}`, `--static-tokens=${tokens}`]);
-  t.teardown(() => ca.stop());
-  const listening = await ca.waitFor('CA listening', (l) => l.event === 'listening');
+  const { agentCaArgs, policyDir: current } = await ordersCaProcess(t, dir, 'current');
   const authzSocket = path.join(dir, 'authz.sock');
   const agent = new MeshidProcess([
     'agent',
-    `--ca-address=${String(listening.address)}`,
-    `--ca-bundle=${String(listening.bundle)}`,
-    `--token-file=${tokenFile}`,
-    `--trust-domain=${TD}`,
-    `--spiffe-id=${ORDERS}`,
+    ...agentCaArgs,
     `--sds-socket=${path.join(dir, 'sds.sock')}`,
     `--authz-socket=${authzSocket}`,
     `--policy-dir=${current}`,
