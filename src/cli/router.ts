@@ -22,6 +22,7 @@ const COMMANDS: Record<string, { summary: string; load: Loader }> = {
   'authz check': { summary: 'decide one Envoy CheckRequest (JSON) against a policy directory', load: async () => (await import('./authz-check.js')).default },
   'authz ask': { summary: 'send one Check to a running agent and print its decision', load: async () => (await import('./authz-ask.js')).default },
   'authz replay': { summary: 'decide recorded decision-log lines again under a candidate policy directory: what would change', load: async () => (await import('./authz-replay.js')).default },
+  'sds fetch': { summary: "subscribe to an agent's SDS server as Envoy would; print (and write) the certificates it serves", load: async () => (await import('./sds-fetch.js')).default },
   'policy lint': { summary: 'validate a directory of AuthorizationPolicy YAML files', load: async () => (await import('./policy-lint.js')).default },
 };
 
