@@ -10,7 +10,8 @@ type Loader = () => Promise<Command>;
 // Commands load lazily so that a one-shot tool does not pay for gRPC and proto loading.
 const COMMANDS: Record<string, { summary: string; load: Loader }> = {
   dev: { summary: 'run the reference CA and an agent together on embedded defaults', load: async () => (await import('./dev.js')).default },
-  'dev token': { summary: 'mint a development service-account JWT for a CA started with the dev issuer key', load: async () => (await import('./dev-token.js')).default },
+  'dev token': { summary: 'mint a development JWT: a service-account token for the CA, or a certificate-bound access token', load: async () => (await import('./dev-token.js')).devToken },
+  'dev token-server': { summary: 'the development token endpoint: mTLS client auth, certificate-bound JWTs (RFC 8705)', load: async () => (await import('./dev-token-server.js')).default },
   agent: { summary: 'the per-pod agent: SVIDs from the CA, served to Envoy over SDS, and ext_authz', load: async () => (await import('./agent.js')).default },
   ca: { summary: 'the reference CA (istio.v1.auth.IstioCertificateService over TLS)', load: async () => (await import('./ca.js')).default },
   'ca partner issue': { summary: "sign a partner's CSR into a client certificate (offline, on the CA state)", load: async () => (await import('./ca-partners.js')).partnerIssue },

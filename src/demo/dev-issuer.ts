@@ -32,11 +32,21 @@ export interface DevIssuerFiles {
   readonly dir: string;
   readonly key: string;
   readonly jwks: string;
+  /** The jwtRules an agent's --jwt-rules takes to verify the access tokens (written by writeJwtRules). */
+  readonly jwtRules: string;
+  /** The token endpoint's serving certificate, for its clients to trust. */
+  readonly endpointCertificate: string;
 }
 
 export function devIssuerFiles(stateDir: string): DevIssuerFiles {
   const dir = path.join(path.resolve(stateDir), ISSUER_DIR);
-  return { dir, key: path.join(dir, 'key.pem'), jwks: path.join(dir, 'jwks.json') };
+  return {
+    dir,
+    key: path.join(dir, 'key.pem'),
+    jwks: path.join(dir, 'jwks.json'),
+    jwtRules: path.join(dir, 'jwt-rules.yaml'),
+    endpointCertificate: path.join(dir, 'endpoint.pem'),
+  };
 }
 
 /** "NS/SA" as a namespace and service-account name, checked as the CA will map them. */
@@ -89,6 +99,20 @@ export class DevTokenIssuer {
   /** The public JWKS of the key, as JSON. */
   jwks(): string {
     return JSON.stringify({ keys: [{ ...this.publicJwk, kid: this.kid, alg: 'ES256', use: 'sig' }] });
+  }
+
+  /** Writes files.jwtRules: the rule (issuer, audiences, jwksFile) under which an agent verifies this issuer's access tokens. */
+  writeJwtRules(audiences: readonly string[]): string {
+    const text = [
+      '# Written by meshid: verify the dev token endpoint\'s access tokens (meshid agent --jwt-rules FILE).',
+      'jwtRules:',
+      `  - issuer: ${JSON.stringify(this.issuer)}`,
+      `    audiences: ${JSON.stringify(audiences)}`,
+      `    jwksFile: ${JSON.stringify(this.files.jwks)}`,
+      '',
+    ].join('\n');
+    writeFileAtomically(this.files.jwtRules, text, 0o644);
+    return this.files.jwtRules;
   }
 
   /** A service-account token as the Kubernetes API server projects one. */
