@@ -21,6 +21,8 @@ export type DecisionReason =
   | 'no_allow_policies'
   /** The peer certificate Envoy sent could not be parsed or failed verification. */
   | 'peer_certificate_invalid'
+  /** The peer certificate verified against a partner CA (--partner-cas) but no mapping of it names it. */
+  | 'peer_certificate_unmapped'
   /** The peer certificate's identity differs from the principal Envoy reported. */
   | 'peer_principal_mismatch'
   /** The path has escaped slashes or backslashes (denied unless configured otherwise). */
@@ -88,7 +90,11 @@ export function evaluate(set: CompiledPolicySet, input: AuthzInput, options?: Ev
   const cert = input.peerCertificate;
   if (cert) {
     if (cert.status === 'invalid') return denyDecision('peer_certificate_invalid', revision, cert.reason);
-    const certId = cert.status === 'verified' ? cert.spiffeId : cert.uriSan;
+    if (cert.status === 'unmapped') return denyDecision('peer_certificate_unmapped', revision, cert.reason);
+    // A partner CA's certificate: Envoy's principal is its URI SAN, DNS SAN or subject, whatever
+    // the partner's CA put there; the mapping decides who it is.
+    if (cert.status === 'mapped') principal = cert.spiffeId;
+    const certId = cert.status === 'verified' ? cert.spiffeId : cert.status === 'unverified' ? cert.uriSan : undefined;
     if (certId !== undefined) {
       if (principal !== undefined && principal !== certId) {
         return denyDecision('peer_principal_mismatch', revision, `the peer certificate is for ${certId} but Envoy reported principal ${principal}`);

@@ -18,6 +18,7 @@ import { errorMessage, MeshidError } from '../lib/errors.js';
 import { bindServer, serverOptions, shutdownGracefully } from '../lib/grpc-server.js';
 import { type BoundSocket, listenOnUnixSocket } from '../lib/unix-socket.js';
 import type { Logger } from '../observability/logger.js';
+import type { CertificateCheck } from './check-request.js';
 import { encodeCheckResponse } from './check-response.js';
 import { type CheckOutcome, decideCheckRequestWithTokens, type RequestAuthOptions } from './decide.js';
 import { type JwtRule, parseJwtRules } from './jwt-rules.js';
@@ -30,6 +31,7 @@ import type { GcraRate, Quota } from './rate-limit/gcra.js';
 import { LocalLimiter } from './rate-limit/local-limiter.js';
 import type { RedisFallback } from './rate-limit/redis-url.js';
 import type { EscapedSlashes } from './paths.js';
+import type { PartnerTrust } from './partner-cas.js';
 import { peerCertificateChecker, type SvidVerifier } from './peer-certificate.js';
 import { type PolicySource, startPolicySource } from './policy-source.js';
 
@@ -81,6 +83,8 @@ export interface AuthzServiceDeps {
   readonly trustDomain?: string;
   /** Default: verifyX509Svid (src/identity/svid-verify.ts). */
   readonly verifySvid?: SvidVerifier;
+  /** The partner CAs in force (--partner-cas, partner-cas-file.ts); absent: none. */
+  readonly partners?: () => PartnerTrust | undefined;
   readonly metrics?: AuthzMetrics;
   /** For decision-log sampling (tests make it deterministic). */
   readonly random?: () => number;
@@ -163,13 +167,18 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
     trustRoots: deps.trustRoots ?? (() => undefined),
     verify: deps.verifySvid ?? verifyX509Svid,
     ...(deps.trustDomain ? { trustDomain: deps.trustDomain } : {}),
+    ...(deps.partners ? { partners: deps.partners } : {}),
     now: () => deps.clock.now(),
   });
-  const checkCertificate = (encoded: string) => {
-    const status = certificates.check(encoded);
-    metrics.peerCertificate(status.status);
-    return status;
-  };
+  const checkCertificate: CertificateCheck = Object.assign(
+    (encoded: string) => {
+      const status = certificates.check(encoded);
+      metrics.peerCertificate(status.status);
+      if (status.partner !== undefined && status.notAfter !== undefined) metrics.partnerCertificate(status.partner, status.sha256!, status.notAfter);
+      return status;
+    },
+    { required: () => certificates.certificateRequired() },
+  );
 
   const policies = await startPolicySource({
     dir: config.policyDir,

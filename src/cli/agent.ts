@@ -7,6 +7,7 @@ import fs from 'node:fs/promises';
 import { format } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { authzOptionSpecs, authzRules } from '../authz/options.js';
+import { startPartnerCas } from '../authz/partner-cas-file.js';
 import { type AuthzService, authzServiceConfig, startAuthzService } from '../authz/server.js';
 import { CaClient, DEFAULT_CA_DEADLINE_MS } from '../ca/client.js';
 import { DEFAULT_ADMIN_LISTEN, DEFAULT_TRUST_DOMAIN } from '../config/defaults.js';
@@ -53,6 +54,10 @@ export const agentOptions = {
   }, (s) => parseSpiffeId(s).uri),
   trustBundle: opt.string('trust-bundle', {
     description: "PEM roots of the trust domain (e.g. the CA's bundle.pem), watched; trusted with the root of each issued chain",
+    metavar: 'FILE',
+  }),
+  partnerCas: opt.string('partner-cas', {
+    description: 'YAML mapping of partner CAs the operator trusts but does not run to partner principals (<td>/partner/<name>), watched; served over SDS as "partners" with the bundle',
     metavar: 'FILE',
   }),
   ...rotationOptions,
@@ -137,6 +142,11 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     closers.push(() => manager.stop());
     if (config.trustBundle) closers.push(await watchTrustBundle(config.trustBundle, manager, clock, log));
 
+    const partnerCas = config.partnerCas
+      ? await startPartnerCas({ file: config.partnerCas, trustDomain: spiffeId.trustDomain, clock, logger, onReload: (result) => metrics.partnerCasReloads.inc({ result }) })
+      : undefined;
+    if (partnerCas) closers.push(() => partnerCas.close());
+
     let named: NamedCertificates | undefined;
     if (config.namedCert.length > 0) {
       named = new NamedCertificates(config.namedCert, { clock, logger, metrics: metrics.sdsHooks() });
@@ -144,7 +154,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       await named.start();
     }
 
-    const sds = await startSdsServer(config, { source: manager, logger, clock, metrics: metrics.sdsHooks(), ...(named ? { named } : {}) });
+    const sds = await startSdsServer(config, { source: manager, partners: partnerCas, logger, clock, metrics: metrics.sdsHooks(), ...(named ? { named } : {}) });
     closers.push(() => sds.close());
 
     const authz = authzConfig
@@ -153,6 +163,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
           clock,
           trustDomain: spiffeId.trustDomain,
           trustRoots: () => manager.trustRoots(),
+          ...(partnerCas ? { partners: () => partnerCas.current() } : {}),
           metrics: metrics.authzHooks(),
         })
       : undefined;

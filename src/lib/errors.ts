@@ -151,6 +151,7 @@ export const ERROR_CODES = {
   serial_invalid: config('a serial number is not hex', 'give the serial as printed by meshid ca partner list or openssl x509 -serial'),
   revocation_target_unknown: fail('not_found', 'no certificate of that SPIFFE ID is recorded by this CA', 'revoke by --serial, or check the ID with meshid ca partner list'),
   audit_log_unwritable: fail('failed_precondition', 'the audit log cannot be appended to', 'fix the path or permissions of --audit-log'),
+  partner_cas_invalid: config('the --partner-cas mapping file, or a partner CA bundle it names, cannot be used', 'fix the entry and field the message names; a running agent keeps the last good mapping'),
   crl_invalid: input('a CRL that cannot be parsed or does not verify', 'fetch the CRL again from the CA (meshid ca crl)'),
   listen_failed: fail('unavailable', 'a server cannot listen on its address (in use, not local, no permission)', 'free the port or choose another address with the flag the message names'),
 
@@ -197,7 +198,7 @@ export const ERROR_CODES = {
   // SDS
   sds_wrong_type_url: input('the SDS request asks for another type than Secret', 'configure Envoy\'s SDS config source for secrets'),
   sds_resource_count: input('an SDS stream asks for more or fewer than one secret', 'one secret name per stream (Envoy does this without ADS)'),
-  sds_unknown_secret: fail('not_found', 'the SDS secret name is not one the agent serves', 'ask for default, ROOTCA, spiffe://<td>, file-cert:..., file-root:... or named:<a --named-cert name>'),
+  sds_unknown_secret: fail('not_found', 'the SDS secret name is not one the agent serves', 'ask for default, ROOTCA, spiffe://<td>, partners (with --partner-cas), file-cert:..., file-root:... or named:<a --named-cert name>'),
   sds_bad_file_cert_name: input('a file-cert: name is not file-cert:<cert>~<key>', 'name two absolute paths separated by ~'),
   sds_bad_file_root_name: input('a file-root: name has no path', 'name an absolute path'),
   sds_relative_file_path: input('a file-backed secret names a relative path', 'use an absolute path'),

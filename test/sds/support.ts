@@ -8,6 +8,7 @@ import type { SdsMetrics } from '../../src/sds/metrics.js';
 import type { NamedCertificateSource } from '../../src/sds/named-certs.js';
 import type { SecretKind } from '../../src/sds/resource-names.js';
 import { type SdsServer, type SdsServerConfig, startSdsServer } from '../../src/sds/server.js';
+import type { PartnerRootsSource } from '../../src/sds/secret-catalog.js';
 import { SdsClient, type SdsClientOptions } from '../helpers/sds-client.js';
 import { TestIdentitySource, type TestIdentityOptions } from '../helpers/test-identity-source.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -73,6 +74,7 @@ export interface TestServerOptions {
   /** The clock to share with other parts of the test (default a new FakeClock at now). */
   readonly clock?: FakeClock;
   readonly named?: NamedCertificateSource;
+  readonly partners?: PartnerRootsSource;
 }
 
 export async function startTestServer(t: ExecutionContext, options: TestServerOptions = {}): Promise<TestServer> {
@@ -83,7 +85,7 @@ export async function startTestServer(t: ExecutionContext, options: TestServerOp
   const { logger, lines } = captureLogger();
   const server = await startSdsServer(
     { sdsSocket: options.socketPath ?? path.join(dir, 'sds.sock'), sdsSocketMode: 0o600, fileDebounceMs: 50, sdsFileDirs: [os.tmpdir()], ...options.config },
-    { source, logger, clock, metrics, ...(options.named ? { named: options.named } : {}) },
+    { source, logger, clock, metrics, ...(options.partners ? { partners: options.partners } : {}), ...(options.named ? { named: options.named } : {}) },
   );
   const clients: SdsClient[] = [];
   t.teardown(async () => {
