@@ -21,6 +21,8 @@ export type DecisionReason =
   | 'no_allow_policies'
   /** The peer certificate Envoy sent could not be parsed or failed verification. */
   | 'peer_certificate_invalid'
+  /** Set by the ext_authz handler: the peer certificate's serial or the peer's SPIFFE ID is revoked (the CA's CRL). */
+  | 'revoked'
   /** The peer certificate's identity differs from the principal Envoy reported. */
   | 'peer_principal_mismatch'
   /** The path has escaped slashes or backslashes (denied unless configured otherwise). */

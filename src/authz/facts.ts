@@ -9,9 +9,9 @@ import { type EscapedSlashes, normalisePath } from './paths.js';
 /** What the handler learnt about the peer's certificate, when Envoy sent one. */
 export type PeerCertificateStatus =
   /** Verified against the trust bundle; spiffeId is the certificate's identity. */
-  | { readonly status: 'verified'; readonly spiffeId: string }
+  | { readonly status: 'verified'; readonly spiffeId: string; readonly serial?: string }
   /** Parsed but not verified (no trust bundle configured); uriSan when it has one. */
-  | { readonly status: 'unverified'; readonly uriSan?: string }
+  | { readonly status: 'unverified'; readonly uriSan?: string; readonly serial?: string }
   /** Unparseable, or failed verification: the request is denied. */
   | { readonly status: 'invalid'; readonly reason: string };
 

@@ -57,14 +57,14 @@ export function peerCertificateChecker(options: PeerCertificateOptions): PeerCer
     const leaf = chain[0]!;
     if (!roots) {
       const uri = leaf.sans.find((n) => n.type === 'uri');
-      return { status: { status: 'unverified', ...(uri && uri.type === 'uri' ? { uriSan: uri.value } : {}) }, until: leaf.notAfter.getTime() };
+      return { status: { status: 'unverified', ...(uri && uri.type === 'uri' ? { uriSan: uri.value } : {}), serial: leaf.serial }, until: leaf.notAfter.getTime() };
     }
     if (!options.verify) {
       return { status: { status: 'invalid', reason: 'a trust bundle is configured but no verifier is available' }, until: now + failureTtl };
     }
     try {
       const v = options.verify(chain, roots, { ...(options.trustDomain ? { trustDomain: options.trustDomain } : {}), now });
-      return { status: { status: 'verified', spiffeId: v.spiffeId.uri }, until: Math.min(v.expiresAt.getTime(), leaf.notAfter.getTime()) };
+      return { status: { status: 'verified', spiffeId: v.spiffeId.uri, serial: leaf.serial }, until: Math.min(v.expiresAt.getTime(), leaf.notAfter.getTime()) };
     } catch (e) {
       return { status: { status: 'invalid', reason: `the peer certificate does not verify: ${errorMessage(e)}` }, until: now + failureTtl };
     }

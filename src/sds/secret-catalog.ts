@@ -107,7 +107,7 @@ class SourceFeed extends Feed {
       return unknownSecret(ref.name, `this agent's trust domain is ${JSON.stringify(bundle.trustDomain)}, so its bundle is "spiffe://${bundle.trustDomain}"`);
     }
     if (bundle.version === this.latest?.version) return undefined;
-    this.update(initial, encodeSecret(ref.name, bundle.version, { type: 'validation_context', trustedCaPem: bundle.rootsPem }));
+    this.update(initial, encodeSecret(ref.name, bundle.version, { type: 'validation_context', trustedCaPem: bundle.rootsPem, crlPem: bundle.crlPem }));
     return undefined;
   }
 

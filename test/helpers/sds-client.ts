@@ -18,7 +18,7 @@ import { TO_OBJECT_OPTIONS } from '../../src/lib/proto-services.js';
 export interface DecodedSecret {
   readonly name: string;
   readonly tlsCertificate?: { readonly certificateChain: string; readonly privateKey: string };
-  readonly validationContext?: { readonly trustedCa: string };
+  readonly validationContext?: { readonly trustedCa: string; readonly crl?: string };
 }
 
 export interface ReceivedSecret {
@@ -70,7 +70,8 @@ function decodeSecret(value: Buffer | undefined, shallow: boolean): DecodedSecre
   if (msg.validation_context) {
     const ca = msg.validation_context.trusted_ca?.inline_bytes;
     if (!ca?.length) throw new Error(`secret ${name}: validation_context without inline trusted_ca`);
-    return { name, validationContext: { trustedCa: ca.toString() } };
+    const crl = msg.validation_context.crl?.inline_bytes;
+    return { name, validationContext: { trustedCa: ca.toString(), ...(crl?.length ? { crl: crl.toString() } : {}) } };
   }
   throw new Error(`secret ${name}: neither tls_certificate nor validation_context`);
 }
