@@ -4,6 +4,7 @@
  * Shared by validation (what may be written) and compilation (how it matches), so the two cannot
  * drift. Pure.
  */
+import { quoteBounded } from '../lib/quote.js';
 import { closest } from '../lib/edit-distance.js';
 import { parseCidr } from '../lib/ip.js';
 import { pathTemplateProblem } from './paths.js';
@@ -117,7 +118,7 @@ function mapKeyOk(key: string): boolean {
 export function parseConditionKey(key: string): ConditionKey | ConditionKeyProblem {
   const simple = SIMPLE_KEYS[key];
   if (simple) return { kind: simple };
-  const bad = (why: string): ConditionKeyProblem => ({ code: 'unknown_when_key', message: `${JSON.stringify(key)}: ${why}` });
+  const bad = (why: string): ConditionKeyProblem => ({ code: 'unknown_when_key', message: `${quoteBounded(key)}: ${why}` });
   if (key.startsWith(HEADERS)) {
     const rest = key.slice(HEADERS.length);
     if (!mapKeyOk(key) || !rest.startsWith('[')) return bad('expected request.headers[<name>] with a non-empty name');
@@ -137,7 +138,7 @@ export function parseConditionKey(key: string): ConditionKey | ConditionKeyProbl
   const retired = RETIRED_KEYS[key];
   if (retired) return bad(`${retired} (Istio refuses it)`);
   if (key.startsWith('destination.labels')) return bad('is replaced by the workload selector (Istio refuses it)');
-  return { code: 'unknown_when_key', message: `unknown key ${JSON.stringify(key)}${suggestKey(key)}; known keys: ${KNOWN_CONDITION_KEYS.join(', ')}` };
+  return { code: 'unknown_when_key', message: `unknown key ${quoteBounded(key)}${suggestKey(key)}; known keys: ${KNOWN_CONDITION_KEYS.join(', ')}` };
 }
 
 /**
@@ -194,13 +195,13 @@ export function valueProblem(kind: ValueKind, raw: string, inField: boolean): Va
     case 'port':
       // Istio parses ports with strconv.ParseUint: digits only, at most 65535 (0 and leading zeros pass).
       if (!/^\d+$/.test(raw) || Number(raw) > 65535) {
-        return { code: 'bad_port', message: `${JSON.stringify(raw)} is not a port number (0-65535; wildcards and ranges are not allowed)` };
+        return { code: 'bad_port', message: `${quoteBounded(raw)} is not a port number (0-65535; wildcards and ranges are not allowed)` };
       }
       return undefined;
     case 'serviceAccount':
       return serviceAccountProblem(raw);
     case 'cnfBound':
-      return raw === 'true' || raw === 'false' ? undefined : { code: 'bad_value', message: `${JSON.stringify(raw)}: request.auth.cnf_bound takes "true" or "false"` };
+      return raw === 'true' || raw === 'false' ? undefined : { code: 'bad_value', message: `${quoteBounded(raw)}: request.auth.cnf_bound takes "true" or "false"` };
     case 'trustDomain':
       return trustDomainProblem(raw, inField);
     case 'path': {
@@ -213,7 +214,7 @@ export function valueProblem(kind: ValueKind, raw: string, inField: boolean): Va
 }
 
 function serviceAccountProblem(raw: string): ValueProblem | undefined {
-  const bad = (why: string): ValueProblem => ({ code: 'bad_service_account', message: `${JSON.stringify(raw)}: ${why}` });
+  const bad = (why: string): ValueProblem => ({ code: 'bad_service_account', message: `${quoteBounded(raw)}: ${why}` });
   if (raw.includes('*')) return bad('wildcards are not allowed in service accounts');
   const slashes = raw.split('/').length - 1;
   if (slashes > 1) return bad('expected "<serviceAccount>" or "<namespace>/<serviceAccount>"');
@@ -228,7 +229,7 @@ function serviceAccountProblem(raw: string): ValueProblem | undefined {
 
 /** Istio's CheckWildcardValues (+ no "/" for the trustDomains fields: CheckTrustDomainValues). */
 function trustDomainProblem(raw: string, inField: boolean): ValueProblem | undefined {
-  const bad = (why: string): ValueProblem => ({ code: 'bad_trust_domain', message: `${JSON.stringify(raw)}: ${why}` });
+  const bad = (why: string): ValueProblem => ({ code: 'bad_trust_domain', message: `${quoteBounded(raw)}: ${why}` });
   const stars = raw.split('*').length - 1;
   if (stars > 1) return bad('at most one "*" is allowed');
   if (stars === 1 && raw !== '*' && !raw.startsWith('*') && !raw.endsWith('*')) return bad('"*" is allowed only at the start or the end');

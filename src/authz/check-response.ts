@@ -39,7 +39,7 @@ export function metadataOf(decision: Decision, decisionId: string): Array<[strin
   if (decision.audit) fields.push(['audit_policy', decision.audit.policy.id]);
   if (decision.dryRun) {
     fields.push(['dry_run_decision', decision.dryRun.allow ? 'allow' : 'deny']);
-    if (decision.dryRun.rule) fields.push(['dry_run_policy', decision.dryRun.rule.policy.id]);
+    if (decision.dryRun.rule) fields.push(['dry_run_effective_policy', decision.dryRun.rule.policy.id]);
   }
   if (decision.rateLimit) fields.push(['rate_limit', decision.rateLimit.limit.id]);
   if (decision.nearest && decision.nearest.length > 0) fields.push(['nearest_allow_rules', decision.nearest.map(nearMissText).join('; ')]);

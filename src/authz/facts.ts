@@ -3,6 +3,7 @@
  * it, the lower-case authority, namespaces from the principal, parsed IPs) so that no matcher
  * recomputes them. Pure.
  */
+import { quoteBounded } from '../lib/quote.js';
 import { type IpAddress, parseIp } from '../lib/ip.js';
 import { type EscapedSlashes, normalisePath } from './paths.js';
 
@@ -130,7 +131,7 @@ const REG_NAME = /^[A-Za-z0-9\-._~!$&'()*+,;=%]+$/;
  * spaces, a port that is not a number) must not match, or miss, a host rule: it is denied.
  */
 export function authorityProblem(authority: string): string | undefined {
-  const bad = (why: string) => `the authority ${JSON.stringify(authority.length > 200 ? `${authority.slice(0, 200)}...` : authority)} ${why}`;
+  const bad = (why: string) => `the authority ${quoteBounded(authority, 200)} ${why}`;
   let host = authority;
   let port: string | undefined;
   if (authority.startsWith('[')) {

@@ -19,6 +19,11 @@ export interface TokenBinding {
   readonly problem?: string;
 }
 
+/** RFC 8705 x5t#S256 of a certificate: base64url (unpadded) SHA-256 of its DER. */
+export function derThumbprint(der: Uint8Array): string {
+  return createHash('sha256').update(der).digest('base64url');
+}
+
 const thumbprints = new Map<string, string | null>();
 const MAX_CACHED = 1024;
 
@@ -33,7 +38,7 @@ export function certificateThumbprint(urlEncodedPem: string): string | null {
     return null;
   }
   const m = /-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+)-----END CERTIFICATE-----/.exec(pem);
-  const out = m ? createHash('sha256').update(Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64')).digest('base64url') : null;
+  const out = m ? derThumbprint(Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64')) : null;
   if (thumbprints.size >= MAX_CACHED) thumbprints.clear();
   thumbprints.set(urlEncodedPem, out);
   return out;

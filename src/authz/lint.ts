@@ -2,6 +2,7 @@
  * Warnings: policies that are valid Istio but probably do not mean what they say. They never stop
  * a policy set from loading. Pure.
  */
+import { quoteBounded } from '../lib/quote.js';
 import { type ConditionKey, OPERATION_KINDS, parseConditionKey, SOURCE_KINDS, type ValueKind } from './attributes.js';
 import { parseCidr } from '../lib/ip.js';
 import { containsPathTemplate } from './paths.js';
@@ -39,14 +40,14 @@ export function lintPolicies(policies: readonly AuthorizationPolicy[]): PolicyIs
         const at = ['rules', r, 'to', i, 'operation'];
         for (const field of ['methods', 'notMethods'] as const) {
           o[field]?.forEach((v, j) => {
-            if (v !== v.toUpperCase()) warn([...at, field, j], 'method_case', `methods compare case-sensitively and Envoy reports them upper case: ${JSON.stringify(v)} never matches ${JSON.stringify(v.toUpperCase())}`);
+            if (v !== v.toUpperCase()) warn([...at, field, j], 'method_case', `methods compare case-sensitively and Envoy reports them upper case: ${quoteBounded(v)} never matches ${quoteBounded(v.toUpperCase())}`);
           });
         }
         for (const field of ['paths', 'notPaths'] as const) {
           o[field]?.forEach((v, j) => {
             const pat = parsePattern(v);
             if ((pat.kind === 'exact' || pat.kind === 'prefix') && !pat.value.startsWith('/')) {
-              warn([...at, field, j], 'path_not_absolute', `${JSON.stringify(v)} does not start with "/", so it never matches a request path`);
+              warn([...at, field, j], 'path_not_absolute', `${quoteBounded(v)} does not start with "/", so it never matches a request path`);
             }
           });
         }
@@ -88,11 +89,11 @@ function valueTraps(rule: Rule, warn: ValueWarn): void {
     }
     values.forEach((v, j) => {
       if (kind === 'principal' && /^\*?spiffe:\/\//i.test(v)) {
-        warn([...at, j], 'principal_spiffe_prefix', `${JSON.stringify(v)}: Istio prepends "spiffe://", so this never matches; write ${JSON.stringify(v.replace(/^(\*?)spiffe:\/\//i, '$1'))}`);
+        warn([...at, j], 'principal_spiffe_prefix', `${quoteBounded(v)}: Istio prepends "spiffe://", so this never matches; write ${quoteBounded(v.replace(/^(\*?)spiffe:\/\//i, '$1'))}`);
       }
       const literal = kind !== 'serviceAccount' && kind !== 'trustDomain' && !(kind === 'path' && containsPathTemplate(v)) && hasLiteralStar(v);
       if (literal && kind !== 'namespace') {
-        warn([...at, j], 'literal_wildcard', `${JSON.stringify(v)}: Istio reads "*" only alone, first or last; this one is compared literally`);
+        warn([...at, j], 'literal_wildcard', `${quoteBounded(v)}: Istio reads "*" only alone, first or last; this one is compared literally`);
       }
     });
   };
@@ -122,7 +123,7 @@ function hostPortTrap(p: AuthorizationPolicy, o: Operation, warn: (field: string
   const missing = values.filter((v) => v !== '*' && !v.endsWith('*') && !v.includes(':') && !lower.has(`${v.toLowerCase()}:*`));
   if (missing.length > 0) {
     const what = p.action === 'DENY' ? 'not denied' : 'allowed';
-    warn(field, `a request for ${missing.map((m) => JSON.stringify(`${m}:<port>`)).join(', ')} is ${what}: Istio compares hosts with the whole authority, port included; list ${missing.map((m) => `${JSON.stringify(m)} and ${JSON.stringify(`${m}:*`)}`).join(', ')}`);
+    warn(field, `a request for ${missing.map((m) => quoteBounded(`${m}:<port>`)).join(', ')} is ${what}: Istio compares hosts with the whole authority, port included; list ${missing.map((m) => `${quoteBounded(m)} and ${quoteBounded(`${m}:*`)}`).join(', ')}`);
   }
 }
 
@@ -164,5 +165,5 @@ function deniesEveryPlaintextRequest(rule: Rule): boolean {
 
 function hostBits(v: string, warn: (msg: string) => void): void {
   const b = parseCidr(v);
-  if (!('error' in b) && b.hostBitsSet) warn(`${JSON.stringify(v)} has bits set beyond its prefix length; it means the whole block`);
+  if (!('error' in b) && b.hostBitsSet) warn(`${quoteBounded(v)} has bits set beyond its prefix length; it means the whole block`);
 }

@@ -8,6 +8,7 @@
  * slip past a rule written for `/private`; normalising a path Envoy already normalised changes
  * nothing, so the same decision holds whether or not Envoy was configured to do it.
  */
+import { quoteBounded } from '../lib/quote.js';
 
 /** What to do with %2F, %5C (escaped slashes) and raw backslashes, Envoy's choices named. */
 export type EscapedSlashes =
@@ -31,8 +32,8 @@ export function normalisePath(path: string, escaped: EscapedSlashes): Normalised
   if (!NEEDS_WORK.test(path)) return { ok: true, path };
   let p = path;
   if (escaped === 'reject') {
-    if (ESCAPED_SLASH.test(p)) return { ok: false, reason: `the path contains an escaped slash or backslash (%2F or %5C): ${quoteShort(p)}` };
-    if (p.includes('\\')) return { ok: false, reason: `the path contains a backslash: ${quoteShort(p)}` };
+    if (ESCAPED_SLASH.test(p)) return { ok: false, reason: `the path contains an escaped slash or backslash (%2F or %5C): ${quoteBounded(p, 200)}` };
+    if (p.includes('\\')) return { ok: false, reason: `the path contains a backslash: ${quoteBounded(p, 200)}` };
   } else if (escaped === 'unescape') {
     p = p.replace(/%2f/gi, '/').replace(/%5c/gi, '\\');
   }
@@ -43,9 +44,6 @@ export function normalisePath(path: string, escaped: EscapedSlashes): Normalised
   return { ok: true, path: p };
 }
 
-function quoteShort(s: string): string {
-  return JSON.stringify(s.length > 200 ? `${s.slice(0, 200)}...` : s);
-}
 
 const HEX = /^[0-9A-Fa-f]{2}$/;
 

@@ -6,7 +6,9 @@
 import { createHash } from 'node:crypto';
 import { type CompileOptions, compilePolicySet, type CompiledPolicySet } from './compile.js';
 import { lintPolicies } from './lint.js';
-import { parsePolicyFiles, type PolicyFileText, type PolicyIssue } from './validate.js';
+import type { AuthorizationPolicy } from './policy.js';
+import type { RateLimitPolicy } from './rate-limit/policy.js';
+import { type ParsedPolicies, parsePolicyFiles, type PolicyFileText, type PolicyIssue } from './validate.js';
 
 export type PolicySetResult =
   | { readonly ok: true; readonly set: CompiledPolicySet; readonly warnings: readonly PolicyIssue[] }
@@ -18,13 +20,25 @@ export function buildPolicySet(
   revision = revisionOf(files),
   options: CompileOptions = {},
 ): PolicySetResult {
-  const { policies, rateLimits, errors, warnings: parseWarnings } = parsePolicyFiles(files);
-  if (errors.length > 0) return { ok: false, errors, revision };
+  const checked = checkParsed(parsePolicyFiles(files), label);
+  if (!checked.ok) return { ok: false, errors: checked.errors, revision };
+  return { ok: true, set: compilePolicySet(checked.policies, revision, options, checked.rateLimits), warnings: checked.warnings };
+}
+
+/** Parsed policies, before compiling: all of them with their warnings, or every error. */
+export type CheckedPolicies =
+  | { readonly ok: true; readonly policies: readonly AuthorizationPolicy[]; readonly rateLimits: readonly RateLimitPolicy[]; readonly warnings: readonly PolicyIssue[] }
+  | { readonly ok: false; readonly errors: readonly PolicyIssue[] };
+
+/** The refusal (any error) or the policies with parse and lint warnings: what compiling needs. */
+export function checkParsed(parsed: ParsedPolicies, label: string): CheckedPolicies {
+  const { policies, rateLimits, errors, warnings: parseWarnings } = parsed;
+  if (errors.length > 0) return { ok: false, errors };
   const warnings = [...parseWarnings, ...lintPolicies(policies)];
   if (policies.length === 0) {
     warnings.unshift({ severity: 'warning', code: 'no_policies', file: label, message: 'no AuthorizationPolicy documents: every request is allowed' });
   }
-  return { ok: true, set: compilePolicySet(policies, revision, options, rateLimits), warnings };
+  return { ok: true, policies, rateLimits, warnings };
 }
 
 export function revisionOf(files: readonly PolicyFileText[]): string {

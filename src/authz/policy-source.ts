@@ -1,7 +1,8 @@
 /**
  * The policy set in force, kept current from a directory. A change (chokidar through
  * src/lib/file-watch.ts, which sees Kubernetes ..data swaps, debounced on the injected Clock) is
- * read, validated and compiled off to the side and then swapped in with one reference assignment,
+ * read, validated and compiled off to the side (parsing on a worker thread, compiling in slices of a
+ * few milliseconds: policy-loader.ts) and then swapped in with one reference assignment,
  * so a request sees either the old set or the new one, never a mix. An invalid change leaves the
  * last good set in force and is logged with file and field. A periodic re-read (resyncMs) catches
  * changes a watcher missed. Until a valid set has been loaded,
@@ -13,12 +14,18 @@ import { watchPaths, type PathWatch } from '../lib/file-watch.js';
 import type { Logger } from '../observability/logger.js';
 import type { CompileOptions, CompiledPolicySet } from './compile.js';
 import { type AuthzMetrics, noopAuthzMetrics } from './metrics.js';
-import { readPolicyDir } from './policy-dir.js';
-import { buildPolicySet, revisionOf } from './policy-set.js';
+import { startPolicyLoader } from './policy-loader.js';
 import { formatIssue, type PolicyIssue } from './validate.js';
 
 export type ReloadOutcome =
-  | { readonly status: 'loaded'; readonly revision: string; readonly policies: number; readonly warnings: readonly PolicyIssue[] }
+  | {
+      readonly status: 'loaded';
+      readonly revision: string;
+      readonly policies: number;
+      readonly warnings: readonly PolicyIssue[];
+      /** The files parsed for this load: a file whose content did not change is not parsed again. */
+      readonly parsed: readonly string[];
+    }
   /** The directory holds what is already in force. */
   | { readonly status: 'unchanged'; readonly revision: string }
   /** Invalid or unreadable: the set in force (if any) stays. */
@@ -64,26 +71,32 @@ export async function startPolicySource(options: PolicySourceOptions): Promise<P
   let again = false;
   let closed = false;
 
+  const loader = startPolicyLoader();
+
   const loadOnce = async (): Promise<ReloadOutcome> => {
-    const read = await readPolicyDir(options.dir);
-    if (!read.ok) return reject([read.error], `unreadable:${read.error.message}`);
-    const revision = revisionOf(read.files);
-    if (current && revision === current.revision) {
+    const read = await loader.load(options.dir, current?.revision, options.compile);
+    if (read.status === 'unreadable') return reject([read.error], `unreadable:${read.error.message}`);
+    if (read.status === 'unchanged') {
+      const { revision } = read;
       if (lastRejected !== undefined) log.info({ event: 'policy_valid_again', revision, dir: options.dir }, `policy set valid again: the rejected change was reverted; revision ${revision} stays in force`);
       lastRejected = undefined; // a bad edit was reverted: the next bad one is news again
       return { status: 'unchanged', revision };
     }
-    const built = buildPolicySet(read.files, options.dir, revision, options.compile);
-    if (!built.ok) return reject(built.errors, revision);
-    current = built.set; // the swap: one assignment, between two requests
+    if (read.status === 'rejected') return reject(read.errors, read.revision);
+    const { set, warnings } = read;
+    const revision = set.revision;
+    current = set; // the swap: one assignment, between two requests
     if (lastRejected !== undefined) log.info({ event: 'policy_valid_again', revision, dir: options.dir }, `policy set valid again: revision ${revision} in force`);
     lastRejected = undefined;
-    const dryRun = built.set.policies.filter((p) => p.dryRun).map((p) => p.id);
-    log.info({ revision, policies: built.set.policies.length, files: read.files.length, dry_run_policies: dryRun, dir: options.dir }, 'policy set loaded');
-    for (const w of built.warnings) log.warn({ revision, code: w.code }, `policy warning: ${formatIssue(w)}`);
+    const dryRun = set.policies.filter((p) => p.dryRun).map((p) => p.id);
+    log.info(
+      { revision, policies: set.policies.length, files: read.files, parsed_files: read.parsed.length, dry_run_policies: dryRun, dir: options.dir },
+      'policy set loaded',
+    );
+    for (const w of warnings) log.warn({ revision, code: w.code }, `policy warning: ${formatIssue(w)}`);
     metrics.policyReload('loaded');
-    metrics.policySet(revision, built.set.policies.length);
-    return { status: 'loaded', revision, policies: built.set.policies.length, warnings: built.warnings };
+    metrics.policySet(revision, set.policies.length);
+    return { status: 'loaded', revision, policies: set.policies.length, warnings, parsed: read.parsed };
   };
 
   const reject = (errors: readonly PolicyIssue[], key: string): ReloadOutcome => {
@@ -147,6 +160,7 @@ export async function startPolicySource(options: PolicySourceOptions): Promise<P
       closed = true;
       await watch?.close();
       await running;
+      await loader.close();
     },
   };
 }

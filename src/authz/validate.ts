@@ -5,6 +5,7 @@
  * "field not set" (an unknown field, an empty list) are errors here, because in an authorization
  * policy "not set" means "anything". Pure: takes text, does no I/O.
  */
+import { quoteBounded, shorten } from '../lib/quote.js';
 import { type Document, LineCounter, parseAllDocuments, isMap, isSeq, isScalar, type Node as YamlNode } from 'yaml';
 import { closest } from '../lib/edit-distance.js';
 import { MAX_SERVICE_ACCOUNTS, OPERATION_KINDS, parseConditionKey, SOURCE_KINDS, type ValueKind, valueProblem } from './attributes.js';
@@ -65,6 +66,7 @@ export type PolicyIssueCode =
   | 'empty_source'
   | 'empty_value'
   | 'host_port'
+  | 'invalid_utf8'
   | 'literal_wildcard'
   | 'method_case'
   | 'missing_field'
@@ -77,6 +79,8 @@ export type PolicyIssueCode =
   | 'plaintext_match'
   | 'policy_dir_unreadable'
   | 'policy_load_failed'
+  | 'policy_too_large'
+  | 'document_too_large'
   | 'principal_spiffe_prefix'
   | 'sni_case'
   | 'too_many_items'
@@ -105,13 +109,17 @@ export interface PolicyIssue {
   readonly message: string;
 }
 
+/** The longest formatted finding (a value quoted into it is cut far shorter, at QUOTE_MAX). */
+const MAX_ISSUE_LINE = 2000;
+
 /** `file:line doc N (name): path: message`, the one line an operator needs. */
 export function formatIssue(i: PolicyIssue): string {
   let where = i.file;
   if (i.line !== undefined) where += `:${i.line}${i.column !== undefined ? `:${i.column}` : ''}`;
   if (i.doc !== undefined) where += ` doc ${i.doc}`;
   if (i.policy !== undefined) where += ` (${i.policy})`;
-  return `${where}: ${i.path ? `${i.path}: ` : ''}${i.message}`;
+  // Every message quotes values through quoteBounded; this cut is the backstop for any that does not.
+  return shorten(`${where}: ${i.path ? `${i.path}: ` : ''}${i.message}`, MAX_ISSUE_LINE);
 }
 
 export interface PolicyFileText {
@@ -136,19 +144,23 @@ export function pathText(path: Path): string {
   for (const seg of path) {
     if (typeof seg === 'number') out += `[${seg}]`;
     else if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(seg)) out += out === '' ? seg : `.${seg}`;
-    else out += `[${JSON.stringify(seg)}]`;
+    else out += `[${quoteBounded(seg)}]`;
   }
   return out;
 }
 
 /** Validates every document of every file, then across files (duplicate names). */
 export function parsePolicyFiles(files: readonly PolicyFileText[]): ParsedPolicies {
+  return mergeParsedFiles(files.map((f) => parsePolicyFile(f.file, f.text)));
+}
+
+/** The files' findings together (in the order given), and the checks across files. */
+export function mergeParsedFiles(parsed: readonly ParsedPolicies[]): ParsedPolicies {
   const policies: AuthorizationPolicy[] = [];
   const rateLimits: RateLimitPolicy[] = [];
   const errors: PolicyIssue[] = [];
   const warnings: PolicyIssue[] = [];
-  for (const f of files) {
-    const r = parsePolicyFile(f.file, f.text);
+  for (const r of parsed) {
     policies.push(...r.policies);
     rateLimits.push(...r.rateLimits);
     errors.push(...r.errors);
@@ -193,6 +205,19 @@ export function parsePolicyFile(file: string, text: string): ParsedPolicies {
   const warnings: PolicyIssue[] = [];
   if (!Array.isArray(docs)) return { policies, rateLimits, errors, warnings }; // an empty stream: no documents
   docs.forEach((doc, i) => {
+    const size = doc.range[2] - doc.range[0];
+    if (size > MAX_POLICY_DOCUMENT_CHARS) {
+      const at = lineCounter.linePos(doc.range[0]);
+      errors.push({
+        severity: 'error',
+        code: 'document_too_large',
+        file,
+        doc: i + 1,
+        line: at.line,
+        message: `the document is ${size} characters long, over the ${MAX_POLICY_DOCUMENT_CHARS}-character limit for one policy document; split it`,
+      });
+      return;
+    }
     const reader = new DocReader(file, i + 1, doc, lineCounter);
     const policy = reader.read();
     const issues = reader.issues();
@@ -231,6 +256,13 @@ const SPEC_FIELDS = ['selector', 'targetRef', 'targetRefs', 'rules', 'action', '
 const RULE_FIELDS = ['from', 'to', 'when'];
 const TARGET_REF_FIELDS = ['group', 'kind', 'name', 'namespace'];
 const CONDITION_FIELDS = ['key', 'values', 'notValues'];
+
+/**
+ * The longest YAML document read (1 Mi characters: Kubernetes keeps objects under ~1.5 MiB).
+ * Longer ones are refused before they are converted, so one huge document cannot cost more than
+ * its parse (policy-dir.ts caps the file).
+ */
+export const MAX_POLICY_DOCUMENT_CHARS = 1024 * 1024;
 
 /** The CRD schema's maxItems of spec.rules and of a rule's from. */
 export const MAX_RULES = 512;
@@ -282,7 +314,7 @@ class DocReader {
         doc: this.index,
         line: at.line,
         column: at.col,
-        message: `not valid YAML: ${syntax.message.split('\n')[0]}`,
+        message: `not valid YAML: ${shorten(syntax.message.split('\n')[0] ?? '', 200)}`,
       });
       return undefined;
     }
@@ -293,7 +325,7 @@ class DocReader {
     try {
       value = this.doc.toJS({ maxAliasCount: 100 });
     } catch (e) {
-      this.error([], 'yaml_syntax', `cannot read the document: ${(e as Error).message}`);
+      this.error([], 'yaml_syntax', `cannot read the document: ${shorten((e as Error).message, 200)}`);
       return undefined;
     }
     return this.policy(value);
@@ -311,11 +343,11 @@ class DocReader {
     const apiVersion = top.apiVersion;
     if (apiVersion === undefined) this.error(['apiVersion'], 'wrong_api_version', `missing; expected ${API_VERSIONS.join(' or ')}`);
     else if (!(API_VERSIONS as readonly unknown[]).includes(apiVersion)) {
-      this.error(['apiVersion'], 'wrong_api_version', `${JSON.stringify(apiVersion)} is not supported; expected ${API_VERSIONS.join(' or ')}`);
+      this.error(['apiVersion'], 'wrong_api_version', `${quoteBounded(apiVersion)} is not supported; expected ${API_VERSIONS.join(' or ')}`);
     }
     if (top.kind === undefined) this.error(['kind'], 'wrong_kind', `missing; expected ${KIND}`);
     else if (top.kind !== KIND) {
-      this.error(['kind'], 'wrong_kind', `${JSON.stringify(top.kind)}: only ${KIND} and ${RATE_LIMIT_KIND} documents belong in the policy directory`);
+      this.error(['kind'], 'wrong_kind', `${quoteBounded(top.kind)}: only ${KIND} and ${RATE_LIMIT_KIND} documents belong in the policy directory`);
     }
     if (this.errorCount() > 0) return undefined; // another kind of document: its fields mean something else
 
@@ -377,7 +409,7 @@ class DocReader {
 
   private rateLimitPolicy(top: Record<string, unknown>): RateLimitPolicy | undefined {
     if (top.apiVersion !== RATE_LIMIT_API_VERSION) {
-      const got = top.apiVersion === undefined ? 'missing' : `${JSON.stringify(top.apiVersion)} is not supported`;
+      const got = top.apiVersion === undefined ? 'missing' : `${quoteBounded(top.apiVersion)} is not supported`;
       this.error(['apiVersion'], 'wrong_api_version', `${got}; expected ${RATE_LIMIT_API_VERSION}`);
     }
     const meta = this.metadata(top.metadata);
@@ -427,7 +459,7 @@ class DocReader {
     let partition: RateLimitPartition = 'principal';
     if (m.partition !== undefined) {
       if ((RATE_LIMIT_PARTITIONS as readonly unknown[]).includes(m.partition)) partition = m.partition as RateLimitPartition;
-      else this.error([...path, 'partition'], 'bad_value', `${JSON.stringify(m.partition)}: expected one of ${RATE_LIMIT_PARTITIONS.join(', ')}`);
+      else this.error([...path, 'partition'], 'bad_value', `${quoteBounded(m.partition)}: expected one of ${RATE_LIMIT_PARTITIONS.join(', ')}`);
     }
     if (typeof name !== 'string' || !match || !rate) return undefined;
     return Object.freeze({ name, match, ...rate, partition });
@@ -464,12 +496,12 @@ class DocReader {
       this.error(path, 'missing_name', 'metadata.name is required');
       ok = false;
     } else if (typeof name !== 'string' || name.length > 253 || !DNS_SUBDOMAIN_RE.test(name)) {
-      this.error([...path, 'name'], 'bad_name', `${JSON.stringify(name)} is not a valid name (lower-case letters, digits, "-" and ".")`);
+      this.error([...path, 'name'], 'bad_name', `${quoteBounded(name)} is not a valid name (lower-case letters, digits, "-" and ".")`);
       ok = false;
     }
     const namespace = meta.namespace;
     if (namespace !== undefined && (typeof namespace !== 'string' || namespace.length > 63 || !DNS_LABEL_RE.test(namespace))) {
-      this.error([...path, 'namespace'], 'bad_name', `${JSON.stringify(namespace)} is not a valid namespace (lower-case letters, digits and "-")`);
+      this.error([...path, 'namespace'], 'bad_name', `${quoteBounded(namespace)} is not a valid namespace (lower-case letters, digits and "-")`);
       ok = false;
     }
     for (const key of ['labels', 'annotations'] as const) {
@@ -492,7 +524,7 @@ class DocReader {
     if (typeof dr === 'string') {
       if (BOOL_TRUE.includes(dr)) dryRun = true;
       else if (!BOOL_FALSE.includes(dr)) {
-        this.error([...path, 'annotations', DRY_RUN_ANNOTATION], 'bad_annotation', `must be "true" or "false", got ${JSON.stringify(dr)}`);
+        this.error([...path, 'annotations', DRY_RUN_ANNOTATION], 'bad_annotation', `must be "true" or "false", got ${quoteBounded(dr)}`);
         ok = false;
       }
     }
@@ -508,9 +540,9 @@ class DocReader {
     else if (value === 'CUSTOM') {
       this.error(path, 'custom_refused', 'CUSTOM delegates to an external authorizer; meshid is the external authorizer, so write ALLOW, DENY or AUDIT policies for it');
     } else if (typeof value === 'string' && ['ALLOW', 'DENY', 'AUDIT', 'CUSTOM'].includes(value.toUpperCase())) {
-      this.error(path, 'unknown_action', `${JSON.stringify(value)}: actions are upper case (${value.toUpperCase()})`);
+      this.error(path, 'unknown_action', `${quoteBounded(value)}: actions are upper case (${value.toUpperCase()})`);
     } else {
-      this.error(path, 'unknown_action', `${JSON.stringify(value)} is not an action; expected ALLOW, DENY or AUDIT`);
+      this.error(path, 'unknown_action', `${quoteBounded(value)} is not an action; expected ALLOW, DENY or AUDIT`);
     }
     if (provider !== undefined && value !== 'CUSTOM') {
       this.error(['spec', 'provider'], 'unknown_field', 'provider is only meaningful with action CUSTOM, which meshid refuses');
@@ -562,11 +594,11 @@ class DocReader {
     const kind = ref.kind as string;
     const name = ref.name as string;
     if (group.length > 253 || !GROUP_RE.test(group)) {
-      this.error([...path, 'group'], 'bad_target_ref', `${JSON.stringify(group)} is not a valid API group`);
+      this.error([...path, 'group'], 'bad_target_ref', `${quoteBounded(group)} is not a valid API group`);
       ok = false;
     }
     if (kind.length > 63 || !KIND_RE.test(kind)) {
-      this.error([...path, 'kind'], 'bad_target_ref', `${JSON.stringify(kind)} is not a valid kind`);
+      this.error([...path, 'kind'], 'bad_target_ref', `${quoteBounded(kind)} is not a valid kind`);
       ok = false;
     }
     if (name.length > 253) {
@@ -652,7 +684,7 @@ class DocReader {
     if (values.length > MAX_SERVICE_ACCOUNTS) this.error(path, 'too_many_items', `at most ${MAX_SERVICE_ACCOUNTS} service accounts (Istio's limit)`);
     if (this.namespace === undefined) {
       values.forEach((v, i) => {
-        if (!v.includes('/')) this.error([...path, i], 'missing_namespace', `${JSON.stringify(v)} names a service account of the policy's namespace, and this policy has no metadata.namespace; write "<namespace>/${v}" or set metadata.namespace`);
+        if (!v.includes('/')) this.error([...path, i], 'missing_namespace', `${quoteBounded(v)} names a service account of the policy's namespace, and this policy has no metadata.namespace; write "<namespace>/${v}" or set metadata.namespace`);
       });
     }
   }
@@ -827,5 +859,5 @@ function describe(v: unknown): string {
   if (v === null || v === undefined) return 'nothing (null)';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';
-  return `${typeof v} ${JSON.stringify(v)}`;
+  return `${typeof v} ${quoteBounded(v)}`;
 }

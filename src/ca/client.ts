@@ -72,7 +72,8 @@ export class CaClient {
   }
 
   /** Never throws for CA or network failures: they come back as { ok: false }. */
-  async createCertificate(csrPem: string, auth: CaAuth, validitySeconds?: number): Promise<CaResult> {
+  /** validitySeconds: an int64, as a decimal string when it does not fit a double exactly. */
+  async createCertificate(csrPem: string, auth: CaAuth, validitySeconds?: number | string): Promise<CaResult> {
     const request: IstioCertificateRequest = { csr: csrPem, ...(validitySeconds !== undefined ? { validity_duration: validitySeconds } : {}) };
     const r = await this.call(this.method, request, auth);
     return r.ok ? validateResponse(r.response) : r;

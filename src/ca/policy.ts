@@ -90,11 +90,13 @@ export interface ResolvedTtl {
 /**
  * A requested validity_duration above the maximum is clamped, not refused: the client reads the
  * lifetime from the certificate it gets (rotation keys off NotAfter), and a refusal would leave a
- * workload without an identity over a setting it cannot see.
+ * workload without an identity over a setting it cannot see. One rule for every size: any
+ * positive whole number of seconds, up to int64's 2^63-1 (which a double holds only roughly, still
+ * a whole number), is clamped; only negative, fractional or non-numeric values are refused.
  */
 export function resolveTtl(requestedSeconds: number | undefined, policy: TtlPolicy): ResolvedTtl {
   if (requestedSeconds === undefined || requestedSeconds === 0) return { ttlMs: Math.min(policy.defaultTtlMs, policy.maxTtlMs) };
-  if (!Number.isSafeInteger(requestedSeconds) || requestedSeconds < 0) {
+  if (!Number.isInteger(requestedSeconds) || requestedSeconds < 0) {
     throw new MeshidError('ttl_invalid', `validity_duration must be a positive number of seconds, got ${requestedSeconds}`);
   }
   const ms = requestedSeconds * 1000;

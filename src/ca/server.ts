@@ -305,8 +305,10 @@ function loadJwt(config: CaConfig): JwtAuthenticator | undefined {
   return new JwtAuthenticator(jwks, { issuer: config.jwtIssuer, audience: config.jwtAudience, trustDomain: config.trustDomain });
 }
 
-/** validity_duration arrives as a decimal string (int64); absent or "0" means the default. */
-/** int64 arrives as a decimal string; resolveTtl refuses what is not a usable number of seconds. */
+/**
+ * validity_duration arrives as a decimal string (int64); absent or "0" means the default. Large
+ * values become an approximate (whole) double, which resolveTtl clamps like any long request.
+ */
 function requestedSeconds(raw: string | number | undefined): number | undefined {
   return raw === undefined ? undefined : Number(raw);
 }

@@ -11,6 +11,7 @@ import { checkRequestFromJson } from '../authz/check-request-json.js';
 import { type CheckRequest, type CheckResponse__Output, envoyProtos } from '../envoy/protos.js';
 import { opt } from '../config/options.js';
 import { errorMessage } from '../lib/errors.js';
+import { protoRoot } from '../lib/proto-services.js';
 import { defineCommand } from './command.js';
 import { writeDecision } from './decision-output.js';
 
@@ -102,6 +103,13 @@ function viewOf(r: CheckResponse__Output): Record<string, unknown> {
     ...(nearest ? { nearest } : {}),
     decisionId: m.decision_id ?? null,
     grpcStatus: r.status?.code ?? 0,
-    ...(r.denied_response ? { httpStatus: r.denied_response.status?.code ?? null, body: r.denied_response.body } : {}),
+    ...(r.denied_response ? { httpStatus: httpStatusNumber(r.denied_response.status?.code), body: r.denied_response.body } : {}),
   };
+}
+
+/** The decoder gives enum names ("Forbidden"); operators read HTTP statuses as numbers (403). */
+function httpStatusNumber(code: string | number | undefined): number | null {
+  if (code === undefined) return null;
+  if (typeof code === 'number') return code;
+  return protoRoot().lookupEnum('envoy.type.v3.StatusCode').values[code] ?? null;
 }

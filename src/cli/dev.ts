@@ -14,6 +14,8 @@ import { loadConfig, rule } from '../config/load.js';
 import { type ConfigOf, formatHostPort, opt, parseHostPort } from '../config/options.js';
 import { DemoClient, DEMO_ROUND, type DemoOutcome, DemoServer } from '../demo/demo.js';
 import { SdsTls } from '../demo/sds-tls.js';
+import { DEV_ISSUER, DevTokenIssuer } from '../demo/dev-issuer.js';
+import { DEFAULT_ACCESS_TTL_MS, DEV_ACCESS_AUDIENCE, startTokenEndpoint } from '../demo/token-endpoint.js';
 import { parseTrustDomain, workloadSpiffeId } from '../identity/spiffe-id.js';
 import { systemClock } from '../lib/clock.js';
 import { errorMessage, MeshidError } from '../lib/errors.js';
@@ -42,6 +44,9 @@ export default defineCommand({
   details: `
 Starts the reference CA and the agent for spiffe://<td>/ns/shop/sa/orders: SDS and ext_authz on
 Unix sockets under <state-dir>/run, the admin port, and the sample policies from deploy/policies.
+Also the dev token endpoint (HTTPS on a free loopback port: mTLS with an SVID of the CA, answered
+with a certificate-bound JWT the agent verifies with <state-dir>/token-issuer/jwt-rules.yaml); the
+CA also accepts \`meshid dev token --sa NS/SA\` tokens from the same state directory.
 Prints where everything is and the Envoy bootstrap to use, then one line per rotation and per
 authorization decision. Ctrl-C stops everything and removes the sockets. SIGUSR1 rotates now.`,
   options: devOptions,
@@ -70,6 +75,10 @@ authorization decision. Ctrl-C stops everything and removes the sockets. SIGUSR1
       const ordersId = workloadSpiffeId(config.trustDomain, NAMESPACE, 'orders');
       const frontendId = workloadSpiffeId(config.trustDomain, NAMESPACE, 'frontend');
       const tokens = await writeDevTokens(state, { orders: ordersId.uri, ...(config.demo ? { frontend: frontendId.uri } : {}) });
+      // The dev token issuer: the CA takes its service-account tokens (meshid dev token --sa), the
+      // orders agent its certificate-bound access tokens (the token endpoint, meshid dev token --bind-cert).
+      const issuer = await DevTokenIssuer.open(state);
+      const jwtRules = issuer.writeJwtRules([DEV_ACCESS_AUDIENCE]);
 
       const caConfig = loadConfig(caOptions, {
         argv: [
@@ -79,12 +88,26 @@ authorization decision. Ctrl-C stops everything and removes the sockets. SIGUSR1
           `--ttl=${config.ttl}ms`,
           `--max-ttl=${Math.max(config.ttl, 86_400_000)}ms`,
           `--static-tokens=${tokens.file}`,
+          `--jwt-keys=${issuer.files.jwks}`,
+          `--jwt-issuer=${DEV_ISSUER}`,
         ],
         fileAndEnv: false,
         rules: caRules,
       }).config;
       const ca = await startCa(caConfig, { logger });
       closers.push(() => ca.close());
+      const tokenEndpoint = await startTokenEndpoint({
+        issuer,
+        bundlePem: ca.bundlePem,
+        trustDomain: config.trustDomain,
+        listen: { host: '127.0.0.1', port: 0 },
+        audiences: [DEV_ACCESS_AUDIENCE],
+        ttlMs: DEFAULT_ACCESS_TTL_MS,
+        servingCertificateFile: issuer.files.endpointCertificate,
+        clock: systemClock,
+        logger,
+      });
+      closers.push(() => tokenEndpoint.close());
 
       const agentFlags = (name: string, id: string, extra: string[]) => [
         `--ca-address=127.0.0.1:${ca.port}`,
@@ -102,6 +125,7 @@ authorization decision. Ctrl-C stops everything and removes the sockets. SIGUSR1
             `--sds-socket=${sdsSocket}`,
             `--authz-socket=${authzSocket}`,
             `--policy-dir=${config.policyDir}`,
+            `--jwt-rules=${jwtRules}`,
             `--admin-listen=${formatHostPort(config.adminListen)}`,
           ]),
           fileAndEnv: false,
@@ -126,10 +150,14 @@ authorization decision. Ctrl-C stops everything and removes the sockets. SIGUSR1
           admin: orders.admin.url,
           policyDir: config.policyDir,
           envoyBootstrap: bootstrap,
+          tokenEndpoint: `${tokenEndpoint.url}/token`,
+          tokenEndpointCertificate: issuer.files.endpointCertificate,
+          jwtRules,
           pid: process.pid,
         },
         `meshid dev is running (pid ${process.pid}; kill -USR1 ${process.pid} rotates now). Identity ${ordersId.uri} (expires ${new Date(svid.expiresAt).toISOString()}); ` +
-          `SDS ${sdsSocket}; ext_authz ${authzSocket}; admin ${orders.admin.url}; CA 127.0.0.1:${ca.port}. ` +
+          `SDS ${sdsSocket}; ext_authz ${authzSocket}; admin ${orders.admin.url}; CA 127.0.0.1:${ca.port}; ` +
+          `bound tokens (mTLS with an SVID) from ${tokenEndpoint.url}/token. ` +
           `Run Envoy with: envoy -c ${bootstrap}`,
       );
 

@@ -10,6 +10,8 @@ type Loader = () => Promise<Command>;
 // Commands load lazily so that a one-shot tool does not pay for gRPC and proto loading.
 const COMMANDS: Record<string, { summary: string; load: Loader }> = {
   dev: { summary: 'run the reference CA and an agent together on embedded defaults', load: async () => (await import('./dev.js')).default },
+  'dev token': { summary: 'mint a development JWT: a service-account token for the CA, or a certificate-bound access token', load: async () => (await import('./dev-token.js')).devToken },
+  'dev token-server': { summary: 'the development token endpoint: mTLS client auth, certificate-bound JWTs (RFC 8705)', load: async () => (await import('./dev-token-server.js')).default },
   agent: { summary: 'the per-pod agent: SVIDs from the CA, served to Envoy over SDS, and ext_authz', load: async () => (await import('./agent.js')).default },
   ca: { summary: 'the reference CA (istio.v1.auth.IstioCertificateService over TLS)', load: async () => (await import('./ca.js')).default },
   'ca partner issue': { summary: "sign a partner's CSR into a client certificate (offline, on the CA state)", load: async () => (await import('./ca-partners.js')).partnerIssue },
@@ -20,6 +22,7 @@ const COMMANDS: Record<string, { summary: string; load: Loader }> = {
   'authz check': { summary: 'decide one Envoy CheckRequest (JSON) against a policy directory', load: async () => (await import('./authz-check.js')).default },
   'authz ask': { summary: 'send one Check to a running agent and print its decision', load: async () => (await import('./authz-ask.js')).default },
   'authz replay': { summary: 'decide recorded decision-log lines again under a candidate policy directory: what would change', load: async () => (await import('./authz-replay.js')).default },
+  'sds fetch': { summary: "subscribe to an agent's SDS server as Envoy would; print (and write) the certificates it serves", load: async () => (await import('./sds-fetch.js')).default },
   'policy lint': { summary: 'validate a directory of AuthorizationPolicy YAML files', load: async () => (await import('./policy-lint.js')).default },
 };
 

@@ -38,7 +38,8 @@ function readInput(path: string, what: string): string {
   }
 }
 
-function untilText(ms: number): string {
+/** "in 3h12m", "in 5m", "now": how far off a time is. */
+export function untilText(ms: number): string {
   if (ms <= 0) return 'now';
   const minutes = Math.floor(ms / 60_000);
   const [d, h, m] = [Math.floor(minutes / 1440), Math.floor((minutes % 1440) / 60), minutes % 60];

@@ -3,6 +3,7 @@
  * rejection names the rule that failed, so an operator can fix the ID without reading the spec.
  */
 import { MeshidError } from '../lib/errors.js';
+import { quoteBounded } from '../lib/quote.js';
 
 export type SpiffeIdRule =
   | 'empty'
@@ -26,7 +27,7 @@ export class SpiffeIdError extends MeshidError {
     readonly input: string,
     detail: string,
   ) {
-    super(`spiffe_id_${rule}`, `invalid SPIFFE ID ${JSON.stringify(truncate(input))}: ${detail}`);
+    super(`spiffe_id_${rule}`, `invalid SPIFFE ID ${quoteBounded(input)}: ${detail}`);
   }
 }
 
@@ -142,6 +143,3 @@ function checkUriDelimiters(part: string, input: string): void {
   if (part.includes('%')) throw new SpiffeIdError('percent_encoding', input, 'percent-encoding is not allowed');
 }
 
-function truncate(s: string): string {
-  return s.length > 120 ? `${s.slice(0, 117)}...` : s;
-}

@@ -94,7 +94,8 @@ export function watchPaths(paths: readonly string[], onChange: () => void, optio
       armResync();
     });
   };
-  const watcher: FSWatcher = watch(watchRoots(paths), {
+  const roots = watchRoots(paths);
+  const watcher: FSWatcher = watch(roots, {
     ignoreInitial: true,
     // chokidar can open an fs.watch for a file it was still adding when close() ran (a file
     // created just before close, e.g. an atomic rename); non-persistent watches never keep the
@@ -109,6 +110,21 @@ export function watchPaths(paths: readonly string[], onChange: () => void, optio
   watcher.on('all', () => debounced.event());
   watcher.on('error', (e) => options.onError?.(e));
   const ready = new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+  // A watched directory that is removed and created again is a new directory that chokidar's
+  // watch on the old one never sees into. Its parent is watched (one fs.watch each, no scan) for
+  // the name reappearing; the directory is then watched afresh and a change reported, which
+  // covers whatever was written into it before the new watch was in place.
+  let rearming = Promise.resolve();
+  const rearm = (root: string) => {
+    rearming = rearming.then(async () => {
+      if (closed || !isDirectory(root)) return;
+      await watcher.unwatch(root);
+      if (closed) return;
+      watcher.add(root);
+      debounced.event();
+    });
+  };
+  const parentWatches = roots.filter(isDirectory).map((root) => watchParent(root, () => rearm(root), options.onError));
   armResync();
   return {
     ready,
@@ -116,7 +132,36 @@ export function watchPaths(paths: readonly string[], onChange: () => void, optio
       closed = true;
       debounced.close();
       resync?.cancel();
+      for (const w of parentWatches) w?.close();
+      await rearming;
       await watcher.close();
     },
   };
+}
+
+function isDirectory(p: string): boolean {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Calls onAppear when an entry named like dir appears in its parent (and it is a directory). */
+function watchParent(dir: string, onAppear: () => void, onError?: (error: unknown) => void): fs.FSWatcher | undefined {
+  const name = path.basename(dir);
+  let present = true;
+  try {
+    const w = fs.watch(path.dirname(dir), { persistent: false }, (_event, file) => {
+      if (file !== null && file !== name) return;
+      const now = isDirectory(dir);
+      if (now && !present) onAppear();
+      present = now;
+    });
+    w.on('error', (e) => onError?.(e));
+    return w;
+  } catch (e) {
+    onError?.(e); // no parent to watch (removed, or not readable): the directory is watched as before
+    return undefined;
+  }
 }

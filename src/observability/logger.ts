@@ -4,7 +4,9 @@
  * redact paths below are a last line of defence, not the mechanism.
  */
 import { pino, type Logger, type LoggerOptions } from 'pino';
+import { PinoPretty as pinoPretty } from 'pino-pretty';
 import { opt } from '../config/options.js';
+import { terminalLine } from './terminal-line.js';
 
 export type { Logger };
 
@@ -79,14 +81,10 @@ export function createLogger(config: LoggerConfig = {}): Logger {
   };
   const pretty = config.pretty ?? (!config.destination && process.stdout.isTTY === true);
   if (pretty) {
-    return pino({
-      ...options,
-      // One line per record, "(component) message", the other fields after it.
-      transport: {
-        target: 'pino-pretty',
-        options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,component', singleLine: true, messageFormat: '({component}) {msg}' },
-      },
-    });
+    // One line per record, "(component) message" and only the fields that add to it. In-process
+    // (not a transport worker), so the formatter can be a function; only used on a terminal.
+    const stream = pinoPretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', hideObject: true, ignore: 'pid,hostname', messageFormat: (log) => terminalLine(log), sync: true });
+    return pino(options, stream);
   }
   const destination = config.destination ?? bufferedDestination();
   plainStreams.add(destination);

@@ -28,7 +28,7 @@ test('one pino line per decision: flat fields, no query string, the dry-run outc
   t.is(lines.length, 3);
   t.like(JSON.parse(lines[0]!), { level: 'info', component: 'authz-decision', decision_id: 'id-1', path: '/a', outcome: 'allow', policy: 'shop/allow-all', rule: 0, msg: 'authz allow GET /a from spiffe://td/ns/a/sa/b: shop/allow-all rule 0' });
   t.false(lines.join('').includes('secret'));
-  t.like(JSON.parse(lines[1]!), { dry_run_outcome: 'deny', dry_run_changed: true, dry_run_policy: 'shop/try', msg: 'authz allow GET /x from spiffe://td/ns/a/sa/b: shop/allow-all rule 0 (dry-run policies would deny)' });
+  t.like(JSON.parse(lines[1]!), { dry_run_outcome: 'deny', dry_run_changed: true, dry_run_effective_policy: 'shop/try', msg: 'authz allow GET /x from spiffe://td/ns/a/sa/b: shop/allow-all rule 0 (dry-run policies would deny)' });
   t.like(JSON.parse(lines[2]!), { path_received: '/ü/"odd"\\path', latency_us: 0.5 });
   t.false('request_id' in JSON.parse(lines[2]!), 'absent fields are left out');
 });

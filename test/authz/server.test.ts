@@ -191,8 +191,8 @@ test('decision log: one line per decision with id, principal, request, outcome, 
     audit_policy: 'shop/audit-writes',
     dry_run_outcome: 'deny',
     dry_run_changed: true,
-    dry_run_policy: 'shop/deny-unknown-tenants',
-    dry_run_rule: 0,
+    dry_run_effective_policy: 'shop/deny-unknown-tenants',
+    dry_run_effective_rule: 0,
   });
   t.true(typeof lines[0]!.latency_us === 'number');
   t.false(JSON.stringify(logs()).includes('secret'));

@@ -98,3 +98,14 @@ test('TTL: the default applies, a shorter request is honoured, a longer one is c
   t.like(negative, { ok: false, grpcCode: status.INVALID_ARGUMENT, kind: 'invalid_argument' });
   if (!negative.ok) t.regex(negative.message, /validity_duration must be a positive number of seconds/);
 });
+
+test('validity_duration: one rule for every size: 10^9 s and int64 max (2^63-1) are both clamped to --max-ttl, not refused', async (t) => {
+  const clock = new FakeClock(Date.now());
+  const h = await startHarness(t, { ttl: 2 * HOUR, maxTtl: 6 * HOUR }, { clock });
+  const now = Math.floor(clock.now() / 1000) * 1000;
+  for (const seconds of [1e9, '9223372036854775807']) {
+    const r = await h.client.createCertificate(csrFor(FRONTEND).pem, token, seconds);
+    t.true(r.ok, `${seconds}: ${r.ok ? '' : r.message}`);
+    if (r.ok) t.is(leafOf(r.chainPem).notAfter.getTime() - now, 6 * HOUR, `${seconds} clamped`);
+  }
+});

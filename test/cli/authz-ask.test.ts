@@ -28,7 +28,7 @@ test('authz ask: a real Check to a running ext_authz server, over the socket and
   const denied = await runCli(['authz', 'ask', '--address', `127.0.0.1:${service.tcpPort}`, '--request', requestFile]);
   t.is(denied.code, 0, denied.stderr);
   const d = JSON.parse(denied.stdout) as Record<string, unknown>;
-  t.like(d, { decision: 'deny', reason: 'no_allow_policy_matched', policy: null, grpcStatus: 7, httpStatus: 'Forbidden' });
+  t.like(d, { decision: 'deny', reason: 'no_allow_policy_matched', policy: null, grpcStatus: 7, httpStatus: 403 });
   t.deepEqual((d.nearest as string[])[0], 'shop/allow-frontend rule 0: path /api/v2/orders is not /api/v1/orders or /api/v1/orders/*');
   t.regex(String(d.body), /nearest ALLOW rule/);
 });

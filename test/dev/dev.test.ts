@@ -65,6 +65,8 @@ test.serial('dev_ready names the identity, the sockets, the admin URL and a boot
   const readyz = await fetch(`${ready.admin}/readyz`);
   t.is(readyz.status, 200);
   t.like((await readyz.json()) as object, { ready: true, pid: dev.pid }, '/readyz names the process that SIGUSR1 should reach');
+  t.regex(String(ready.tokenEndpoint), /^https:\/\/127\.0\.0\.1:\d+\/token$/, 'the dev token endpoint is named');
+  t.true(fs.readFileSync(String(ready.jwtRules), 'utf8').includes('issuer: "meshid-dev"'), 'the agent verifies its tokens with these rules');
   t.is(ready.pid, dev.pid);
   t.true(String(ready.msg).includes(`pid ${dev.pid}; kill -USR1 ${dev.pid} rotates now`), 'the banner names the pid');
 

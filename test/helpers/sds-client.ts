@@ -12,14 +12,10 @@
  */
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
-import { type DiscoveryRequest, type DiscoveryResponse__Output, envoyProtos, SECRET_TYPE_URL, type Secret__Output } from '../../src/envoy/protos.js';
-import { TO_OBJECT_OPTIONS } from '../../src/lib/proto-services.js';
+import { type DiscoveryRequest, type DiscoveryResponse__Output, envoyProtos, SECRET_TYPE_URL } from '../../src/envoy/protos.js';
+import { checkSecretResponse, type DecodedSecret, NACK_CODE, sdsClient } from '../../src/sds/client.js';
 
-export interface DecodedSecret {
-  readonly name: string;
-  readonly tlsCertificate?: { readonly certificateChain: string; readonly privateKey: string };
-  readonly validationContext?: { readonly trustedCa: string; readonly crl?: string };
-}
+export type { DecodedSecret };
 
 export interface ReceivedSecret {
   readonly version: string;
@@ -47,8 +43,6 @@ export interface SdsClientOptions {
   readonly shallow?: boolean;
 }
 
-const NACK_CODE = 13; // Envoy reports rejected config with INTERNAL
-
 /** Default bound on waiting for a secret or a stream end: only a bound on a hang, generous for a loaded machine. */
 const WAIT_MS = 20_000;
 
@@ -56,39 +50,13 @@ export function nowMs(): number {
   return performance.timeOrigin + performance.now();
 }
 
-function decodeSecret(value: Buffer | undefined, shallow: boolean): DecodedSecret {
-  const { Secret } = envoyProtos();
-  const msg = Secret.toObject(Secret.decode(value ?? Buffer.alloc(0)), TO_OBJECT_OPTIONS) as Secret__Output;
-  const name = msg.name ?? '';
-  if (shallow) return { name };
-  if (msg.tls_certificate) {
-    const chain = msg.tls_certificate.certificate_chain?.inline_bytes;
-    const key = msg.tls_certificate.private_key?.inline_bytes;
-    if (!chain?.length || !key?.length) throw new Error(`secret ${name}: tls_certificate without inline certificate_chain and private_key`);
-    return { name, tlsCertificate: { certificateChain: chain.toString(), privateKey: key.toString() } };
-  }
-  if (msg.validation_context) {
-    const ca = msg.validation_context.trusted_ca?.inline_bytes;
-    if (!ca?.length) throw new Error(`secret ${name}: validation_context without inline trusted_ca`);
-    const crl = msg.validation_context.crl?.inline_bytes;
-    return { name, validationContext: { trustedCa: ca.toString(), ...(crl?.length ? { crl: crl.toString() } : {}) } };
-  }
-  throw new Error(`secret ${name}: neither tls_certificate nor validation_context`);
-}
-
 export class SdsClient {
   readonly client: grpc.Client;
   private readonly watches = new Set<SecretWatch>();
 
   constructor(readonly options: SdsClientOptions) {
-    this.client = new grpc.Client(`unix:${options.socketPath}`, grpc.credentials.createInsecure(), {
-      // Each SdsClient is its own Envoy: its own connection.
-      'grpc.use_local_subchannel_pool': 1,
-      // Envoy does not retry SDS calls at the gRPC layer (it reopens the stream); nor do we.
-      'grpc.enable_retries': 0,
-      'grpc.initial_reconnect_backoff_ms': 50,
-      'grpc.max_reconnect_backoff_ms': 200,
-    });
+    // Each SdsClient is its own Envoy: its own connection.
+    this.client = sdsClient(options.socketPath, { 'grpc.initial_reconnect_backoff_ms': 50, 'grpc.max_reconnect_backoff_ms': 200 });
   }
 
   /** Opens a stream for one secret name. */
@@ -111,7 +79,7 @@ export class SdsClient {
         (err, res) => {
           if (err) return reject(err);
           try {
-            resolve(checkResponse(res!, name, false));
+            resolve(checkSecretResponse(res!, name, false));
           } catch (e) {
             reject(e);
           }
@@ -146,18 +114,6 @@ export class SdsClient {
     for (const w of [...this.watches]) w.close();
     this.client.close();
   }
-}
-
-/** Checks a response as Envoy does; returns the version and decoded secret, or throws with Envoy-like wording. */
-function checkResponse(res: DiscoveryResponse__Output, name: string, shallow: boolean): { version: string; secret: DecodedSecret } {
-  if (res.type_url !== SECRET_TYPE_URL) throw new Error(`unexpected type_url ${JSON.stringify(res.type_url)}`);
-  const resources = res.resources ?? [];
-  if (resources.length !== 1) throw new Error(`Unexpected SDS secrets length: ${resources.length}`);
-  if (resources[0]!.type_url !== SECRET_TYPE_URL) throw new Error(`resource has type_url ${JSON.stringify(resources[0]!.type_url)}`);
-  const secret = decodeSecret(resources[0]!.value, shallow);
-  if (secret.name !== name) throw new Error(`Unexpected SDS secret (expecting ${name}): ${secret.name}`);
-  if (!res.version_info) throw new Error('response without version_info');
-  return { version: res.version_info, secret };
 }
 
 type Waiter = { pred: (s: ReceivedSecret) => boolean; resolve: (s: ReceivedSecret) => void };
@@ -282,7 +238,7 @@ export class SecretWatch {
     let checked: { version: string; secret: DecodedSecret };
     try {
       if (!nonce) throw new Error('response without nonce');
-      checked = checkResponse(res, this.name, this.owner.options.shallow === true);
+      checked = checkSecretResponse(res, this.name, this.owner.options.shallow === true);
     } catch (e) {
       const message = (e as Error).message;
       this.protocolErrors.push(message);

@@ -2,6 +2,7 @@
  * The --rate-limit-redis URL forms, parsed into ioredis's connection options (a plain object, so
  * that option parsing does not load the Redis client). Pure.
  */
+import { quoteBounded } from '../../lib/quote.js';
 import { MeshidError } from '../../lib/errors.js';
 
 /** What decides when Redis cannot answer in time. */
@@ -24,21 +25,21 @@ export function redisTarget(url: string): RedisTarget {
   try {
     u = new URL(url);
   } catch {
-    throw new MeshidError('bad_redis_url', `expected redis://host:port, rediss://host:port or unix:///path, got ${JSON.stringify(url)}`);
+    throw new MeshidError('bad_redis_url', `expected redis://host:port, rediss://host:port or unix:///path, got ${quoteBounded(url)}`);
   }
   const auth = {
     ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
     ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
   };
   if (u.protocol === 'unix:') {
-    if (!u.pathname || u.pathname === '/') throw new MeshidError('bad_redis_url', `unix: URL needs a socket path, got ${JSON.stringify(url)}`);
+    if (!u.pathname || u.pathname === '/') throw new MeshidError('bad_redis_url', `unix: URL needs a socket path, got ${quoteBounded(url)}`);
     return { path: decodeURIComponent(u.pathname), ...auth };
   }
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
-    throw new MeshidError('bad_redis_url', `unsupported scheme ${u.protocol} in ${JSON.stringify(url)}: use redis://, rediss:// or unix://`);
+    throw new MeshidError('bad_redis_url', `unsupported scheme ${u.protocol} in ${quoteBounded(url)}: use redis://, rediss:// or unix://`);
   }
   const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0;
-  if (!Number.isInteger(db) || db < 0) throw new MeshidError('bad_redis_url', `database must be a number, got ${JSON.stringify(u.pathname.slice(1))}`);
+  if (!Number.isInteger(db) || db < 0) throw new MeshidError('bad_redis_url', `database must be a number, got ${quoteBounded(u.pathname.slice(1))}`);
   return {
     host: u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1',
     port: u.port ? Number(u.port) : 6379,
