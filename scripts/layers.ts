@@ -35,6 +35,7 @@ export const PURE: readonly string[] = [
   'authz/compile.ts',
   'authz/decide.ts',
   'authz/check-request.ts',
+  'authz/partner-cas.ts',
   'authz/validate.ts',
   'ca/authority.ts',
   'ca/policy.ts',

@@ -7,7 +7,17 @@
 import type { AttributeContextHttpRequest, CheckRequest } from '../envoy/protos.js';
 import type { AuthzInput, PeerCertificateStatus } from './facts.js';
 
-export type CertificateCheck = (urlEncodedPem: string) => PeerCertificateStatus;
+export interface CertificateCheck {
+  (urlEncodedPem: string): PeerCertificateStatus;
+  /** True when a request naming a peer principal must carry the peer certificate (partner CAs are trusted). */
+  readonly required?: () => boolean;
+}
+
+const CERTIFICATE_MISSING: PeerCertificateStatus = Object.freeze({
+  status: 'invalid',
+  reason:
+    'Envoy reported a peer principal but forwarded no peer certificate; with partner CAs (--partner-cas) the certificate decides who the peer is: set include_peer_certificate: true on the ext_authz filter',
+});
 
 export type CheckInput =
   | {
@@ -41,7 +51,7 @@ export function inputFromCheckRequest(req: CheckRequest | null | undefined, cert
   // One fixed-shape literal: conditional spreads cost microseconds each on this hot path.
   const input: AuthzInput = {
     principal: source?.principal || undefined,
-    peerCertificate: encodedCert ? certificate(encodedCert) : undefined,
+    peerCertificate: encodedCert ? certificate(encodedCert) : source?.principal && certificate.required?.() ? CERTIFICATE_MISSING : undefined,
     sourceIp: src?.address || undefined,
     destinationIp: dst?.address || undefined,
     destinationPort: dst?.port_value || undefined,

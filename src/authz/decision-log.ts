@@ -11,6 +11,12 @@
  * which can carry tokens) and as normalised, the request headers, the verified request
  * credential's principal, audiences, presenter and claims, and Envoy's filter metadata.
  *
+ * Audit: a request that came with a peer certificate carries the certificate's serial
+ * (`peer_certificate_serial`, hex) and SHA-256 fingerprint of its DER (`peer_certificate_sha256`,
+ * hex, as `meshid ca partner list` prints it) and, for partners (spiffe://<td>/partner/<name>, or
+ * a partner CA of --partner-cas), the partner name (`partner`): computed once per certificate by
+ * the peer certificate check (peer-certificate.ts), which caches by the string Envoy sends.
+ *
  * Secrets: header values are logged as `hmac-sha256:<16 hex>`, an HMAC keyed with a random key
  * made once per agent process (equal values compare equal within one process's log, and a
  * guessed value cannot be checked against the log offline); only headers the operator names
@@ -26,7 +32,7 @@
 import { hash, randomBytes } from 'node:crypto';
 import { infoLineWriter, type LineFields, type Logger } from '../observability/logger.js';
 import type { Decision } from './engine.js';
-import { type AuthzInput, namespacesOf, stripQuery } from './facts.js';
+import { type AuthzInput, namespacesOf, type PeerCertificateStatus, stripQuery } from './facts.js';
 import { normalisePath, type EscapedSlashes } from './paths.js';
 
 export interface DecisionLogOptions {
@@ -73,6 +79,9 @@ export const DECISION_FIELDS = [
   'source_namespaces',
   'peer_certificate',
   'peer_certificate_id',
+  'peer_certificate_serial',
+  'peer_certificate_sha256',
+  'partner',
   'source_ip',
   'destination_ip',
   'destination_port',
@@ -116,6 +125,20 @@ export function capValue(value: string, cap: number): { readonly value: string; 
   const kept = value.slice(0, cap);
   const dropped = Buffer.byteLength(value) - Buffer.byteLength(kept);
   return { value: `${kept}${TRUNCATION_MARK}${dropped} bytes]`, cut: true };
+}
+
+/** The identity a certificate check found, or why it found none. */
+function certificateId(cert: PeerCertificateStatus | undefined): string | undefined {
+  if (!cert) return undefined;
+  switch (cert.status) {
+    case 'verified':
+    case 'mapped':
+      return cert.spiffeId;
+    case 'unverified':
+      return cert.uriSan;
+    default:
+      return cert.reason;
+  }
 }
 
 export class DecisionLog {
@@ -190,7 +213,10 @@ export class DecisionLog {
       principal,
       source_namespaces: input?.principal ? cap('source_namespaces', namespacesOf(input.principal).join(',')) || undefined : undefined,
       peer_certificate: cert?.status,
-      peer_certificate_id: cap('peer_certificate_id', cert?.status === 'verified' ? cert.spiffeId : cert?.status === 'unverified' ? cert.uriSan : cert?.reason),
+      peer_certificate_id: cap('peer_certificate_id', certificateId(cert)),
+      peer_certificate_serial: cert?.serial,
+      peer_certificate_sha256: cert?.sha256,
+      partner: cert?.partner,
       source_ip: cap('source_ip', input?.sourceIp),
       destination_ip: cap('destination_ip', input?.destinationIp),
       destination_port: input?.destinationPort,

@@ -23,6 +23,8 @@ export type DecisionReason =
   | 'peer_certificate_invalid'
   /** Set by the ext_authz handler: the peer certificate's serial or the peer's SPIFFE ID is revoked (the CA's CRL). */
   | 'revoked'
+  /** The peer certificate verified against a partner CA (--partner-cas) but no mapping of it names it. */
+  | 'peer_certificate_unmapped'
   /** The peer certificate's identity differs from the principal Envoy reported. */
   | 'peer_principal_mismatch'
   /** The path has escaped slashes or backslashes (denied unless configured otherwise). */
@@ -90,7 +92,11 @@ export function evaluate(set: CompiledPolicySet, input: AuthzInput, options?: Ev
   const cert = input.peerCertificate;
   if (cert) {
     if (cert.status === 'invalid') return denyDecision('peer_certificate_invalid', revision, cert.reason);
-    const certId = cert.status === 'verified' ? cert.spiffeId : cert.uriSan;
+    if (cert.status === 'unmapped') return denyDecision('peer_certificate_unmapped', revision, cert.reason);
+    // A partner CA's certificate: Envoy's principal is its URI SAN, DNS SAN or subject, whatever
+    // the partner's CA put there; the mapping decides who it is.
+    if (cert.status === 'mapped') principal = cert.spiffeId;
+    const certId = cert.status === 'verified' ? cert.spiffeId : cert.status === 'unverified' ? cert.uriSan : undefined;
     if (certId !== undefined) {
       if (principal !== undefined && principal !== certId) {
         return denyDecision('peer_principal_mismatch', revision, `the peer certificate is for ${certId} but Envoy reported principal ${principal}`);

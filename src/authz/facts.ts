@@ -7,14 +7,39 @@ import { quoteBounded } from '../lib/quote.js';
 import { type IpAddress, parseIp } from '../lib/ip.js';
 import { type EscapedSlashes, normalisePath } from './paths.js';
 
+/**
+ * What names the peer's certificate in the audit trail (the decision log) and the expiry watch,
+ * computed once per certificate (absent when it could not be parsed).
+ */
+export interface PeerCertificateFacts {
+  /** Serial number, lowercase hex. */
+  readonly serial?: string;
+  /** SHA-256 of the leaf's DER, lowercase hex (as `meshid ca partner list` prints it). */
+  readonly sha256?: string;
+  /** The leaf's notAfter, epoch ms. */
+  readonly notAfter?: number;
+  /** The partner the certificate belongs to: spiffe://<td>/partner/<name>, or a partner CA mapping. */
+  readonly partner?: string;
+}
+
 /** What the handler learnt about the peer's certificate, when Envoy sent one. */
-export type PeerCertificateStatus =
-  /** Verified against the trust bundle; spiffeId is the certificate's identity. */
-  | { readonly status: 'verified'; readonly spiffeId: string; readonly serial?: string }
-  /** Parsed but not verified (no trust bundle configured); uriSan when it has one. */
-  | { readonly status: 'unverified'; readonly uriSan?: string; readonly serial?: string }
-  /** Unparseable, or failed verification: the request is denied. */
-  | { readonly status: 'invalid'; readonly reason: string };
+export type PeerCertificateStatus = PeerCertificateFacts &
+  (
+    /** Verified against the trust bundle; spiffeId is the certificate's identity. */
+    | { readonly status: 'verified'; readonly spiffeId: string }
+    /**
+     * Verified against a partner CA of --partner-cas and mapped by its mapping to spiffeId
+     * (spiffe://<td>/partner/<name>): that, not the principal Envoy derives from the certificate's
+     * names, is the peer's identity.
+     */
+    | { readonly status: 'mapped'; readonly spiffeId: string }
+    /** Parsed but not verified (no trust bundle configured); uriSan when it has one. */
+    | { readonly status: 'unverified'; readonly uriSan?: string }
+    /** Verified against a partner CA, but no mapping of that CA names it: the request is denied. */
+    | { readonly status: 'unmapped'; readonly reason: string }
+    /** Unparseable, or failed verification: the request is denied. */
+    | { readonly status: 'invalid'; readonly reason: string }
+  );
 
 export interface AuthzInput {
   /** attributes.source.principal: the verified peer's SPIFFE ID; empty or absent for plaintext. */

@@ -14,6 +14,8 @@ export interface AuthzMetrics {
   policySet(revision: string, policies: number): void;
   /** A peer certificate sent by Envoy, by what its check found (cache hits included). */
   peerCertificate(status: PeerCertificateStatus['status']): void;
+  /** A partner's certificate (by SHA-256) was presented: for the soonest not-after per partner (cache hits included). */
+  partnerCertificate(partner: string, sha256: string, notAfter: number): void;
   /** A rate limit applied: by limit, result, and which counter answered. */
   rateLimit(limit: string, result: 'allowed' | 'limited' | 'unavailable', counter: RateLimitCounter): void;
   /** A local counter that still held state was forgotten to stay under --rate-limit-max-keys. */
@@ -32,6 +34,7 @@ export const noopAuthzMetrics: AuthzMetrics = {
   policyReload() {},
   policySet() {},
   peerCertificate() {},
+  partnerCertificate() {},
   rateLimit() {},
   rateLimitEviction() {},
   rateLimitStore() {},

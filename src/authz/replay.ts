@@ -127,6 +127,10 @@ function peerCertificate(l: Record<string, unknown>): PeerCertificateStatus | un
   switch (l.peer_certificate) {
     case 'verified':
       return id ? { status: 'verified', spiffeId: id } : undefined;
+    case 'mapped':
+      return id ? { status: 'mapped', spiffeId: id } : undefined;
+    case 'unmapped':
+      return { status: 'unmapped', reason: id ?? 'unmapped partner certificate' };
     case 'unverified':
       return id ? { status: 'unverified', uriSan: id } : { status: 'unverified' };
     case 'invalid':

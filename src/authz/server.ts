@@ -18,6 +18,7 @@ import { errorMessage, MeshidError } from '../lib/errors.js';
 import { bindServer, serverOptions, shutdownGracefully } from '../lib/grpc-server.js';
 import { type BoundSocket, listenOnUnixSocket } from '../lib/unix-socket.js';
 import type { Logger } from '../observability/logger.js';
+import type { CertificateCheck } from './check-request.js';
 import { encodeCheckResponse } from './check-response.js';
 import { type CheckOutcome, decideCheckRequestWithTokens, type RequestAuthOptions } from './decide.js';
 import { type JwtRule, parseJwtRules } from './jwt-rules.js';
@@ -30,6 +31,7 @@ import type { GcraRate, Quota } from './rate-limit/gcra.js';
 import { LocalLimiter } from './rate-limit/local-limiter.js';
 import type { RedisFallback } from './rate-limit/redis-url.js';
 import type { EscapedSlashes } from './paths.js';
+import type { PartnerTrust } from './partner-cas.js';
 import { peerCertificateChecker, type SvidVerifier } from './peer-certificate.js';
 import { type PolicySource, startPolicySource } from './policy-source.js';
 
@@ -81,6 +83,8 @@ export interface AuthzServiceDeps {
   readonly trustDomain?: string;
   /** Default: verifyX509Svid (src/identity/svid-verify.ts). */
   readonly verifySvid?: SvidVerifier;
+  /** The partner CAs in force (--partner-cas, partner-cas-file.ts); absent: none. */
+  readonly partners?: () => PartnerTrust | undefined;
   readonly metrics?: AuthzMetrics;
   /** The CA's revocations (the agent's CRL watcher): a revoked peer is denied with reason revoked. */
   readonly revocations?: Revocations;
@@ -105,10 +109,10 @@ export function withRevocations(outcome: CheckOutcome, revocations: Revocations 
   if (!revocations || !input) return outcome;
   const cert = input.peerCertificate;
   let detail: string | undefined;
-  if (cert && cert.status !== 'invalid' && cert.serial !== undefined && revocations.isRevokedSerial(cert.serial)) {
+  if (cert?.serial !== undefined && revocations.isRevokedSerial(cert.serial)) {
     detail = `the peer certificate (serial ${cert.serial}) is revoked`;
   } else {
-    const certId = cert?.status === 'verified' ? cert.spiffeId : cert?.status === 'unverified' ? cert.uriSan : undefined;
+    const certId = cert?.status === 'verified' || cert?.status === 'mapped' ? cert.spiffeId : cert?.status === 'unverified' ? cert.uriSan : undefined;
     const id = certId !== undefined && revocations.isRevokedId(certId) ? certId : input.principal !== undefined && revocations.isRevokedId(input.principal) ? input.principal : undefined;
     if (id !== undefined) detail = `${id} is revoked`;
   }
@@ -192,13 +196,18 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
     trustRoots: deps.trustRoots ?? (() => undefined),
     verify: deps.verifySvid ?? verifyX509Svid,
     ...(deps.trustDomain ? { trustDomain: deps.trustDomain } : {}),
+    ...(deps.partners ? { partners: deps.partners } : {}),
     now: () => deps.clock.now(),
   });
-  const checkCertificate = (encoded: string) => {
-    const status = certificates.check(encoded);
-    metrics.peerCertificate(status.status);
-    return status;
-  };
+  const checkCertificate: CertificateCheck = Object.assign(
+    (encoded: string) => {
+      const status = certificates.check(encoded);
+      metrics.peerCertificate(status.status);
+      if (status.partner !== undefined && status.notAfter !== undefined) metrics.partnerCertificate(status.partner, status.sha256!, status.notAfter);
+      return status;
+    },
+    { required: () => certificates.certificateRequired() },
+  );
 
   const policies = await startPolicySource({
     dir: config.policyDir,

@@ -21,8 +21,19 @@ function grpcCodeName(code: number): string {
 
 const LATENCY_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
+/** Bounds of the partner expiry watch: partners labelled, certificates remembered per partner. */
+export const PARTNER_LABELS_MAX = 100;
+export const PARTNER_CERTIFICATES_MAX = 8;
+/** A certificate not presented for this long no longer counts towards its partner's soonest expiry. */
+export const PARTNER_SEEN_WINDOW_MS = 24 * 3_600_000;
+
 export class AgentMetrics extends MetricsRegistry {
   private svidExpiresAt: number | undefined;
+  /** partner -> certificate SHA-256 -> its notAfter and when it was last presented. */
+  private readonly partnerCertificates = new Map<string, Map<string, { notAfter: number; seen: number }>>();
+  readonly partnerExpiry: Gauge;
+  readonly partnerRemaining: Gauge;
+  private readonly clock: Clock;
 
   readonly svidExpiry = new Gauge({
     name: 'meshid_svid_expiry_timestamp_seconds',
@@ -153,6 +164,12 @@ export class AgentMetrics extends MetricsRegistry {
     labelNames: ['status'] as const,
     registers: [this.registry],
   });
+  readonly partnerCasReloads = new Counter({
+    name: 'meshid_partner_cas_reloads_total',
+    help: 'Changes to the --partner-cas mapping or its bundles: loaded (swapped in) or rejected (the last good mapping stays)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
   readonly rateLimitDecisions = new Counter({
     name: 'meshid_authz_rate_limit_decisions_total',
     help: 'Allowed requests a RateLimitPolicy limit applied to, by limit, result (allowed, limited, unavailable) and counter (local, redis, fallback_*)',
@@ -179,6 +196,7 @@ export class AgentMetrics extends MetricsRegistry {
   constructor(clock: Clock) {
     super();
     const self = this;
+    this.clock = clock;
     this.svidRemaining = new Gauge({
       name: 'meshid_svid_remaining_seconds',
       help: 'Seconds until the served X.509-SVID expires; 0 when none is served',
@@ -188,6 +206,64 @@ export class AgentMetrics extends MetricsRegistry {
         this.set(at === undefined ? 0 : Math.max(0, (at - clock.now()) / 1000));
       },
     });
+    this.partnerExpiry = new Gauge({
+      name: 'meshid_partner_certificate_expiry_timestamp_seconds',
+      help: `Soonest notAfter (Unix time) among the certificates each partner presented to ext_authz in the last ${PARTNER_SEEN_WINDOW_MS / 3_600_000} h (at most ${PARTNER_LABELS_MAX} partners)`,
+      labelNames: ['partner'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [partner, at] of self.soonestPartnerExpiry(clock.now())) this.labels(partner).set(at / 1000);
+      },
+    });
+    this.partnerRemaining = new Gauge({
+      name: 'meshid_partner_certificate_remaining_seconds',
+      help: 'Seconds until the soonest-expiring certificate a partner presented (as meshid_partner_certificate_expiry_timestamp_seconds) expires; negative once it has',
+      labelNames: ['partner'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        const now = clock.now();
+        for (const [partner, at] of self.soonestPartnerExpiry(now)) this.labels(partner).set((at - now) / 1000);
+      },
+    });
+  }
+
+  /** The soonest notAfter per partner among certificates presented within the window; stale ones are forgotten. */
+  private soonestPartnerExpiry(now: number): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [partner, certs] of this.partnerCertificates) {
+      let soonest = Infinity;
+      for (const [sha, c] of certs) {
+        if (now - c.seen > PARTNER_SEEN_WINDOW_MS) certs.delete(sha);
+        else if (c.notAfter < soonest) soonest = c.notAfter;
+      }
+      if (certs.size === 0) this.partnerCertificates.delete(partner);
+      else out.set(partner, soonest);
+    }
+    return out;
+  }
+
+  /** A partner certificate was presented (every request: two map look-ups). */
+  private partnerCertificateSeen(partner: string, sha256: string, notAfter: number, now: number): void {
+    let certs = this.partnerCertificates.get(partner);
+    if (!certs) {
+      if (this.partnerCertificates.size >= PARTNER_LABELS_MAX) return;
+      certs = new Map();
+      this.partnerCertificates.set(partner, certs);
+    }
+    const known = certs.get(sha256);
+    if (known) {
+      known.seen = now;
+      return;
+    }
+    if (certs.size >= PARTNER_CERTIFICATES_MAX) {
+      let oldest: string | undefined;
+      let at = Infinity;
+      for (const [sha, c] of certs) if (c.seen < at) [oldest, at] = [sha, c.seen];
+      certs.delete(oldest!);
+    }
+    certs.set(sha256, { notAfter, seen: now });
   }
 
   /** The SVID manager's hooks. */
@@ -244,6 +320,7 @@ export class AgentMetrics extends MetricsRegistry {
         this.policies.set(policies);
       },
       peerCertificate: (status) => this.peerCertificates.inc({ status }),
+      partnerCertificate: (partner, sha256, notAfter) => this.partnerCertificateSeen(partner, sha256, notAfter, this.clock.now()),
       rateLimit: (limit, result, counter) => this.rateLimitDecisions.inc({ limit, result, counter }),
       rateLimitEviction: () => this.rateLimitEvictions.inc(),
       rateLimitStore: (up) => this.rateLimitStoreUp.set(up ? 1 : 0),

@@ -7,6 +7,7 @@ import fs from 'node:fs/promises';
 import { format } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { authzOptionSpecs, authzRules } from '../authz/options.js';
+import { startPartnerCas } from '../authz/partner-cas-file.js';
 import { type AuthzService, authzServiceConfig, startAuthzService } from '../authz/server.js';
 import { CaClient, DEFAULT_CA_DEADLINE_MS } from '../ca/client.js';
 import { DEFAULT_ADMIN_LISTEN, DEFAULT_TRUST_DOMAIN } from '../config/defaults.js';
@@ -53,6 +54,10 @@ export const agentOptions = {
   }, (s) => parseSpiffeId(s).uri),
   trustBundle: opt.string('trust-bundle', {
     description: "PEM roots of the trust domain (e.g. the CA's bundle.pem), watched; trusted with the root of each issued chain",
+    metavar: 'FILE',
+  }),
+  partnerCas: opt.string('partner-cas', {
+    description: 'YAML mapping of partner CAs the operator trusts but does not run to partner principals (<td>/partner/<name>), watched; served over SDS as "partners" with the bundle',
     metavar: 'FILE',
   }),
   ...rotationOptions,
@@ -145,7 +150,12 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       if (config.crlSource === 'file') closers.push(await watchCrlFile(config.crlFile!, crls, clock, log));
     }
 
-    const sds = await startSdsServer(config, { source: manager, logger, clock, metrics: metrics.sdsHooks() });
+    const partnerCas = config.partnerCas
+      ? await startPartnerCas({ file: config.partnerCas, trustDomain: spiffeId.trustDomain, clock, logger, onReload: (result) => metrics.partnerCasReloads.inc({ result }) })
+      : undefined;
+    if (partnerCas) closers.push(() => partnerCas.close());
+
+    const sds = await startSdsServer(config, { source: manager, partners: partnerCas, logger, clock, metrics: metrics.sdsHooks() });
     closers.push(() => sds.close());
 
     const authz = authzConfig
@@ -154,6 +164,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
           clock,
           trustDomain: spiffeId.trustDomain,
           trustRoots: () => manager.trustRoots(),
+          ...(partnerCas ? { partners: () => partnerCas.current() } : {}),
           metrics: metrics.authzHooks(),
           ...(crls ? { revocations: crls } : {}),
         })

@@ -7,6 +7,8 @@ export const DEFAULT_TRUST_DOMAIN = 'cluster.local';
 /** SDS resource names, as Istio's agent serves them. */
 export const SDS_WORKLOAD_SECRET = 'default';
 export const SDS_ROOT_SECRET = 'ROOTCA';
+/** meshid's own: the mesh bundle plus every partner CA of --partner-cas, for a gateway's client-certificate validation. */
+export const SDS_PARTNERS_SECRET = 'partners';
 export const SDS_FILE_CERT_PREFIX = 'file-cert:';
 export const SDS_FILE_ROOT_PREFIX = 'file-root:';
 

@@ -1,6 +1,6 @@
 /** X.501 Names: built one attribute per RDN, compared as DER (exact-match chaining). */
 import { MeshidError } from '../lib/errors.js';
-import { type Asn1, childrenOf, der, readOid, Tag } from './der.js';
+import { type Asn1, childrenOf, decodeDer, der, readOid, Tag } from './der.js';
 import { OID } from './oids.js';
 
 export interface NameAttribute {
@@ -49,4 +49,31 @@ function utf8Text(raw: string): string {
 
 export function isEmptyName(name: Asn1): boolean {
   return Array.isArray(name.value) && name.value.length === 0;
+}
+
+/** String types a directory string can be in (X.520 DirectoryString, plus IA5 as some CAs use). */
+const BMP_STRING = 30;
+
+/**
+ * Every attribute of a DER Name, in order, as (OID, text), read structurally: for decisions (a
+ * partner CA mapping by subject CN or O), never from nameText's rendering. Values in a string type
+ * meshid does not read (UniversalString, ...) are left out, so they can match nothing.
+ */
+export function nameAttributes(nameDer: Uint8Array): NameAttribute[] {
+  const name = decodeDer(nameDer, 'Name');
+  const out: NameAttribute[] = [];
+  for (const rdn of childrenOf(name, Tag.SEQUENCE, 'Name')) {
+    for (const atv of childrenOf(rdn, Tag.SET, 'RDN')) {
+      const [type, value] = childrenOf(atv, Tag.SEQUENCE, 'AttributeTypeAndValue');
+      const oid = readOid(type, 'attribute type');
+      const raw = typeof value?.value === 'string' ? value.value : undefined;
+      if (raw === undefined) continue;
+      let text: string | undefined;
+      if (value?.type === Tag.UTF8) text = utf8Text(raw);
+      else if (value?.type === Tag.PRINTABLESTRING || value?.type === Tag.IA5STRING) text = raw;
+      else if (value?.type === BMP_STRING && raw.length % 2 === 0) text = Buffer.from(raw, 'binary').swap16().toString('utf16le');
+      if (text !== undefined) out.push({ oid, value: text });
+    }
+  }
+  return out;
 }

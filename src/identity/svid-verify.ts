@@ -105,15 +105,39 @@ export function verifyX509Svid(chain: readonly Certificate[], roots: readonly Ce
   if (!leaf) throw new SvidVerificationError('empty_chain', 'the certificate chain is empty: expected the leaf SVID first');
   if (roots.length === 0) throw new SvidVerificationError('no_roots', 'the trust bundle holds no root certificate');
 
+  const { path, expiresAt } = pathTo(leaf, chain, roots, now);
+  const spiffeId = checkLeafSvid(leaf);
+  checkTrustDomain(spiffeId, path, trustDomain);
+  return { spiffeId, leaf, path, expiresAt };
+}
+
+export interface VerifiedPath {
+  /** The validated path, leaf first, trust anchor last. */
+  readonly path: Certificate[];
+  /** The earliest notAfter on the path. */
+  readonly expiresAt: Date;
+}
+
+/**
+ * RFC 5280 path validation alone (dates at `now`, signatures, CA flags, key usage, path length,
+ * critical extensions), without the SPIFFE leaf rules: for certificates of a PKI that is not a
+ * SPIFFE trust domain (a partner's own CA). Throws SvidVerificationError like verifyX509Svid.
+ */
+export function verifyCertificatePath(chain: readonly Certificate[], roots: readonly Certificate[], now: number): VerifiedPath {
+  if (!Number.isFinite(now)) throw new MeshidError('verify_time_invalid', `invalid verification time ${String(now)}`);
+  const leaf = chain[0];
+  if (!leaf) throw new SvidVerificationError('empty_chain', 'the certificate chain is empty: expected the leaf first');
+  if (roots.length === 0) throw new SvidVerificationError('no_roots', 'the trust bundle holds no root certificate');
+  return pathTo(leaf, chain, roots, now);
+}
+
+function pathTo(leaf: Certificate, chain: readonly Certificate[], roots: readonly Certificate[], now: number): VerifiedPath {
   const leafProblem = ownRuleProblem(leaf, 'leaf', now);
   if (leafProblem) throw leafProblem;
   const path = new PathSearch(chain.slice(1), roots, now).run(leaf);
-  const spiffeId = checkLeafSvid(leaf);
-  checkTrustDomain(spiffeId, path, trustDomain);
-
   let expiresAt = leaf.notAfter;
   for (const c of path) if (c.notAfter < expiresAt) expiresAt = c.notAfter;
-  return { spiffeId, leaf, path, expiresAt };
+  return { path, expiresAt };
 }
 
 // ---- path building ----------------------------------------------------------------------------

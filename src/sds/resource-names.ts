@@ -4,18 +4,20 @@
  *   default                    the workload's certificate chain and key
  *   ROOTCA                     the trust bundle, as a validation context
  *   spiffe://<trust-domain>    the same bundle, named by its trust domain
+ *   partners                   the bundle plus the partner CAs of --partner-cas
  *   file-cert:<cert>~<key>     a certificate chain and key read from files
  *   file-root:<path>           trusted roots read from a file
  */
 import path from 'node:path';
-import { SDS_FILE_CERT_PREFIX, SDS_FILE_ROOT_PREFIX, SDS_ROOT_SECRET, SDS_WORKLOAD_SECRET } from '../config/defaults.js';
+import { SDS_FILE_CERT_PREFIX, SDS_FILE_ROOT_PREFIX, SDS_PARTNERS_SECRET, SDS_ROOT_SECRET, SDS_WORKLOAD_SECRET } from '../config/defaults.js';
 import { MeshidError } from '../lib/errors.js';
 
-export type SecretKind = 'workload' | 'bundle' | 'trust-domain-bundle' | 'file-cert' | 'file-root';
+export type SecretKind = 'workload' | 'bundle' | 'trust-domain-bundle' | 'partners' | 'file-cert' | 'file-root';
 
 export type SecretRef =
   | { readonly kind: 'workload'; readonly name: string }
   | { readonly kind: 'bundle'; readonly name: string }
+  | { readonly kind: 'partners'; readonly name: string }
   | { readonly kind: 'trust-domain-bundle'; readonly name: string; readonly trustDomain: string }
   | { readonly kind: 'file-cert'; readonly name: string; readonly certPath: string; readonly keyPath: string }
   | { readonly kind: 'file-root'; readonly name: string; readonly path: string };
@@ -23,7 +25,7 @@ export type SecretRef =
 const SPIFFE_SCHEME = 'spiffe://';
 
 export const SERVED_NAMES_HELP =
-  `this agent serves "${SDS_WORKLOAD_SECRET}", "${SDS_ROOT_SECRET}", "spiffe://<trust-domain>", ` +
+  `this agent serves "${SDS_WORKLOAD_SECRET}", "${SDS_ROOT_SECRET}", "spiffe://<trust-domain>", "${SDS_PARTNERS_SECRET}" (with --partner-cas), ` +
   `"${SDS_FILE_CERT_PREFIX}<cert>~<key>" and "${SDS_FILE_ROOT_PREFIX}<path>"`;
 
 export function unknownSecret(name: string, why: string): MeshidError {
@@ -34,6 +36,7 @@ export function unknownSecret(name: string, why: string): MeshidError {
 export function parseSecretName(name: string): SecretRef {
   if (name === SDS_WORKLOAD_SECRET) return { kind: 'workload', name };
   if (name === SDS_ROOT_SECRET) return { kind: 'bundle', name };
+  if (name === SDS_PARTNERS_SECRET) return { kind: 'partners', name };
   if (name.startsWith(SPIFFE_SCHEME)) {
     const trustDomain = name.slice(SPIFFE_SCHEME.length);
     if (trustDomain === '' || trustDomain.includes('/')) {

@@ -28,8 +28,21 @@ export interface Subscription {
   release(): void;
 }
 
+/**
+ * The partner CAs an operator trusts (--partner-cas), as the `partners` secret needs them; the
+ * agent hands in its partner CA source.
+ */
+export interface PartnerRootsSource {
+  /** Every partner CA certificate as PEM, and a version that changes exactly when they do. */
+  current(): { readonly rootsPem: string; readonly version: string };
+  /** Called after each change; returns the unsubscribe function. */
+  subscribe(listener: () => void): () => void;
+}
+
 export interface CatalogDeps {
   readonly source: IdentitySource;
+  /** Absent: the `partners` secret is not served. */
+  readonly partners?: PartnerRootsSource | undefined;
   readonly clock: Clock;
   readonly logger: Logger;
   readonly metrics: SdsMetrics;
@@ -75,7 +88,7 @@ abstract class Feed {
   }
 }
 
-/** default, ROOTCA and spiffe://<td>: content comes from the identity source. */
+/** default, ROOTCA, spiffe://<td> and partners: content comes from the identity source (and the partner CAs). */
 class SourceFeed extends Feed {
   private expiresAt = Infinity;
 
@@ -105,6 +118,14 @@ class SourceFeed extends Feed {
     if (!bundle) return undefined;
     if (ref.kind === 'trust-domain-bundle' && bundle.trustDomain !== ref.trustDomain) {
       return unknownSecret(ref.name, `this agent's trust domain is ${JSON.stringify(bundle.trustDomain)}, so its bundle is "spiffe://${bundle.trustDomain}"`);
+    }
+    if (ref.kind === 'partners') {
+      // The mesh bundle first, then each partner CA: Envoy accepts a client certificate from any.
+      const partners = this.deps.partners!.current();
+      const version = `${bundle.version}+${partners.version}`;
+      if (version === this.latest?.version) return undefined;
+      this.update(initial, encodeSecret(ref.name, version, { type: 'validation_context', trustedCaPem: bundle.rootsPem + partners.rootsPem }));
+      return undefined;
     }
     if (bundle.version === this.latest?.version) return undefined;
     this.update(initial, encodeSecret(ref.name, bundle.version, { type: 'validation_context', trustedCaPem: bundle.rootsPem, crlPem: bundle.crlPem }));
@@ -212,10 +233,12 @@ export class SecretCatalog {
   /** File watches opened and not yet fully closed. */
   private openFileWatches = 0;
   private readonly unsubscribeSource: () => void;
+  private readonly unsubscribePartners: () => void;
   private closed = false;
 
   constructor(private readonly deps: CatalogDeps) {
     this.unsubscribeSource = deps.source.subscribe(() => this.onSourceChange());
+    this.unsubscribePartners = deps.partners?.subscribe(() => this.onSourceChange()) ?? (() => {});
   }
 
   /** Subscribes to a secret by name; throws MeshidError for names that cannot be served. */
@@ -250,6 +273,7 @@ export class SecretCatalog {
   async close(): Promise<void> {
     this.closed = true;
     this.unsubscribeSource();
+    this.unsubscribePartners();
     for (const f of [...this.feeds.values()]) this.drop(f);
     await Promise.all([...this.disposing]);
   }
@@ -264,6 +288,9 @@ export class SecretCatalog {
       });
       this.openFileWatches++;
       return feed;
+    }
+    if (ref.kind === 'partners' && !this.deps.partners) {
+      throw unknownSecret(ref.name, `this agent trusts no partner CAs: start it with --partner-cas FILE to serve "${ref.name}"`);
     }
     const feed = new SourceFeed(ref, this.deps);
     const error = feed.refresh(true);

@@ -12,7 +12,7 @@ import type { Logger } from '../observability/logger.js';
 import type { IdentitySource } from '../identity/svid.js';
 import { noopSdsMetrics, type SdsMetrics } from './metrics.js';
 import type { SecretKind } from './resource-names.js';
-import { type CatalogUsage, SecretCatalog } from './secret-catalog.js';
+import { type CatalogUsage, type PartnerRootsSource, SecretCatalog } from './secret-catalog.js';
 import { type EncodedSecret, responseWithNonce } from './secret-encoding.js';
 import { requestedName, SecretStream, type StreamContext } from './secret-stream.js';
 import { serverOptions, shutdownGracefully } from '../lib/grpc-server.js';
@@ -36,6 +36,8 @@ export interface SdsServerConfig {
 
 export interface SdsServerDeps {
   readonly source: IdentitySource;
+  /** The partner CAs (--partner-cas) the `partners` secret adds to the bundle; absent: not served. */
+  readonly partners?: PartnerRootsSource | undefined;
   readonly logger: Logger;
   readonly clock: Clock;
   readonly metrics?: SdsMetrics;
@@ -80,7 +82,7 @@ export function sdsServiceDefinition(): grpc.ServiceDefinition {
 export async function startSdsServer(config: SdsServerConfig, deps: SdsServerDeps): Promise<SdsServer> {
   const logger = deps.logger.child({ component: 'sds' });
   const metrics = deps.metrics ?? noopSdsMetrics;
-  const catalog = new SecretCatalog({ source: deps.source, clock: deps.clock, logger, metrics, fileDebounceMs: config.fileDebounceMs ?? 100, fileSecrets: { allowedDirs: config.sdsFileDirs ?? [] } });
+  const catalog = new SecretCatalog({ source: deps.source, partners: deps.partners, clock: deps.clock, logger, metrics, fileDebounceMs: config.fileDebounceMs ?? 100, fileSecrets: { allowedDirs: config.sdsFileDirs ?? [] } });
   const ctx: StreamContext = { catalog, logger, metrics };
   const streams = new Set<SecretStream>();
   const fetches = new Set<() => void>();

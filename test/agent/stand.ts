@@ -200,15 +200,7 @@ export class Stand {
   /** A certificate for another workload from the same CA, as that workload's agent would get it. */
   async issueFor(token: string, spiffeId: string): Promise<{ chainPem: string[]; privateKeyPem: string }> {
     if (!this.ca) throw new Error('the CA is down');
-    const client = new CaClient({ address: this.ca.address, caBundlePem: this.ca.bundlePem });
-    try {
-      const key = generateKeyPairSync('ec-p256');
-      const r = await client.createCertificate(createCsr(parseSpiffeId(spiffeId), key).pem, { kind: 'token', token });
-      if (!r.ok) throw new Error(`the CA refused ${spiffeId}: ${r.message}`);
-      return { chainPem: r.chainPem, privateKeyPem: privateKeyPkcs8Pem(key.privateKey) };
-    } finally {
-      client.close();
-    }
+    return issueFromCa(this.ca.address, this.ca.bundlePem, token, spiffeId);
   }
 
   async admin(urlPath: string): Promise<{ status: number; body: string }> {
@@ -251,6 +243,19 @@ export class Stand {
   }
 }
 
+/** A certificate for spiffeId from the CA at address (a fresh key), as that workload's agent would get it. */
+export async function issueFromCa(address: string, bundlePem: string, token: string, spiffeId: string): Promise<{ chainPem: string[]; privateKeyPem: string }> {
+  const client = new CaClient({ address, caBundlePem: bundlePem });
+  try {
+    const key = generateKeyPairSync('ec-p256');
+    const r = await client.createCertificate(createCsr(parseSpiffeId(spiffeId), key).pem, { kind: 'token', token });
+    if (!r.ok) throw new Error(`the CA refused ${spiffeId}: ${r.message}`);
+    return { chainPem: r.chainPem, privateKeyPem: privateKeyPkcs8Pem(key.privateKey) };
+  } finally {
+    client.close();
+  }
+}
+
 /** 'late' when p has not settled after ms of real time. */
 async function within(p: Promise<void>, ms: number): Promise<'done' | 'late'> {
   let timer: NodeJS.Timeout | undefined;
@@ -279,12 +284,17 @@ export function chainOf(pem: string): Certificate[] {
 }
 
 /**
- * A real `meshid ca` process that accepts ORDERS_TOKEN, a directory of the shop policies, and the
- * flags a real `meshid agent` process needs to get ORDERS's SVID from it.
+ * A real `meshid ca` process that accepts ORDERS_TOKEN (and FRONTEND_TOKEN, for a peer's
+ * certificate), a directory of the shop policies, and the flags a real `meshid agent` process
+ * needs to get ORDERS's SVID from it.
  */
-export async function ordersCaProcess(t: ExecutionContext, dir: string, policyDirName: string): Promise<{ ca: MeshidProcess; agentCaArgs: string[]; policyDir: string }> {
+export async function ordersCaProcess(
+  t: ExecutionContext,
+  dir: string,
+  policyDirName: string,
+): Promise<{ ca: MeshidProcess; agentCaArgs: string[]; policyDir: string; address: string; bundlePath: string }> {
   const tokens = path.join(dir, 'tokens.yaml');
-  fs.writeFileSync(tokens, `tokens:\n  ${ORDERS_TOKEN}: ${ORDERS}\n`);
+  fs.writeFileSync(tokens, `tokens:\n  ${ORDERS_TOKEN}: ${ORDERS}\n  ${FRONTEND_TOKEN}: ${FRONTEND}\n`);
   const tokenFile = path.join(dir, 'token');
   fs.writeFileSync(tokenFile, ORDERS_TOKEN);
   const policyDir = path.join(dir, policyDirName);
@@ -294,5 +304,5 @@ export async function ordersCaProcess(t: ExecutionContext, dir: string, policyDi
   t.teardown(() => ca.stop());
   const listening = await ca.waitFor('CA listening', (l) => l.event === 'listening');
   const agentCaArgs = [`--ca-address=${String(listening.address)}`, `--ca-bundle=${String(listening.bundle)}`, `--token-file=${tokenFile}`, `--trust-domain=${TD}`, `--spiffe-id=${ORDERS}`];
-  return { ca, agentCaArgs, policyDir };
+  return { ca, agentCaArgs, policyDir, address: String(listening.address), bundlePath: String(listening.bundle) };
 }

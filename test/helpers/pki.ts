@@ -27,7 +27,7 @@ import {
   signatureSchemeFor,
   spkiNode,
 } from '../../src/identity/keys.js';
-import { commonNameAndOrg, nameNode } from '../../src/identity/name.js';
+import { commonNameAndOrg, type NameAttribute, nameNode } from '../../src/identity/name.js';
 import { OID } from '../../src/identity/oids.js';
 import { encodePem } from '../../src/identity/pem.js';
 
@@ -44,6 +44,8 @@ export interface CertOptions {
   keyAlgorithm?: KeyAlgorithm;
   key?: KeyPair;
   commonName?: string;
+  /** The whole subject, attribute by attribute (replaces commonName). */
+  subject?: NameAttribute[];
   /** Empty subject when true (leaves default to empty). */
   emptySubject?: boolean;
   notBefore?: Date;
@@ -128,8 +130,8 @@ export function makeIntermediate(issuer: Issued, trustDomain = 'example.org', o:
 /** A leaf X.509-SVID for spiffeId (empty subject, critical SAN, as meshid's CA issues). */
 export function makeLeaf(issuer: Issued, spiffeId = 'spiffe://example.org/ns/default/sa/app', o: CertOptions = {}): Issued {
   const key = o.key ?? generateKeyPairSync(o.keyAlgorithm ?? 'ec-p256');
-  const emptySubject = o.emptySubject ?? o.commonName === undefined;
-  const name = emptySubject ? nameNode([]) : nameNode(commonNameAndOrg(o.commonName ?? 'leaf'));
+  const emptySubject = o.emptySubject ?? (o.commonName === undefined && o.subject === undefined);
+  const name = emptySubject ? nameNode([]) : nameNode(o.subject ?? commonNameAndOrg(o.commonName ?? 'leaf'));
   return build(name, issuer, key, o, {
     bc: { ca: false },
     ku: ['digitalSignature'],

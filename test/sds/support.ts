@@ -7,6 +7,7 @@ import type { Logger } from '../../src/observability/logger.js';
 import type { SdsMetrics } from '../../src/sds/metrics.js';
 import type { SecretKind } from '../../src/sds/resource-names.js';
 import { type SdsServer, type SdsServerConfig, startSdsServer } from '../../src/sds/server.js';
+import type { PartnerRootsSource } from '../../src/sds/secret-catalog.js';
 import { SdsClient, type SdsClientOptions } from '../helpers/sds-client.js';
 import { TestIdentitySource, type TestIdentityOptions } from '../helpers/test-identity-source.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -69,6 +70,7 @@ export interface TestServerOptions {
   readonly identity?: Partial<TestIdentityOptions>;
   readonly config?: Partial<SdsServerConfig>;
   readonly socketPath?: string;
+  readonly partners?: PartnerRootsSource;
 }
 
 export async function startTestServer(t: ExecutionContext, options: TestServerOptions = {}): Promise<TestServer> {
@@ -79,7 +81,7 @@ export async function startTestServer(t: ExecutionContext, options: TestServerOp
   const { logger, lines } = captureLogger();
   const server = await startSdsServer(
     { sdsSocket: options.socketPath ?? path.join(dir, 'sds.sock'), sdsSocketMode: 0o600, fileDebounceMs: 50, sdsFileDirs: [os.tmpdir()], ...options.config },
-    { source, logger, clock, metrics },
+    { source, logger, clock, metrics, ...(options.partners ? { partners: options.partners } : {}) },
   );
   const clients: SdsClient[] = [];
   t.teardown(async () => {
