@@ -15,17 +15,7 @@ import { fileURLToPath } from 'node:url';
 import type { ServerMode, ServerReady } from './authz-e2e-server.js';
 import { benchRequestBytes, grpcFrame } from './authz-e2e.js';
 import { benchPolicyText } from './authz-fixtures.js';
-
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  children?: number[];
-}
-interface Profile {
-  nodes: ProfileNode[];
-  samples: number[];
-  timeDeltas: number[];
-}
+import { printSelfTime, selfTime } from './cpu-profile.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -65,23 +55,9 @@ async function main(): Promise<void> {
       child.once('exit', () => resolve());
       child.send({ cmd: 'close' });
     });
-    const profile = JSON.parse(fs.readFileSync(profFile, 'utf8')) as Profile;
-    const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-    const self = new Map<string, number>();
-    let total = 0;
-    profile.samples.forEach((id, i) => {
-      const n = byId.get(id)!;
-      const dt = profile.timeDeltas[i] ?? 0;
-      const f = n.callFrame;
-      if (f.functionName === '(idle)' || f.functionName === '(program)') return;
-      const where = f.url ? `${f.url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*\/dist\//, '')}:${f.lineNumber + 1}` : '';
-      const key = `${f.functionName || '(anonymous)'} ${where}`;
-      self.set(key, (self.get(key) ?? 0) + dt);
-      total += dt;
-    });
-    const rows = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, top);
+    const { busyUs: total, rows } = selfTime(profFile, top);
     console.log(`authz profile: mode ${mode}, ${requests} Check requests, h2load ${rps} req/s (noisy), busy CPU ${(total / 1000).toFixed(0)} ms = ${(total / requests).toFixed(2)} us per Check`);
-    for (const [key, us] of rows) console.log(`  ${((us / total) * 100).toFixed(1).padStart(5)} %  ${(us / requests).toFixed(2).padStart(6)} us/Check  ${key}`);
+    printSelfTime({ busyUs: total, rows }, requests, 'Check');
     console.log(JSON.stringify({ mode, requests, busy_us_per_check: Number((total / requests).toFixed(2)), h2load_per_s: rps ? Number(rps) : null }));
   } finally {
     if (child.exitCode === null) child.kill();

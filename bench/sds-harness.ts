@@ -2,26 +2,32 @@
  * Child process for `npm run bench:sds`: an SDS server on a Unix socket, fed by a test identity
  * source that really rotates (new key, new leaf signed by the test root), driven over IPC.
  *
- *   node dist/bench/sds-harness.js --socket PATH [--mode sds|bare]
+ *   node dist/bench/sds-harness.js --socket PATH [--mode sds|bare|raw]
  *
  * Modes: "sds" runs meshid's SDS server; "bare" runs the transport floor used as the baseline: a
- * grpc-js server that writes one pre-encoded response per stream on each rotation, with no SDS
- * logic (no catalog, no per-stream protocol state).
+ * grpc-js server that writes the same pre-encoded response to every stream on each rotation, with
+ * no SDS logic (no catalog, no per-stream protocol state); "raw" is the floor below grpc-js: a
+ * node:http2 server writing one pre-framed gRPC message (framed once) to every stream, which shows
+ * what grpc-js's own write path costs.
  *
  * IPC (messages from the parent -> replies):
  *   { type: 'rotate' } -> { type: 'rotated', version, at, passMs }   at: performance.timeOrigin + now() just before the new SVID
  *                         is published; passMs: how long the server's one pass over the streams took (handing every
- *                         stream its response to the transport; the bytes reach the clients after it)
+ *                         stream its response to the transport; the bytes reach the clients after it); cpuUs: the
+ *                         process's CPU time (user + system) so far, read once the new SVID exists and just before
+ *                         it is published (so issuing it, a key generation and a signature, is not counted)
  *   { type: 'memory' } -> { type: 'memory', rss, heapUsed, streams }   after two GCs (run with --expose-gc)
  *   { type: 'close' }  -> process exits 0 after closing the server
  * On start it sends { type: 'ready', socketPath } or { type: 'failed', error }.
  */
+import fs from 'node:fs';
+import http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { systemClock } from '../src/lib/clock.js';
 import { errorMessage } from '../src/lib/errors.js';
 import { silentLogger } from '../src/observability/logger.js';
 import { noopSdsMetrics, type SdsMetrics } from '../src/sds/metrics.js';
-import { encodeSecret, responseWithNonce } from '../src/sds/secret-encoding.js';
+import { encodeSecret } from '../src/sds/secret-encoding.js';
 import { sdsServiceDefinition, startSdsServer } from '../src/sds/server.js';
 import { nowMs } from '../test/helpers/sds-client.js';
 import { listenOnUnixSocket } from '../src/lib/unix-socket.js';
@@ -31,17 +37,21 @@ export type HarnessRequest = { type: 'rotate' } | { type: 'memory' } | { type: '
 export type HarnessReply =
   | { type: 'ready'; socketPath: string }
   | { type: 'failed'; error: string }
-  | { type: 'rotated'; version: string; at: number; passMs: number }
+  | { type: 'rotated'; version: string; at: number; passMs: number; cpuUs: number }
   | { type: 'memory'; rss: number; heapUsed: number; streams: number };
 
 interface ServerUnderTest {
   streams(): number;
   /** Publishes a new SVID; returns its version, the publication time and the duration of the push pass. */
-  rotate(): { version: string; at: number; passMs: number };
+  rotate(): { version: string; at: number; passMs: number; cpuUs: number };
   close(): Promise<void>;
 }
 
 const now = nowMs;
+const cpuSoFar = () => {
+  const c = process.cpuUsage();
+  return c.user + c.system;
+};
 
 async function startSds(socketPath: string): Promise<ServerUnderTest> {
   const source = new TestIdentitySource({ clock: systemClock, trustDomain: 'bench.example' });
@@ -53,9 +63,10 @@ async function startSds(socketPath: string): Promise<ServerUnderTest> {
     rotate: () => {
       const next = source.issue();
       passMs = NaN;
+      const cpuUs = cpuSoFar();
       const at = now();
       source.install(next); // the SDS server pushes synchronously from the source's notification
-      return { version: next.version, at, passMs };
+      return { version: next.version, at, passMs, cpuUs };
     },
     close: () => server.close(),
   };
@@ -68,14 +79,13 @@ async function startBare(socketPath: string): Promise<ServerUnderTest> {
     return encodeSecret('default', svid.version, { type: 'tls_certificate', certificateChainPem: svid.certChainPem, privateKeyPem: svid.privateKeyPem });
   };
   let current = encode();
-  let nonce = 0;
   const calls = new Set<grpc.ServerDuplexStream<unknown, Buffer>>();
   const server = new grpc.Server();
   server.addService(sdsServiceDefinition(), {
     StreamSecrets: (call: grpc.ServerDuplexStream<unknown, Buffer>) => {
       call.once('data', () => {
         calls.add(call);
-        call.write(responseWithNonce(current, String(++nonce)));
+        call.write(current.response);
       });
       call.on('data', () => {}); // ACKs
       const drop = () => calls.delete(call);
@@ -91,15 +101,63 @@ async function startBare(socketPath: string): Promise<ServerUnderTest> {
     streams: () => calls.size,
     rotate: () => {
       const next = source.issue();
+      const cpuUs = cpuSoFar();
       const at = now();
       source.install(next);
       current = encode();
-      for (const call of calls) call.write(responseWithNonce(current, String(++nonce)));
-      return { version: next.version, at, passMs: now() - at };
+      for (const call of calls) call.write(current.response);
+      return { version: next.version, at, passMs: now() - at, cpuUs };
     },
     close: async () => {
       socket.remove();
       server.forceShutdown();
+    },
+  };
+}
+
+async function startRaw(socketPath: string): Promise<ServerUnderTest> {
+  const source = new TestIdentitySource({ clock: systemClock, trustDomain: 'bench.example' });
+  const framed = () => {
+    const svid = source.latestSvid()!;
+    const bytes = encodeSecret('default', svid.version, { type: 'tls_certificate', certificateChainPem: svid.certChainPem, privateKeyPem: svid.privateKeyPem }).response;
+    const frame = Buffer.allocUnsafe(5 + bytes.length);
+    frame[0] = 0;
+    frame.writeUInt32BE(bytes.length, 1);
+    bytes.copy(frame, 5);
+    return frame;
+  };
+  let current = framed();
+  const streams = new Set<http2.ServerHttp2Stream>();
+  const server = http2.createServer();
+  server.on('stream', (stream) => {
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+    stream.once('data', () => {
+      streams.add(stream);
+      stream.write(current);
+    });
+    stream.on('data', () => {}); // the first request, then ACKs
+    stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+    const drop = () => streams.delete(stream);
+    stream.on('close', drop);
+    stream.on('error', drop);
+  });
+  fs.rmSync(socketPath, { force: true });
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(socketPath, resolve));
+  return {
+    streams: () => streams.size,
+    rotate: () => {
+      const next = source.issue();
+      const cpuUs = cpuSoFar();
+      const at = now();
+      source.install(next);
+      current = framed();
+      for (const stream of streams) stream.write(current);
+      return { version: next.version, at, passMs: now() - at, cpuUs };
+    },
+    close: async () => {
+      for (const stream of streams) stream.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      fs.rmSync(socketPath, { force: true });
     },
   };
 }
@@ -116,14 +174,14 @@ async function main(): Promise<void> {
   };
   const socketPath = arg('socket');
   const mode = arg('mode') ?? 'sds';
-  if (!socketPath || !process.send || (mode !== 'sds' && mode !== 'bare')) {
-    process.stderr.write('usage: (forked with IPC) sds-harness --socket PATH [--mode sds|bare]\n');
+  if (!socketPath || !process.send || (mode !== 'sds' && mode !== 'bare' && mode !== 'raw')) {
+    process.stderr.write('usage: (forked with IPC) sds-harness --socket PATH [--mode sds|bare|raw]\n');
     process.exitCode = 2;
     return;
   }
   let server: ServerUnderTest;
   try {
-    server = mode === 'sds' ? await startSds(socketPath) : await startBare(socketPath);
+    server = mode === 'sds' ? await startSds(socketPath) : mode === 'bare' ? await startBare(socketPath) : await startRaw(socketPath);
   } catch (e) {
     send({ type: 'failed', error: errorMessage(e) });
     process.exitCode = 1;

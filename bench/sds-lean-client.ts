@@ -21,6 +21,7 @@ export interface SdsFleet {
 }
 
 const PATH = `/${SDS_SERVICE}/StreamSecrets`;
+const ENVOY_WINDOW = 256 * 1024 * 1024;
 
 function grpcFrame(message: Uint8Array): Buffer {
   const frame = Buffer.allocUnsafe(5 + message.length);
@@ -35,9 +36,14 @@ export async function openLeanFleet(socketPath: string, streams: number, connect
   const listeners = new Set<(version: string, at: number) => void>();
   const errors: string[] = [];
   let closing = false;
-  const sessions = Array.from({ length: Math.min(streams, connections) }, () =>
-    http2.connect('http://localhost', { createConnection: () => net.connect(socketPath) }).on('error', (e) => errors.push(`session: ${e.message}`)),
-  );
+  // Envoy's HTTP/2 defaults: 256 MiB stream and connection windows. With node's 64 KiB connection
+  // window a push of 100 responses of 3 KB on one connection would wait for several WINDOW_UPDATE
+  // round trips, which measures the client's flow-control settings, not the server.
+  const sessions = Array.from({ length: Math.min(streams, connections) }, () => {
+    const session = http2.connect('http://localhost', { createConnection: () => net.connect(socketPath), settings: { initialWindowSize: ENVOY_WINDOW } });
+    session.on('connect', () => session.setLocalWindowSize(ENVOY_WINDOW));
+    return session.on('error', (e) => errors.push(`session: ${e.message}`));
+  });
   let firstAnswers = 0;
   let batchDone: () => void = () => {};
   let batchTarget = 0;

@@ -13,15 +13,16 @@ export interface SdsServerUnderTest {
   readonly pid: number;
   /**
    * Publishes a new SVID; resolves with its version, when it was published (epoch ms, sub-ms
-   * precision) and, if the server can tell, how long its push pass took (NaN otherwise).
+   * precision), if the server can tell, how long its push pass took (NaN otherwise), and the
+   * server process's CPU time so far (microseconds, read just before the rotation).
    */
-  rotate(): Promise<{ version: string; at: number; passMs: number }>;
+  rotate(): Promise<{ version: string; at: number; passMs: number; cpuUs: number }>;
   /** RSS in bytes after GC, and the streams the server holds. */
   memory(): Promise<{ rss: number; streams: number }>;
   close(): Promise<void>;
 }
 
-export async function forkHarness(socketPath: string, mode: 'sds' | 'bare'): Promise<SdsServerUnderTest> {
+export async function forkHarness(socketPath: string, mode: 'sds' | 'bare' | 'raw'): Promise<SdsServerUnderTest> {
   const script = fileURLToPath(new URL('./sds-harness.js', import.meta.url));
   const child: ChildProcess = fork(script, ['--socket', socketPath, '--mode', mode], {
     // SDS_HARNESS_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the server side.
@@ -61,7 +62,7 @@ export async function forkHarness(socketPath: string, mode: 'sds' | 'bare'): Pro
     rotate: async () => {
       ask({ type: 'rotate' });
       const r = await next('rotated');
-      return { version: r.version, at: r.at, passMs: r.passMs };
+      return { version: r.version, at: r.at, passMs: r.passMs, cpuUs: r.cpuUs };
     },
     memory: async () => {
       ask({ type: 'memory' });

@@ -9,8 +9,10 @@
  *
  * Push latency: from the moment the harness publishes a new SVID to the moment the last of the N
  * streams has received it (timestamps across processes: performance.timeOrigin + now()).
- * Baseline, measured in the same run: the same clients against a bare grpc-js server that writes
- * one pre-encoded response per stream (the transport floor); the ratio is meshid / bare.
+ * Baselines, measured in the same run with rotations taken in turn on each server: the same
+ * clients against a bare grpc-js server that writes one pre-encoded response to every stream (the
+ * grpc-js floor; the ratio is meshid / bare), and against a raw node:http2 server that writes one
+ * pre-framed message to every stream (the floor below grpc-js: what any Node write path could do).
  * Also printed: the server's own pass over the streams (from its push hook), which separates the
  * server's cost from the clients' (on 2 cores the N clients in one process weigh on the total).
  * Memory: the SDS server's RSS with no stream, and with 1,000 idle streams; then the same for the
@@ -18,7 +20,9 @@
  * figure the targets apply to (idle_rss_mb, bytes_per_idle_stream).
  *
  * Flags: --rotations N (default 50; 30 at 1,000 streams), --connections K (default 10),
- *        --client lean|grpc-js (default lean), --quick (20 rotations, to check the benchmark works).
+ *        --client lean|grpc-js (default lean), --quick (20 rotations, to check the benchmark works),
+ *        --streams 1000 --modes sds (one case only, e.g. to profile it: SDS_HARNESS_NODE_ARGS=
+ *        "--cpu-prof --cpu-prof-dir=DIR" profiles the server, then node dist/bench/cpu-profile.js FILE).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -28,8 +32,11 @@ import { openLeanFleet, type SdsFleet } from './sds-lean-client.js';
 import { startAgentProcesses } from './sds-agent-process.js';
 import { forkHarness, type SdsServerUnderTest } from './sds-server-process.js';
 
-const STREAM_COUNTS = [1, 100, 1000] as const;
-const TARGET_P99_MS: Record<number, number> = { 100: 10, 1000: 100 };
+const STREAM_COUNTS: readonly number[] = flag('streams')?.split(',').map(Number) ?? [1, 100, 1000];
+type Mode = 'sds' | 'bare' | 'raw';
+const MODES = (flag('modes')?.split(',') ?? ['sds', 'bare', 'raw']) as Mode[];
+for (const m of MODES) if (m !== 'sds' && m !== 'bare' && m !== 'raw') throw new Error(`--modes takes sds, bare and raw, not ${m}`);
+const TARGET_P99_MS: Record<number, number> = { 100: 10, 1000: 25 }; // issue 13
 const TARGET_BYTES_PER_STREAM = 30 * 1024;
 const TARGET_IDLE_RSS_MB = 80;
 
@@ -82,11 +89,12 @@ function openFleet(socketPath: string, streams: number): Promise<SdsFleet> {
 }
 
 /** Rotates once and resolves with the time until every watch had the new version, and the server's pass time. */
-function measureRotation(server: SdsServerUnderTest, fleet: SdsFleet): Promise<{ deliveredMs: number; passMs: number }> {
+function measureRotation(server: SdsServerUnderTest, fleet: SdsFleet): Promise<{ deliveredMs: number; passMs: number; cpuUs: number }> {
   return new Promise((resolve, reject) => {
     let target: string | undefined;
     let publishedAt = 0;
     let passMs = NaN;
+    let cpuUs = NaN;
     let last = 0;
     let count = 0;
     const early: Array<{ version: string; at: number }> = [];
@@ -98,7 +106,7 @@ function measureRotation(server: SdsServerUnderTest, fleet: SdsFleet): Promise<{
       if (++count === fleet.size) {
         clearTimeout(timer);
         unsubscribe();
-        resolve({ deliveredMs: last - publishedAt, passMs });
+        resolve({ deliveredMs: last - publishedAt, passMs, cpuUs });
       }
     };
     const unsubscribe = fleet.onUpdate(arrive);
@@ -106,6 +114,7 @@ function measureRotation(server: SdsServerUnderTest, fleet: SdsFleet): Promise<{
       target = r.version;
       publishedAt = r.at;
       passMs = r.passMs;
+      cpuUs = r.cpuUs;
       for (const e of early.splice(0)) arrive(e.version, e.at);
     }, reject);
   });
@@ -119,32 +128,51 @@ interface RunResult {
   readonly max: number;
   readonly passP50: number;
   readonly passP99: number;
+  /** The server's CPU time per rotation per stream (the push and the ACKs it brings back), in microseconds. */
+  readonly cpuUsPerStream: number;
 }
 
-async function runPushes(server: SdsServerUnderTest, fleet: SdsFleet, rotations: number): Promise<RunResult> {
-  for (let i = 0; i < 3; i++) {
-    await measureRotation(server, fleet); // warm-up
-    await sleep(10);
-  }
-  const samples: number[] = [];
-  const passes: number[] = [];
-  for (let i = 0; i < rotations; i++) {
-    const m = await measureRotation(server, fleet);
-    samples.push(m.deliveredMs);
-    passes.push(m.passMs);
-    await sleep(10); // let the ACKs drain before the next rotation
-  }
-  samples.sort((a, b) => a - b);
-  passes.sort((a, b) => a - b);
+function summarise(streams: number, samples: number[], passes: number[], cpu: number[]): RunResult {
+  // CPU from one rotation to the next (the other servers rotate in between; this one is idle then).
+  const cpuUsPerStream = cpu.length < 2 ? NaN : (cpu.at(-1)! - cpu[0]!) / (cpu.length - 1) / streams;
+  samples.sort((x, y) => x - y);
+  passes.sort((x, y) => x - y);
   return {
-    streams: fleet.size,
-    rotations,
+    streams,
+    rotations: samples.length,
     p50: percentile(samples, 50),
     p99: percentile(samples, 99),
     max: samples.at(-1)!,
     passP50: percentile(passes, 50),
     passP99: percentile(passes, 99),
+    cpuUsPerStream,
   };
+}
+
+/**
+ * Rotations on every server in turn (a, b, c, a, b, c, ...), so that the load other processes put
+ * on a shared machine falls on all of them alike and the same-run ratios mean something.
+ */
+async function runPushes(targets: ReadonlyArray<{ server: SdsServerUnderTest; fleet: SdsFleet }>, rotations: number): Promise<RunResult[]> {
+  for (let i = 0; i < 3; i++) {
+    for (const { server, fleet } of targets) {
+      await measureRotation(server, fleet); // warm-up
+      await sleep(10);
+    }
+  }
+  const samples = targets.map(() => [] as number[]);
+  const passes = targets.map(() => [] as number[]);
+  const cpu = targets.map(() => [] as number[]);
+  for (let i = 0; i < rotations; i++) {
+    for (const [k, { server, fleet }] of targets.entries()) {
+      const m = await measureRotation(server, fleet);
+      samples[k]!.push(m.deliveredMs);
+      passes[k]!.push(m.passMs);
+      cpu[k]!.push(m.cpuUs);
+      await sleep(10); // let the ACKs drain before the next rotation
+    }
+  }
+  return targets.map((t, k) => summarise(t.fleet.size, samples[k]!, passes[k]!, cpu[k]!));
 }
 
 async function waitStreams(server: SdsServerUnderTest, n: number): Promise<{ rss: number }> {
@@ -158,34 +186,48 @@ async function waitStreams(server: SdsServerUnderTest, n: number): Promise<{ rss
 
 async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshid-bench-sds-'));
-  const results: Record<'sds' | 'bare', RunResult[]> = { sds: [], bare: [] };
+  const results: Record<Mode, RunResult[]> = { sds: [], bare: [], raw: [] };
   let idleRss = 0;
   let rss1000 = 0;
+  const servers = new Map<Mode, SdsServerUnderTest>();
   try {
-    for (const mode of ['bare', 'sds'] as const) {
-      const server = await forkHarness(path.join(dir, `${mode}.sock`), mode);
+    for (const mode of MODES) servers.set(mode, await forkHarness(path.join(dir, `${mode}.sock`), mode));
+    const sds = servers.get('sds');
+    if (sds) idleRss = (await waitStreams(sds, 0)).rss;
+    for (const n of STREAM_COUNTS) {
+      const targets: Array<{ mode: Mode; server: SdsServerUnderTest; fleet: SdsFleet }> = [];
       try {
-        if (mode === 'sds') idleRss = (await waitStreams(server, 0)).rss;
-        for (const n of STREAM_COUNTS) {
-          const fleet = await openFleet(server.socketPath, n);
-          if (mode === 'sds' && n === 1000) rss1000 = (await waitStreams(server, 1000)).rss;
-          const rotations = quick ? 20 : rotationsFlag ?? (n === 1000 ? 30 : 50);
-          const r = await runPushes(server, fleet, rotations);
+        for (const [mode, server] of servers) targets.push({ mode, server, fleet: await openFleet(server.socketPath, n) });
+        if (sds && n === 1000) rss1000 = (await waitStreams(sds, 1000)).rss;
+        const rotations = quick ? 20 : rotationsFlag ?? (n === 1000 ? 30 : 50);
+        const runs = await runPushes(targets, rotations);
+        for (const [k, { mode }] of targets.entries()) {
+          const r = runs[k]!;
           results[mode].push(r);
           process.stdout.write(
             `${mode.padEnd(4)} ${String(n).padStart(5)} streams: delivered to all p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(2)} ms; ` +
-              `server pass p50 ${r.passP50.toFixed(2)} ms, p99 ${r.passP99.toFixed(2)} ms (${r.rotations} rotations)\n`,
+              `server pass p50 ${r.passP50.toFixed(2)} ms, p99 ${r.passP99.toFixed(2)} ms; server CPU ${r.cpuUsPerStream.toFixed(1)} us per stream per push (${r.rotations} rotations)\n`,
           );
-          fleet.close();
-          if (fleet.errors.length > 0) throw new Error(`${mode}, ${n} streams: ${fleet.errors.length} problems, first: ${fleet.errors[0]}`);
-          await waitStreams(server, 0);
         }
       } finally {
-        await server.close();
+        for (const { fleet } of targets) fleet.close();
+      }
+      for (const { mode, server, fleet } of targets) {
+        if (fleet.errors.length > 0) throw new Error(`${mode}, ${n} streams: ${fleet.errors.length} problems, first: ${fleet.errors[0]}`);
+        await waitStreams(server, 0);
       }
     }
   } finally {
+    for (const server of servers.values()) await server.close();
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+
+  if (flag('streams') !== undefined || flag('modes') !== undefined) {
+    // A partial run (for profiling one case): the per-run lines above, and their figures.
+    const partial: Record<string, number> = {};
+    for (const mode of MODES) for (const r of results[mode]) Object.assign(partial, { [`${mode}_p50_ms_${r.streams}`]: round(r.p50), [`${mode}_p99_ms_${r.streams}`]: round(r.p99), [`${mode}_pass_p99_ms_${r.streams}`]: round(r.passP99, 3), [`${mode}_cpu_us_per_stream_${r.streams}`]: round(r.cpuUsPerStream, 1) });
+    process.stdout.write(`${JSON.stringify({ client: clientFlag, partial: true, ...partial })}\n`);
+    return;
   }
 
   // The real agent: its RSS idle (after a settle) and with 1,000 idle streams.
@@ -212,23 +254,44 @@ async function main(): Promise<void> {
 
   const bytesPerStream = (rss1000 - idleRss) / 1000;
   const figures: Record<string, number | boolean | string> = { client: clientFlag, connections: connectionsFlag };
-  process.stdout.write('\nstreams   meshid p50/p99 ms   bare p50/p99 ms   ratio p50/p99   target p99\n');
+  process.stdout.write('\nstreams   meshid p50/p99 ms   bare grpc-js p50/p99   raw http2 p50/p99   p99 vs bare / vs raw   target p99\n');
   STREAM_COUNTS.forEach((n, i) => {
     const s = results.sds[i]!;
     const b = results.bare[i]!;
+    const r = results.raw[i]!;
     const target = TARGET_P99_MS[n];
+    const pair = (x: RunResult) => `${x.p50.toFixed(2)} / ${x.p99.toFixed(2)}`;
     process.stdout.write(
-      `${String(n).padStart(7)}   ${`${s.p50.toFixed(2)} / ${s.p99.toFixed(2)}`.padEnd(18)}  ${`${b.p50.toFixed(2)} / ${b.p99.toFixed(2)}`.padEnd(16)}  ${`${(s.p50 / b.p50).toFixed(2)} / ${(s.p99 / b.p99).toFixed(2)}`.padEnd(14)}  ${target ? `< ${target} ms ${s.p99 < target ? 'met' : 'MISSED'}` : '-'}\n`,
+      `${String(n).padStart(7)}   ${pair(s).padEnd(18)}  ${pair(b).padEnd(21)}  ${pair(r).padEnd(18)}  ${`${(s.p99 / b.p99).toFixed(2)} / ${(s.p99 / r.p99).toFixed(2)}`.padEnd(21)}  ${target ? `< ${target} ms ${s.p99 < target ? 'met' : 'MISSED'}` : '-'}\n`,
     );
     figures[`push_p50_ms_${n}`] = round(s.p50);
     figures[`push_p99_ms_${n}`] = round(s.p99);
     figures[`bare_push_p50_ms_${n}`] = round(b.p50);
     figures[`bare_push_p99_ms_${n}`] = round(b.p99);
+    figures[`raw_push_p99_ms_${n}`] = round(r.p99);
     figures[`ratio_p99_${n}`] = round(s.p99 / b.p99);
+    figures[`ratio_raw_p99_${n}`] = round(s.p99 / r.p99);
     figures[`server_pass_p99_ms_${n}`] = round(s.passP99, 3);
     figures[`bare_server_pass_p99_ms_${n}`] = round(b.passP99, 3);
+    figures[`raw_server_pass_p99_ms_${n}`] = round(r.passP99, 3);
+    figures[`server_cpu_us_per_stream_${n}`] = round(s.cpuUsPerStream, 1);
+    figures[`bare_server_cpu_us_per_stream_${n}`] = round(b.cpuUsPerStream, 1);
+    figures[`raw_server_cpu_us_per_stream_${n}`] = round(r.cpuUsPerStream, 1);
     figures[`rotations_${n}`] = s.rotations;
   });
+  // Server CPU per extra stream, from the 100- and 1,000-stream runs: what a push costs per stream
+  // once the per-rotation constant (timers, IPC, the rotation's garbage) is taken out.
+  const i100 = STREAM_COUNTS.indexOf(100);
+  const i1000 = STREAM_COUNTS.indexOf(1000);
+  const marginal = (r: RunResult[]) => (r[i1000]!.cpuUsPerStream * 1000 - r[i100]!.cpuUsPerStream * 100) / 900;
+  if (i100 !== -1 && i1000 !== -1) {
+    const [ms, mb, mr] = [marginal(results.sds), marginal(results.bare), marginal(results.raw)];
+    process.stdout.write(
+      `\nserver CPU per extra stream per push (100 -> 1,000 streams): meshid ${ms.toFixed(1)} us, bare grpc-js ${mb.toFixed(1)} us, raw node:http2 ${mr.toFixed(1)} us ` +
+        `(meshid / bare ${(ms / mb).toFixed(2)}, bare / raw ${(mb / mr).toFixed(2)})\n`,
+    );
+    Object.assign(figures, { server_cpu_us_per_extra_stream: round(ms, 1), bare_cpu_us_per_extra_stream: round(mb, 1), raw_cpu_us_per_extra_stream: round(mr, 1), cpu_ratio_vs_bare: round(ms / mb), cpu_ratio_bare_vs_raw: round(mb / mr) });
+  }
   process.stdout.write(
     `\nSDS harness process RSS (after GC): ${(idleRss / 2 ** 20).toFixed(1)} MB idle, ${(rss1000 / 2 ** 20).toFixed(1)} MB with 1,000 idle streams: ` +
       `${Math.round(bytesPerStream)} bytes per idle stream\n`,

@@ -312,10 +312,15 @@ async function watchCrlFile(path: string, crls: CrlWatcher, clock: Clock, log: L
   return () => watch.close();
 }
 
-/** Resolves on SIGINT or SIGTERM; SIGUSR1 renews the SVID at once. */
-export function untilShutdown(log: Logger, manager?: SvidManager): Promise<NodeJS.Signals> {
+/**
+ * Resolves on SIGINT or SIGTERM; SIGUSR1 renews the SVID at once. Installed before start-up, so
+ * that a SIGTERM while the agent starts is a clean shutdown too (sockets removed), not Node's
+ * default exit; manager may then be a getter for the manager once it exists.
+ */
+export function untilShutdown(log: Logger, manager?: SvidManager | (() => SvidManager | undefined)): Promise<NodeJS.Signals> {
   const onUsr1 = () => {
-    const started = manager?.renewNow() ?? false;
+    const m = typeof manager === 'function' ? manager() : manager;
+    const started = m?.renewNow() ?? false;
     log.info({ event: 'signal', signal: 'SIGUSR1' }, started ? 'SIGUSR1: renewing the SVID now' : 'SIGUSR1: a renewal is already under way');
   };
   process.on('SIGUSR1', onUsr1);
@@ -350,8 +355,10 @@ Send SIGUSR1 to renew the SVID at once.`,
   async run({ config }) {
     const logger = createLogger({ level: config.logLevel });
     quietGrpcLogs(logger);
-    const agent = await startAgent(config, { logger });
-    const signal = await untilShutdown(logger, agent.manager);
+    let agent: RunningAgent | undefined;
+    const shutdown = untilShutdown(logger, () => agent?.manager);
+    agent = await startAgent(config, { logger });
+    const signal = await shutdown;
     logger.info({ event: 'signal', signal }, `${signal}: shutting down`);
     await agent.close();
     return 0;

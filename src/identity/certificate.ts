@@ -4,7 +4,7 @@
  */
 import crypto, { type KeyObject } from 'node:crypto';
 import { MeshidError, withContext } from '../lib/errors.js';
-import { type Asn1, bytesOf, childrenOf, decodeDer, der, elementBytes, encodeDer, readBits, readOid, readSmallInt, readTime, Tag, TagClass } from './der.js';
+import { type Asn1, bytesOf, childrenOf, decodeDer, der, elementBytes, encodeDer, readBits, readOid, readSmallInt, readTime, sequenceOf, Tag, TagClass } from './der.js';
 import {
   type BasicConstraints,
   type Extension,
@@ -190,9 +190,9 @@ export function buildCertificate(spec: CertificateSpec, issuerKey: KeyObject): B
     spec.spki,
   ];
   if (spec.extensions.length > 0) fields.push(der.ctx(3, [der.seq([...spec.extensions])]));
-  const tbs = der.seq(fields);
-  const signature = sign(scheme, encodeDer(tbs), issuerKey);
-  return encodeDer(der.seq([tbs, alg, der.bits(signature)]));
+  const tbs = encodeDer(der.seq(fields));
+  const signature = sign(scheme, tbs, issuerKey);
+  return sequenceOf([tbs, encodeDer(alg), encodeDer(der.bits(signature))]);
 }
 
 /** A random positive serial of 128 bits (RFC 5280 allows 20 octets; CAs use at least 64 bits). */

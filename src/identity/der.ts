@@ -1,8 +1,12 @@
 /**
- * DER encoding and decoding through node-forge's asn1 module. We use forge for ASN.1 only (its pki
- * module cannot handle EC keys); all cryptography is node:crypto. forge's codec was the fastest
- * maintained one measured for our hot path: decoding a CSR takes about 4 us against about 100 us
- * for asn1js (see README, "Why node-forge's asn1").
+ * DER encoding and decoding. Decoding is ours: one strict walk over the bytes (checkDer's) that
+ * builds node-forge's Asn1 nodes as it goes, so the CA's hot path does not pay for forge's
+ * general BER decoder (binary strings, BIT STRING copies); encoding is node-forge's asn1 module,
+ * and every decoded value is re-encoded with it and must give the same bytes, so a value our
+ * decoder read differently from the library would be refused. We use forge for ASN.1 only (its
+ * pki module cannot handle EC keys); all cryptography is node:crypto. forge's codec was the
+ * fastest maintained one measured for our hot path: about 4 us per CSR against about 100 us for
+ * asn1js (see README, "Why node-forge's asn1").
  */
 import type NodeForge from 'node-forge';
 import forge from './forge-asn1.js';
@@ -22,16 +26,11 @@ export const TagClass = asn1.Class;
  * bytes. A parser that reads a certificate differently from OpenSSL is a security bug.
  */
 export function decodeDer(der: Uint8Array, what: string): Asn1 {
-  const bytes = Buffer.from(der);
-  checkDer(bytes, what);
-  let node: Asn1;
-  try {
-    // The typings lag the library: fromDer takes an options object since node-forge 0.10.
-    const options = { strict: true, parseAllBytes: true, decodeBitStrings: false } as unknown as boolean;
-    node = asn1.fromDer(forge.util.createBuffer(bytes.toString('binary')), options);
-  } catch (e) {
-    throw new MeshidError('der_malformed', `${what} is not valid DER: ${(e as Error).message}`);
-  }
+  const bytes = Buffer.isBuffer(der) ? der : Buffer.from(der);
+  const out: Asn1[] = [];
+  const end = walk(bytes, 0, bytes.length, what, 0, out);
+  if (end !== bytes.length) throw berError(what, end, 'trailing bytes after the value');
+  const node = out[0]!;
   if (!encodeDer(node).equals(bytes)) {
     throw new MeshidError('der_malformed', `${what} is not valid DER: re-encoding gives different bytes (a BER form)`);
   }
@@ -53,8 +52,12 @@ function berError(what: string, offset: number, detail: string): MeshidError {
 
 const MAX_DEPTH = 64;
 
-/** Checks one TLV at offset (within limit) and returns the offset just past it. */
-function walk(b: Buffer, offset: number, limit: number, what: string, depth: number): number {
+/**
+ * Checks one TLV at offset (within limit) and returns the offset just past it; with out, also
+ * appends its node (as node-forge's decoder would build it: constructed values hold their
+ * children, primitive ones their contents as a binary string).
+ */
+function walk(b: Buffer, offset: number, limit: number, what: string, depth: number, out?: Asn1[]): number {
   if (depth > MAX_DEPTH) throw berError(what, offset, `nesting deeper than ${MAX_DEPTH}`);
   const t = b[offset];
   if (t === undefined || offset >= limit) throw berError(what, offset, 'truncated');
@@ -106,13 +109,33 @@ function walk(b: Buffer, offset: number, limit: number, what: string, depth: num
     if (type === Tag.NULL && length !== 0) throw berError(what, offset, 'NULL with content');
   }
   if (constructed) {
-    for (let q = p; q < end; ) q = walk(b, q, end, what, depth + 1);
+    const children: Asn1[] | undefined = out ? [] : undefined;
+    for (let q = p; q < end; ) q = walk(b, q, end, what, depth + 1, children);
+    if (out) out.push({ tagClass, type, constructed, composed: true, value: children! } as Asn1);
+  } else if (out) {
+    out.push({ tagClass, type, constructed, composed: false, value: tagClass === 0x00 && type === Tag.BMPSTRING ? bmpString(b, p, end) : b.toString('latin1', p, end) } as Asn1);
   }
   return end;
 }
 
+/** A BMPString as node-forge decodes it (UTF-16 code units, which its encoder writes back as such). */
+function bmpString(b: Buffer, start: number, end: number): string {
+  let s = '';
+  for (let i = start; i + 1 < end; i += 2) s += String.fromCharCode(b.readUInt16BE(i));
+  return s;
+}
+
 export function encodeDer(node: Asn1): Buffer {
   return Buffer.from(asn1.toDer(node).getBytes(), 'binary');
+}
+
+/** A DER SEQUENCE of values already encoded (so that a signed part is not encoded a second time). */
+export function sequenceOf(encoded: readonly Buffer[]): Buffer {
+  let length = 0;
+  for (const e of encoded) length += e.length;
+  const header = length < 0x80 ? [0x30, length] : length < 0x100 ? [0x30, 0x81, length] : length < 0x10000 ? [0x30, 0x82, length >> 8, length & 0xff] : [0x30, 0x83, length >> 16, (length >> 8) & 0xff, length & 0xff];
+  if (length >= 0x1000000) throw new MeshidError('der_malformed', 'a SEQUENCE of 16 MB or more is not encoded here');
+  return Buffer.concat([Buffer.from(header), ...encoded], header.length + length);
 }
 
 /** Bytes of a primitive value (forge keeps them as a binary string). */

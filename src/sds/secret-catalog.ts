@@ -121,6 +121,9 @@ class SourceFeed extends Feed {
     }
     if (ref.kind === 'partners') {
       // The mesh bundle first, then each partner CA: Envoy accepts a client certificate from any.
+      // No CRL here: with one, OpenSSL and BoringSSL refuse a certificate whose issuer has no CRL
+      // ("unable to get certificate CRL"), which is every partner CA's; ext_authz's revocation
+      // check covers meshid-issued partner certificates on this listener instead.
       const partners = this.deps.partners!.current();
       const version = `${bundle.version}+${partners.version}`;
       if (version === this.latest?.version) return undefined;

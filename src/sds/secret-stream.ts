@@ -50,6 +50,8 @@ export class SecretStream implements SecretSubscriber {
   private closed = false;
   private nodeId: string | undefined;
   private nonceCounter = 0;
+  /** The largest EncodedSecret.seq this stream was sent with its shared nonce. */
+  private sharedSeq = 0;
   private sentNonce: string | undefined;
   private sentVersion: string | undefined;
   private rejectedVersion: string | undefined;
@@ -152,10 +154,19 @@ export class SecretStream implements SecretSubscriber {
   }
 
   private send(secret: EncodedSecret): void {
-    const nonce = (++this.nonceCounter).toString(36);
+    // Encodings are numbered in order, so a seq above every one this stream had is a nonce it has
+    // never been sent: the shared bytes go out as they are. Otherwise (the same encoding again,
+    // after a rename back) the stream's own counter keeps its nonces unique.
+    let response = secret.response;
+    let nonce = secret.nonce;
+    if (secret.seq > this.sharedSeq) this.sharedSeq = secret.seq;
+    else {
+      nonce = `${secret.nonce}.${(++this.nonceCounter).toString(36)}`;
+      response = responseWithNonce(secret, nonce);
+    }
     this.sentNonce = nonce;
     this.sentVersion = secret.version;
-    this.sink.send(responseWithNonce(secret, nonce));
+    this.sink.send(response);
     this.ctx.metrics.responseSent(this.subscription!.kind);
   }
 }

@@ -13,7 +13,7 @@ import type { IdentitySource } from '../identity/svid.js';
 import { noopSdsMetrics, type SdsMetrics } from './metrics.js';
 import type { SecretKind } from './resource-names.js';
 import { type CatalogUsage, type PartnerRootsSource, SecretCatalog } from './secret-catalog.js';
-import { type EncodedSecret, responseWithNonce } from './secret-encoding.js';
+import type { EncodedSecret } from './secret-encoding.js';
 import { requestedName, SecretStream, type StreamContext } from './secret-stream.js';
 import { serverOptions, shutdownGracefully } from '../lib/grpc-server.js';
 import { type BoundSocket, listenOnUnixSocket } from '../lib/unix-socket.js';
@@ -142,7 +142,7 @@ export async function startSdsServer(config: SdsServerConfig, deps: SdsServerDep
       if (settled) return;
       settle();
       metrics.responseSent(kind);
-      callback(null, responseWithNonce(secret, 'fetch'));
+      callback(null, secret.response);
     };
     // Called on client cancel (including an expired deadline, which grpc-js enforces) and on close.
     const abort = () => {

@@ -59,3 +59,40 @@ test('splitDer refuses indefinite and non-minimal lengths', (t) => {
   t.throws(() => splitDer(hex('30 80 0000'), 'list'), { message: /indefinite length/ });
   t.throws(() => splitDer(hex('30 8101 00'), 'list'), { message: /non-minimal length/ });
 });
+
+test('our decoder builds the same tree as node-forge\'s for certificates, CSRs and tagged values', async (t) => {
+  const forge = (await import('../../src/identity/forge-asn1.js')).default;
+  const { createCsr } = await import('../../src/identity/csr.js');
+  const { generateKeyPairSync } = await import('../../src/identity/keys.js');
+  const { spiffeIdFromParts } = await import('../../src/identity/spiffe-id.js');
+  type Plain = { tagClass: number; type: number; constructed: boolean; value: string | Plain[] };
+  const plain = (n: import('../../src/identity/der.js').Asn1): Plain => ({
+    tagClass: n.tagClass,
+    type: n.type,
+    constructed: n.constructed,
+    value: Array.isArray(n.value) ? n.value.map(plain) : (n.value as string),
+  });
+  const root = makeRoot();
+  const samples = [
+    root.der,
+    makeLeaf(root).der,
+    createCsr(spiffeIdFromParts('example.org', ['ns', 'a', 'sa', 'b']), generateKeyPairSync('ec-p256')).der,
+    createCsr(spiffeIdFromParts('example.org', ['ns', 'a', 'sa', 'b']), generateKeyPairSync('rsa-2048')).der,
+    hex('a0 07 81 05 6869206869'), // [0] { [1] IMPLICIT "hi hi" }
+    hex('30 06 1e04 00680069'), // a BMPString, which forge reads as UTF-16
+  ];
+  for (const der of samples) {
+    const ours = decodeDer(der, 'value');
+    const theirs = forge.asn1.fromDer(forge.util.createBuffer(der.toString('binary')), { strict: true, parseAllBytes: true, decodeBitStrings: false } as unknown as boolean);
+    t.deepEqual(plain(ours), plain(theirs));
+  }
+});
+
+
+test('sequenceOf gives the bytes node-forge would for a SEQUENCE of the same values, at every length form', async (t) => {
+  const { der, encodeDer, sequenceOf } = await import('../../src/identity/der.js');
+  for (const size of [0, 1, 120, 125, 126, 300, 70_000]) {
+    const items = [der.octets(Buffer.alloc(size, 7)), der.small(5)];
+    t.deepEqual(sequenceOf(items.map(encodeDer)), encodeDer(der.seq(items)), `content of about ${size} bytes`);
+  }
+});

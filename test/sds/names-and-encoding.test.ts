@@ -45,4 +45,10 @@ test('a pre-encoded response plus a per-stream nonce decodes as one DiscoveryRes
   const secret = Secret.toObject(Secret.decode(a.resources[0]!.value)) as { name: string; validation_context: { trusted_ca: { inline_bytes: Uint8Array } } };
   t.is(secret.name, 'ROOTCA');
   t.is(Buffer.from(secret.validation_context.trusted_ca.inline_bytes).toString(), '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n');
+  const shared = DiscoveryResponse.toObject(DiscoveryResponse.decode(enc.response)) as typeof a;
+  t.is(shared.nonce, enc.nonce, 'the shared response carries the shared nonce');
+  t.deepEqual({ ...shared, nonce: '' }, { ...a, nonce: '' }, 'the shared response differs from a per-stream one only in its nonce');
+  const later = encodeSecret('ROOTCA', 'v7', { type: 'validation_context', trustedCaPem: 'x' });
+  t.true(later.seq > enc.seq);
+  t.not(later.nonce, enc.nonce);
 });

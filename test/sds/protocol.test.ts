@@ -113,6 +113,33 @@ test('stale nonces are ignored: an old ACK or NACK does not count, the current o
   raw.cancel();
 });
 
+test('every stream gets the same encoded response for one version; a stream sent the same encoding twice gets a nonce of its own', async (t) => {
+  const s = await startTestServer(t);
+  const a = new RawStream(s.client());
+  const b = new RawStream(s.client());
+  for (const raw of [a, b]) raw.send({ node: { id: NODE_ID, cluster: 'app' }, resource_names: ['default'], type_url: SECRET_TYPE_URL });
+  const [fromA, fromB] = [(await a.next())!, (await b.next())!];
+  t.is(fromA.nonce, fromB.nonce, 'one encoding, one nonce, for every stream');
+  t.is(fromA.version, fromB.version);
+
+  // a: default -> ROOTCA -> default again, without a rotation: the second default is the same encoding.
+  a.send({ version_info: fromA.version, response_nonce: fromA.nonce, resource_names: ['ROOTCA'], type_url: SECRET_TYPE_URL });
+  const root = (await a.next())!;
+  t.deepEqual(root.names, ['ROOTCA']);
+  a.send({ version_info: root.version, response_nonce: root.nonce, resource_names: ['default'], type_url: SECRET_TYPE_URL });
+  const again = (await a.next())!;
+  t.is(again.version, fromA.version);
+  t.deepEqual(again.names, ['default']);
+  t.not(again.nonce, fromA.nonce, 'a nonce repeated on one stream');
+  // The old nonce is now stale on a; the new one is ACKed.
+  a.send({ version_info: fromA.version, response_nonce: fromA.nonce, resource_names: ['default'], type_url: SECRET_TYPE_URL, error_detail: { code: 13, message: 'late' } });
+  a.send({ version_info: again.version, response_nonce: again.nonce, resource_names: ['default'], type_url: SECRET_TYPE_URL });
+  await eventually(() => s.metrics.acks === 3, WAIT_MS, 'the ACKs of ROOTCA, default again (and the first default)');
+  t.is(s.metrics.nacks, 0, 'the stale NACK was counted');
+  a.cancel();
+  b.cancel();
+});
+
 test('the first message of a stream is a fresh subscription whatever version and nonce it carries', async (t) => {
   const s = await startTestServer(t);
   const current = s.source.currentSvid()!.version;
