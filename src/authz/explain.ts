@@ -113,6 +113,11 @@ function describeFailure(p: RulePart, f: RequestFacts): string {
   const values = p.values.length <= 4 ? p.values.join(' or ') : `${p.values.slice(0, 4).join(' or ')} or ${p.values.length - 4} more`;
   if (p.negated) return `${label} ${actual ?? '(none)'} is excluded by ${p.field} ${values}`;
   if (actual === undefined) return `no ${label} (the rule wants ${values})`;
+  // Istio splits a requestPrincipals value at its last "/" into issuer and subject, so the text
+  // "iss/sub" of a subject holding a "/" (a SPIFFE ID) matches no value: say so instead of "X is not X".
+  if (p.kind === 'requestPrincipal' && p.values.includes(actual)) {
+    return `${label} ${actual} is not matched by the same text: Istio splits the value at its last "/" into issuer and subject, so a subject containing "/" needs a "*" pattern (e.g. ${actual.slice(0, actual.indexOf('/') + 1)}*)`;
+  }
   return `${label} ${actual} is not ${values}`;
 }
 

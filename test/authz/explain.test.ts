@@ -47,6 +47,14 @@ const cases: Case[] = [
   ['two operations: one part', [allow('a', [{ to: [{ operation: { methods: ['GET'] } }, { operation: { paths: ['/x'] } }] }])], {}, ['shop/a rule 0: none of the 2 operations in "to" matches']],
   ['no ALLOW policies at all: allowed, nothing to explain', [{ name: 'd', action: 'DENY', rules: [rule(undefined, { paths: ['/admin'] })] }], {}, undefined],
   ['ALLOW policy without rules: explained as such', [allow('nothing')], {}, []],
+  [
+    'request principal whose subject holds a "/": the same text does not match (Istio splits at the last "/"), and the explanation says so',
+    [allow('a', [rule({ requestPrincipals: ['meshid-dev/spiffe://td/ns/a/sa/b'] }, undefined)])],
+    { requestAuth: { principal: 'meshid-dev/spiffe://td/ns/a/sa/b', audiences: [], claims: { iss: 'meshid-dev', sub: 'spiffe://td/ns/a/sa/b' } } },
+    [
+      'shop/a rule 0: request principal meshid-dev/spiffe://td/ns/a/sa/b is not matched by the same text: Istio splits the value at its last "/" into issuer and subject, so a subject containing "/" needs a "*" pattern (e.g. meshid-dev/*)',
+    ],
+  ],
   ['an allow carries no explanation', [allow('a', [rule(SHOP, undefined)])], {}, undefined],
 ];
 
