@@ -23,7 +23,8 @@ import { createLogger, type Logger, logLevelOption } from '../observability/logg
 import { AgentMetrics } from './agent-metrics.js';
 import { SvidManager } from '../rotation/manager.js';
 import { rotationOptions, rotationRules } from '../rotation/options.js';
-import { sdsOptions } from '../sds/options.js';
+import { NamedCertificates } from '../sds/named-certs.js';
+import { sdsOptions, sdsRules } from '../sds/options.js';
 import { type SdsServer, startSdsServer } from '../sds/server.js';
 import { fileSinkOptions, fileSinkRules, workloadApiOptions } from '../workload/options.js';
 import type { WorkloadApiServer } from '../workload/server.js';
@@ -71,6 +72,7 @@ export type AgentConfig = ConfigOf<typeof agentOptions>;
 /** The agent's schema: every subsystem's rules, and the one across them. */
 export const agentRules: readonly ConfigRule[] = [
   ...rotationRules,
+  ...sdsRules,
   ...authzRules,
   ...fileSinkRules,
   rule<AgentConfig>({
@@ -90,6 +92,7 @@ export interface RunningAgent {
   readonly sds: SdsServer;
   readonly authz: AuthzService | undefined;
   readonly workloadApi: WorkloadApiServer | undefined;
+  readonly named: NamedCertificates | undefined;
   readonly admin: AdminServer;
   readonly metrics: AgentMetrics;
   ready(): boolean;
@@ -149,7 +152,14 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       : undefined;
     if (partnerCas) closers.push(() => partnerCas.close());
 
-    const sds = await startSdsServer(config, { source: manager, partners: partnerCas, logger, clock, metrics: metrics.sdsHooks() });
+    let named: NamedCertificates | undefined;
+    if (config.namedCert.length > 0) {
+      named = new NamedCertificates(config.namedCert, { clock, logger, metrics: metrics.sdsHooks() });
+      closers.push(() => named?.stop());
+      await named.start();
+    }
+
+    const sds = await startSdsServer(config, { source: manager, partners: partnerCas, logger, clock, metrics: metrics.sdsHooks(), ...(named ? { named } : {}) });
     closers.push(() => sds.close());
     startupMark('sds_listening');
 
@@ -178,7 +188,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       const { SvidFileSink } = await import('../workload/file-sink.js');
       const sink = new SvidFileSink(
         { dir: config.svidDir, ...(config.svidHook ? { hook: config.svidHook } : {}), ...(config.svidSignal && config.svidPidFile ? { signal: config.svidSignal, pidFile: config.svidPidFile } : {}) },
-        { source: manager, clock, logger },
+        { source: manager, clock, logger, ...(named ? { named } : {}) },
       );
       await sink.start();
       closers.push(() => sink.stop());
@@ -208,7 +218,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       () => log.debug({ event: 'startup_timing', marks: startupMarks() }, 'start-up milestones (epoch ms)'),
       () => {},
     );
-    return { spiffeId, manager, sds, authz, workloadApi, admin, metrics, ready, close: closeAll };
+    return { spiffeId, manager, sds, authz, workloadApi, named, admin, metrics, ready, close: closeAll };
   } catch (e) {
     await closeAll();
     throw e;
@@ -257,10 +267,15 @@ async function watchTrustBundle(path: string, manager: SvidManager, clock: Clock
   return () => watch.close();
 }
 
-/** Resolves on SIGINT or SIGTERM; SIGUSR1 renews the SVID at once. */
-export function untilShutdown(log: Logger, manager?: SvidManager): Promise<NodeJS.Signals> {
+/**
+ * Resolves on SIGINT or SIGTERM; SIGUSR1 renews the SVID at once. Installed before start-up, so
+ * that a SIGTERM while the agent starts is a clean shutdown too (sockets removed), not Node's
+ * default exit; manager may then be a getter for the manager once it exists.
+ */
+export function untilShutdown(log: Logger, manager?: SvidManager | (() => SvidManager | undefined)): Promise<NodeJS.Signals> {
   const onUsr1 = () => {
-    const started = manager?.renewNow() ?? false;
+    const m = typeof manager === 'function' ? manager() : manager;
+    const started = m?.renewNow() ?? false;
     log.info({ event: 'signal', signal: 'SIGUSR1' }, started ? 'SIGUSR1: renewing the SVID now' : 'SIGUSR1: a renewal is already under way');
   };
   process.on('SIGUSR1', onUsr1);
@@ -287,7 +302,8 @@ export default defineCommand({
   details: `
 The agent generates the workload's private key in memory, obtains an X.509-SVID for it from the CA,
 serves certificate ("default") and trust bundle ("ROOTCA") to Envoy over SDS on --sds-socket, and
-renews well before expiry with a fresh key. With --authz-socket or --authz-listen and --policy-dir
+renews well before expiry with a fresh key. --named-cert NAME=CERT,KEY adds a certificate and key
+of the operator's (watched), served as "named:NAME" and written to --svid-dir. With --authz-socket or --authz-listen and --policy-dir
 it also answers Envoy ext_authz checks under Istio AuthorizationPolicy rules.
 Send SIGUSR1 to renew the SVID at once.`,
   options: agentOptions,
@@ -296,8 +312,10 @@ Send SIGUSR1 to renew the SVID at once.`,
     startupMark('config_loaded');
     const logger = createLogger({ level: config.logLevel });
     quietGrpcLogs(logger);
-    const agent = await startAgent(config, { logger });
-    const signal = await untilShutdown(logger, agent.manager);
+    let agent: RunningAgent | undefined;
+    const shutdown = untilShutdown(logger, () => agent?.manager);
+    agent = await startAgent(config, { logger });
+    const signal = await shutdown;
     logger.info({ event: 'signal', signal }, `${signal}: shutting down`);
     await agent.close();
     return 0;

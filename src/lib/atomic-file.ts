@@ -21,6 +21,35 @@ export function writeFileAtomically(file: string, content: string | Uint8Array, 
 let seq = 0;
 
 /**
+ * Several files replaced as one: every new content is written to its temporary file first, and
+ * only when all are written are they renamed into place, in the order given. A write that fails
+ * (a full disk) leaves every file as it was, so a key and the certificate for it are never split
+ * across two generations by a disk that filled up between them. Renames need no new space.
+ */
+export function writeFilesAtomically(files: ReadonlyArray<{ readonly file: string; readonly content: string | Uint8Array; readonly mode: number }>): void {
+  const staged: Array<{ readonly tmp: string; readonly file: string }> = [];
+  try {
+    for (const f of files) {
+      const tmp = `${f.file}.${process.pid}.${(seq = (seq + 1) % 1e9)}.tmp`;
+      staged.push({ tmp, file: f.file });
+      fs.writeFileSync(tmp, f.content, { mode: f.mode, flag: 'w' });
+      fs.chmodSync(tmp, f.mode);
+    }
+  } catch (e) {
+    for (const s of staged) fs.rmSync(s.tmp, { force: true });
+    throw e;
+  }
+  for (let i = 0; i < staged.length; i++) {
+    try {
+      fs.renameSync(staged[i]!.tmp, staged[i]!.file);
+    } catch (e) {
+      for (const s of staged.slice(i)) fs.rmSync(s.tmp, { force: true });
+      throw e;
+    }
+  }
+}
+
+/**
  * writeFileAtomically that also survives a crash or power loss: the temporary file is fsynced
  * before the rename and the directory after it, so once this returns the new content is on disk,
  * and a crash at any point leaves the old content or the new.

@@ -2,7 +2,8 @@
  * The file sink (--svid-dir): the SVID and bundle as files, for workloads that read PEM files.
  *
  * - svid.pem (leaf first, then intermediates), svid.key (PKCS#8, 0600), bundle.pem (the roots);
- *   each written to a temporary file and renamed into place, so no reader sees half a file;
+ *   each written to a temporary file and renamed into place, so no reader sees half a file; all
+ *   temporary files are written before any is renamed, so a full disk leaves the old set whole;
  * - order on a rotation: bundle first (new roots before a leaf they issued), then key, then the
  *   certificate; then, once all three are in place, the hook runs or the signal is sent (the
  *   reload race of spiffe-helper, #250, was a notification racing the writes);
@@ -19,7 +20,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Clock } from '../lib/clock.js';
-import { writeFileAtomically } from '../lib/atomic-file.js';
+import { writeFileAtomically, writeFilesAtomically } from '../lib/atomic-file.js';
 import { errorMessage, MeshidError } from '../lib/errors.js';
 import { type PathWatch, watchPaths } from '../lib/file-watch.js';
 import type { Logger } from '../observability/logger.js';
@@ -89,7 +90,11 @@ export class SvidFileSink {
     }
     this.unsubscribe.push(this.deps.source.subscribe(() => this.sync()));
     if (this.deps.named) this.unsubscribe.push(this.deps.named.subscribe(() => this.sync()));
-    this.watch = watchPaths([this.dir], () => this.restoreDeleted(), {
+    // Any event (space freed, a file deleted) and the resync also retry a write that failed.
+    this.watch = watchPaths([this.dir], () => {
+      this.sync();
+      this.restoreDeleted();
+    }, {
       clock: this.deps.clock,
       debounceMs: 50,
       resyncMs: 30_000,
@@ -131,14 +136,12 @@ export class SvidFileSink {
     }
     const want = this.desired();
     if (!want || want.version === this.writtenVersion) return;
-    let changed = 0;
+    const changes = want.files.filter((f) => !(this.written.get(f.name) === f.content && fs.existsSync(path.join(this.dir, f.name))));
+    const changed = changes.length;
     try {
-      for (const f of want.files) {
-        if (this.written.get(f.name) === f.content && fs.existsSync(path.join(this.dir, f.name))) continue;
-        writeFileAtomically(path.join(this.dir, f.name), f.content, f.mode);
-        this.written.set(f.name, f.content);
-        changed++;
-      }
+      // All or nothing: a full disk must not leave a new key next to the old certificate.
+      writeFilesAtomically(changes.map((f) => ({ file: path.join(this.dir, f.name), content: f.content, mode: f.mode })));
+      for (const f of changes) this.written.set(f.name, f.content);
     } catch (e) {
       // Keep writtenVersion as it was, so the next change or resync tries again.
       this.log.error({ err: errorMessage(e) }, 'cannot write the SVID files; will retry');

@@ -103,18 +103,19 @@ test('a 50 MB policy file is refused quickly from its size, with a message namin
   fs.writeFileSync(big, `apiVersion: "${'x'.repeat(1000)}`);
   fs.truncateSync(big, 50 * 1024 * 1024);
   const { logger, lines } = capturingLogger();
-  const start = performance.now();
   const source = await startPolicySource({ dir, clock: new FakeClock(), logger, watch: false });
   t.teardown(() => source.close());
-  const ms = performance.now() - start;
   t.is(source.current(), undefined, 'nothing loaded');
+  // Timed once the loader thread is up: the refusal itself costs a stat, not a read of 50 MB.
+  const start = performance.now();
   const outcome = await source.reload();
+  const ms = performance.now() - start;
   t.is(outcome.status, 'rejected');
   if (outcome.status !== 'rejected') return;
   const [e] = outcome.errors;
   t.like(e, { code: 'policy_too_large', file: 'huge.yaml' });
   t.regex(formatIssue(e!), /huge\.yaml: 52428800 bytes, over the 4194304-byte limit for one policy file/);
-  t.true(ms < 2000, `refused in ${ms.toFixed(0)} ms`);
+  t.true(ms < 1000, `refused in ${ms.toFixed(0)} ms`);
   const longest = Math.max(...lines().map((l) => JSON.stringify(l).length));
   t.true(longest < 1000, `longest log line ${longest} characters`);
 });

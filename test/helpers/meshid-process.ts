@@ -32,8 +32,9 @@ export class MeshidProcess {
   private exit: Exit | undefined;
   private readonly listeners = new Set<() => void>();
 
-  constructor(args: readonly string[]) {
-    this.child = spawn(process.execPath, [MESHID_MAIN, ...args], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  /** nodeArgs: flags for node itself, before the script (e.g. an --import of a test shim). */
+  constructor(args: readonly string[], options: { readonly nodeArgs?: readonly string[] } = {}) {
+    this.child = spawn(process.execPath, [...(options.nodeArgs ?? []), MESHID_MAIN, ...args], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     readline.createInterface({ input: this.child.stdout! }).on('line', (line) => {
       try {
         const parsed: unknown = JSON.parse(line);
