@@ -39,6 +39,9 @@ export interface TokenResult {
   readonly problem?: string;
   /** The RFC 8705 comparison, for tokens that verified. */
   readonly binding?: TokenBinding;
+  /** iss and sub of a refused token (unverified when status is invalid); a valid token's are in its claims. */
+  readonly issuer?: string;
+  readonly subject?: string;
 }
 
 export interface RequestAuthOptions {
@@ -101,7 +104,13 @@ export function decideCheckRequestWithTokens(
           decision: denyDecision('jwt_invalid', set!.revision, `the bearer token is not valid: ${reason}`),
           input: r.input,
           requestId: r.requestId,
-          token: { source: 'bearer', status: 'invalid', problem: reason },
+          token: {
+            source: 'bearer',
+            status: 'invalid',
+            problem: reason,
+            ...(v.status === 'invalid' && v.issuer !== undefined ? { issuer: v.issuer } : {}),
+            ...(v.status === 'invalid' && v.subject !== undefined ? { subject: v.subject } : {}),
+          },
         } satisfies CheckOutcome as CheckOutcome;
       },
       (e: unknown) => failed(set, e),
@@ -120,9 +129,13 @@ function finish(set: CompiledPolicySet, input: AuthzInput, requestId: string | u
       decision: denyDecision('token_not_bound', set.revision, binding.problem),
       input,
       requestId,
-      token: { source, status: 'not_bound', principal: auth.principal, problem: binding.problem, binding },
+      token: { source, status: 'not_bound', principal: auth.principal, problem: binding.problem, binding, ...claimStrings(auth.claims) },
     };
   }
   const withAuth: AuthzInput = { ...input, requestAuth: binding.bound ? { ...auth, certificateBound: true } : auth };
   return { decision: evaluate(set, withAuth), input: withAuth, requestId, token: { source, status: 'valid', principal: auth.principal, binding } };
+}
+
+function claimStrings(claims: Readonly<Record<string, unknown>>): { issuer?: string; subject?: string } {
+  return { ...(typeof claims.iss === 'string' ? { issuer: claims.iss } : {}), ...(typeof claims.sub === 'string' ? { subject: claims.sub } : {}) };
 }

@@ -31,6 +31,7 @@
  */
 import { hash, randomBytes } from 'node:crypto';
 import { infoLineWriter, type LineFields, type Logger } from '../observability/logger.js';
+import type { TokenResult } from './decide.js';
 import type { Decision } from './engine.js';
 import { type AuthzInput, namespacesOf, type PeerCertificateStatus, stripQuery } from './facts.js';
 import { normalisePath, type EscapedSlashes } from './paths.js';
@@ -55,6 +56,8 @@ export interface DecisionRecord {
   /** What the engine decided on, when the request could be read. */
   readonly input: AuthzInput | undefined;
   readonly decision: Decision;
+  /** The request's token, when it presented one (or jwt_authn verified one). */
+  readonly token?: TokenResult | undefined;
   readonly latencyUs: number;
 }
 
@@ -96,6 +99,12 @@ export const DECISION_FIELDS = [
   'request_presenter',
   'request_claims',
   'request_certificate_bound',
+  'token_source',
+  'token_status',
+  'token_reason',
+  'token_issuer',
+  'token_subject',
+  'token_bound',
   'metadata',
   'truncated',
   'outcome',
@@ -139,6 +148,10 @@ function certificateId(cert: PeerCertificateStatus | undefined): string | undefi
     default:
       return cert.reason;
   }
+}
+
+function claimString(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
 }
 
 export class DecisionLog {
@@ -205,6 +218,7 @@ export class DecisionLog {
     const normalised = received === undefined ? undefined : normalisePath(received, this.escapedSlashes);
     const cert = input?.peerCertificate;
     const auth = input?.requestAuth;
+    const token = r.token;
     const principal = cap('principal', input?.principal || undefined);
     const fields: Fields = {
       log_format: DECISION_LOG_FORMAT,
@@ -231,6 +245,12 @@ export class DecisionLog {
       request_presenter: cap('request_presenter', auth?.presenter),
       request_claims: auth ? json('request_claims', auth.claims) : undefined,
       request_certificate_bound: auth?.certificateBound,
+      token_source: token?.source,
+      token_status: token ? (token.status === 'valid' ? 'verified' : token.status) : undefined,
+      token_reason: cap('token_reason', token?.problem),
+      token_issuer: cap('token_issuer', token?.issuer ?? (token?.status === 'valid' ? claimString(auth?.claims.iss) : undefined)),
+      token_subject: cap('token_subject', token?.subject ?? (token?.status === 'valid' ? claimString(auth?.claims.sub) : undefined)),
+      token_bound: token && token.status !== 'invalid' ? token.binding?.bound === true : undefined,
       metadata: input?.metadata && Object.keys(input.metadata).length > 0 ? json('metadata', input.metadata) : undefined,
       truncated: undefined,
       outcome: d.allow ? 'allow' : 'deny',

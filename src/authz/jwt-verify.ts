@@ -22,7 +22,8 @@ const CACHE_ENTRIES = 1024;
 
 export type TokenOutcome =
   | { readonly status: 'absent' }
-  | { readonly status: 'invalid'; readonly reason: string }
+  /** issuer and subject: the unverified iss and sub, when the token has them (for the decision log). */
+  | { readonly status: 'invalid'; readonly reason: string; readonly issuer?: string; readonly subject?: string }
   | { readonly status: 'valid'; readonly auth: RequestAuth };
 
 interface LoadedRule {
@@ -114,8 +115,9 @@ export class RequestAuthenticator {
     } catch (e) {
       return { status: 'invalid', reason: `not a JWT (${errorMessage(e)})` };
     }
-    const rule = typeof unverified.iss === 'string' ? this.byIssuer.get(unverified.iss) : undefined;
-    if (!rule) return { status: 'invalid', reason: `issuer ${JSON.stringify(unverified.iss ?? null)} is not configured` };
+    const claimed = { ...(typeof unverified.iss === 'string' ? { issuer: unverified.iss } : {}), ...(typeof unverified.sub === 'string' ? { subject: unverified.sub } : {}) };
+    const rule = claimed.issuer !== undefined ? this.byIssuer.get(claimed.issuer) : undefined;
+    if (!rule) return { status: 'invalid', reason: `issuer ${JSON.stringify(unverified.iss ?? null)} is not configured`, ...claimed };
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, rule.keys, {
@@ -126,10 +128,10 @@ export class RequestAuthenticator {
         currentDate: new Date(now),
       }));
     } catch (e) {
-      return { status: 'invalid', reason: joseReason(e, 'the token', "the issuer's JWKS") };
+      return { status: 'invalid', reason: joseReason(e, 'the token', "the issuer's JWKS"), ...claimed };
     }
     const auth = requestAuthOfPayload(payload);
-    if (!auth) return { status: 'invalid', reason: 'the token has no string "sub" claim' };
+    if (!auth) return { status: 'invalid', reason: 'the token has no string "sub" claim', ...claimed };
     if (this.cache.size >= CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
     const until = typeof payload.exp === 'number' ? Math.min(payload.exp * 1000, now + 300_000) : now + 60_000;
     this.cache.set(token, { auth, until });

@@ -36,8 +36,11 @@ export type LineRead =
   | { readonly kind: 'skip'; readonly why: string }
   | { readonly kind: 'bad'; readonly why: string };
 
-/** Decisions made outside the policies: replaying them says nothing about a policy change. */
-const NOT_BY_POLICY = new Set(['malformed_request', 'no_valid_policy_set', 'internal_error']);
+/**
+ * Decisions made outside the policies: replaying them says nothing about a policy change. A token
+ * refused before the policies (jwt_invalid, token_not_bound) stays refused under any policy set.
+ */
+const NOT_BY_POLICY = new Set(['malformed_request', 'no_valid_policy_set', 'internal_error', 'jwt_invalid', 'token_not_bound']);
 
 export function readDecisionLine(text: string): LineRead {
   let o: unknown;

@@ -249,6 +249,7 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
         requestId: outcome.requestId,
         input,
         decision: d,
+        token: outcome.token,
         latencyUs: Math.round(seconds * 1e6),
       });
     }

@@ -24,7 +24,8 @@ import { createLogger, type Logger, logLevelOption } from '../observability/logg
 import { AgentMetrics } from './agent-metrics.js';
 import { SvidManager } from '../rotation/manager.js';
 import { rotationOptions, rotationRules } from '../rotation/options.js';
-import { sdsOptions } from '../sds/options.js';
+import { NamedCertificates } from '../sds/named-certs.js';
+import { sdsOptions, sdsRules } from '../sds/options.js';
 import { type SdsServer, startSdsServer } from '../sds/server.js';
 import { JwtSvids } from '../workload/jwt-svids.js';
 import { SvidFileSink } from '../workload/file-sink.js';
@@ -73,6 +74,7 @@ export type AgentConfig = ConfigOf<typeof agentOptions>;
 /** The agent's schema: every subsystem's rules, and the one across them. */
 export const agentRules: readonly ConfigRule[] = [
   ...rotationRules,
+  ...sdsRules,
   ...authzRules,
   ...fileSinkRules,
   rule<AgentConfig>({
@@ -92,6 +94,7 @@ export interface RunningAgent {
   readonly sds: SdsServer;
   readonly authz: AuthzService | undefined;
   readonly workloadApi: WorkloadApiServer | undefined;
+  readonly named: NamedCertificates | undefined;
   readonly admin: AdminServer;
   readonly metrics: AgentMetrics;
   ready(): boolean;
@@ -144,7 +147,14 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       : undefined;
     if (partnerCas) closers.push(() => partnerCas.close());
 
-    const sds = await startSdsServer(config, { source: manager, partners: partnerCas, logger, clock, metrics: metrics.sdsHooks() });
+    let named: NamedCertificates | undefined;
+    if (config.namedCert.length > 0) {
+      named = new NamedCertificates(config.namedCert, { clock, logger, metrics: metrics.sdsHooks() });
+      closers.push(() => named?.stop());
+      await named.start();
+    }
+
+    const sds = await startSdsServer(config, { source: manager, partners: partnerCas, logger, clock, metrics: metrics.sdsHooks(), ...(named ? { named } : {}) });
     closers.push(() => sds.close());
 
     const authz = authzConfig
@@ -170,7 +180,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     if (config.svidDir) {
       const sink = new SvidFileSink(
         { dir: config.svidDir, ...(config.svidHook ? { hook: config.svidHook } : {}), ...(config.svidSignal && config.svidPidFile ? { signal: config.svidSignal, pidFile: config.svidPidFile } : {}) },
-        { source: manager, clock, logger },
+        { source: manager, clock, logger, ...(named ? { named } : {}) },
       );
       await sink.start();
       closers.push(() => sink.stop());
@@ -195,7 +205,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       },
       `agent started (pid ${process.pid})`,
     );
-    return { spiffeId, manager, sds, authz, workloadApi, admin, metrics, ready, close: closeAll };
+    return { spiffeId, manager, sds, authz, workloadApi, named, admin, metrics, ready, close: closeAll };
   } catch (e) {
     await closeAll();
     throw e;
@@ -279,7 +289,8 @@ export default defineCommand({
   details: `
 The agent generates the workload's private key in memory, obtains an X.509-SVID for it from the CA,
 serves certificate ("default") and trust bundle ("ROOTCA") to Envoy over SDS on --sds-socket, and
-renews well before expiry with a fresh key. With --authz-socket or --authz-listen and --policy-dir
+renews well before expiry with a fresh key. --named-cert NAME=CERT,KEY adds a certificate and key
+of the operator's (watched), served as "named:NAME" and written to --svid-dir. With --authz-socket or --authz-listen and --policy-dir
 it also answers Envoy ext_authz checks under Istio AuthorizationPolicy rules.
 Send SIGUSR1 to renew the SVID at once.`,
   options: agentOptions,

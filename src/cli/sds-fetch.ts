@@ -14,7 +14,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
-import { SDS_ROOT_SECRET, SDS_WORKLOAD_SECRET } from '../config/defaults.js';
+import { SDS_NAMED_CERT_PREFIX, SDS_ROOT_SECRET, SDS_WORKLOAD_SECRET } from '../config/defaults.js';
 import { opt } from '../config/options.js';
 import { certificateFingerprint } from '../identity/bundle.js';
 import { type Certificate, parseCertificatesPem } from '../identity/certificate.js';
@@ -36,13 +36,15 @@ const RECONNECT_MS = [500, 10_000] as const;
 
 /**
  * The file names --out writes for a secret name, without extension: "default" is svid (svid.pem,
- * svid.key), "ROOTCA" is bundle (bundle.pem), as the file sink (--svid-dir) names them; a trust
- * domain's bundle "spiffe://TD" is TD.bundle; any other name is the name with characters other than letters, digits, ".", "-" and
- * "_" replaced by "_".
+ * svid.key), "ROOTCA" is bundle (bundle.pem), as the file sink (--svid-dir) names them; a named
+ * certificate "named:NAME" is NAME (NAME.pem, NAME.key, as the file sink writes it too); a trust
+ * domain's bundle "spiffe://TD" is TD.bundle; any other name is the name with characters other
+ * than letters, digits, ".", "-" and "_" replaced by "_".
  */
 export function outputBase(name: string): string {
   if (name === SDS_WORKLOAD_SECRET) return 'svid';
   if (name === SDS_ROOT_SECRET) return 'bundle';
+  if (name.startsWith(SDS_NAMED_CERT_PREFIX)) return name.slice(SDS_NAMED_CERT_PREFIX.length);
   if (name.startsWith('spiffe://')) return `${name.slice('spiffe://'.length)}.bundle`;
   return name.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[._]+/, '') || 'secret';
 }
@@ -158,15 +160,15 @@ Opens one SDS v3 StreamSecrets stream per --name with a node id, checks each res
 does and ACKs it (NACKs what Envoy would reject), and prints what it holds: for a certificate
 the SPIFFE ID, serial, not-after, key and chain; for a validation context each certificate's
 SHA-256 fingerprint and subject. --out DIR writes PEM files named as the file sink names them:
-"default" to svid.pem and svid.key (0600), "ROOTCA" to bundle.pem, "spiffe://TD" to
-TD.bundle.pem, other names to the name with "/", ":" and "~" turned into "_". Without --watch it exits once every name has answered;
+"default" to svid.pem and svid.key (0600), "ROOTCA" to bundle.pem, "named:NAME" to NAME.pem and
+NAME.key, "spiffe://TD" to TD.bundle.pem, other names to the name with "/", ":" and "~" turned into "_". Without --watch it exits once every name has answered;
 with --watch it prints (and writes) every new version until SIGINT or SIGTERM.
 Exit status: 0 every name answered; 1 the agent refused a name (unknown, unusable file) or sent
 a response Envoy would reject; 2 bad flags, nothing serving SDS at --socket, or no answer within
 --timeout.`,
   options: {
     socket: opt.string('socket', { description: "the agent's SDS Unix socket (--sds-socket)", metavar: 'PATH', required: true }),
-    name: opt.list('name', { description: 'a secret name: default, ROOTCA, spiffe://<td>, file-cert:..., file-root:... (repeatable)', metavar: 'NAME', default: [SDS_WORKLOAD_SECRET, SDS_ROOT_SECRET] }),
+    name: opt.list('name', { description: 'a secret name: default, ROOTCA, spiffe://<td>, named:<name>, file-cert:..., file-root:... (repeatable)', metavar: 'NAME', default: [SDS_WORKLOAD_SECRET, SDS_ROOT_SECRET] }),
     out: opt.string('out', { description: 'write each secret as PEM files into this directory (created 0700 if missing)', metavar: 'DIR' }),
     watch: opt.bool('watch', { description: 'keep the streams open and print every new version until SIGINT/SIGTERM', default: false }),
     json: opt.bool('json', { description: 'print one JSON object per response instead of text', default: false }),

@@ -11,6 +11,8 @@ export const SDS_ROOT_SECRET = 'ROOTCA';
 export const SDS_PARTNERS_SECRET = 'partners';
 export const SDS_FILE_CERT_PREFIX = 'file-cert:';
 export const SDS_FILE_ROOT_PREFIX = 'file-root:';
+/** A certificate and key the operator gave the agent by name (--named-cert NAME=...). */
+export const SDS_NAMED_CERT_PREFIX = 'named:';
 
 export const DEFAULT_SDS_SOCKET = '/var/run/meshid/sds.sock';
 export const DEFAULT_AUTHZ_SOCKET = '/var/run/meshid/authz.sock';

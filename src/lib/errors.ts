@@ -198,7 +198,7 @@ export const ERROR_CODES = {
   // SDS
   sds_wrong_type_url: input('the SDS request asks for another type than Secret', 'configure Envoy\'s SDS config source for secrets'),
   sds_resource_count: input('an SDS stream asks for more or fewer than one secret', 'one secret name per stream (Envoy does this without ADS)'),
-  sds_unknown_secret: fail('not_found', 'the SDS secret name is not one the agent serves', 'ask for default, ROOTCA, spiffe://<td>, file-cert:... or file-root:...'),
+  sds_unknown_secret: fail('not_found', 'the SDS secret name is not one the agent serves', 'ask for default, ROOTCA, spiffe://<td>, partners (with --partner-cas), file-cert:..., file-root:... or named:<a --named-cert name>'),
   sds_bad_file_cert_name: input('a file-cert: name is not file-cert:<cert>~<key>', 'name two absolute paths separated by ~'),
   sds_bad_file_root_name: input('a file-root: name has no path', 'name an absolute path'),
   sds_relative_file_path: input('a file-backed secret names a relative path', 'use an absolute path'),

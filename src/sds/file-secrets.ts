@@ -29,6 +29,11 @@ export const MAX_SECRET_FILE_BYTES = 1024 * 1024;
 export interface FileSecretPolicy {
   /** Absolute directories; empty: file-backed secrets are refused. */
   readonly allowedDirs: readonly string[];
+  /**
+   * The paths come from the agent's own configuration (--named-cert), not from a client of the
+   * socket: any directory; still regular files only, read asynchronously, within the size cap.
+   */
+  readonly configuredPaths?: boolean;
   readonly maxBytes?: number;
 }
 
@@ -43,6 +48,7 @@ function inside(dir: string, file: string): boolean {
 
 /** Whether file (as named, and after resolving symlinks) lies under an allowed directory. */
 async function checkAllowed(file: string, what: string, policy: FileSecretPolicy): Promise<string> {
+  if (policy.configuredPaths) return path.resolve(file);
   if (policy.allowedDirs.length === 0) throw refused(file, what, 'file-backed secrets are disabled (no --sds-file-dirs)');
   const named = path.resolve(file);
   if (!policy.allowedDirs.some((d) => inside(path.resolve(d), named))) {

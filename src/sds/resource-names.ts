@@ -7,12 +7,13 @@
  *   partners                   the bundle plus the partner CAs of --partner-cas
  *   file-cert:<cert>~<key>     a certificate chain and key read from files
  *   file-root:<path>           trusted roots read from a file
+ *   named:<name>               a certificate and key the operator configured (--named-cert)
  */
 import path from 'node:path';
-import { SDS_FILE_CERT_PREFIX, SDS_FILE_ROOT_PREFIX, SDS_PARTNERS_SECRET, SDS_ROOT_SECRET, SDS_WORKLOAD_SECRET } from '../config/defaults.js';
+import { SDS_FILE_CERT_PREFIX, SDS_FILE_ROOT_PREFIX, SDS_NAMED_CERT_PREFIX, SDS_PARTNERS_SECRET, SDS_ROOT_SECRET, SDS_WORKLOAD_SECRET } from '../config/defaults.js';
 import { MeshidError } from '../lib/errors.js';
 
-export type SecretKind = 'workload' | 'bundle' | 'trust-domain-bundle' | 'partners' | 'file-cert' | 'file-root';
+export type SecretKind = 'workload' | 'bundle' | 'trust-domain-bundle' | 'partners' | 'file-cert' | 'file-root' | 'named-cert';
 
 export type SecretRef =
   | { readonly kind: 'workload'; readonly name: string }
@@ -20,13 +21,14 @@ export type SecretRef =
   | { readonly kind: 'partners'; readonly name: string }
   | { readonly kind: 'trust-domain-bundle'; readonly name: string; readonly trustDomain: string }
   | { readonly kind: 'file-cert'; readonly name: string; readonly certPath: string; readonly keyPath: string }
-  | { readonly kind: 'file-root'; readonly name: string; readonly path: string };
+  | { readonly kind: 'file-root'; readonly name: string; readonly path: string }
+  | { readonly kind: 'named-cert'; readonly name: string; readonly certName: string };
 
 const SPIFFE_SCHEME = 'spiffe://';
 
 export const SERVED_NAMES_HELP =
   `this agent serves "${SDS_WORKLOAD_SECRET}", "${SDS_ROOT_SECRET}", "spiffe://<trust-domain>", "${SDS_PARTNERS_SECRET}" (with --partner-cas), ` +
-  `"${SDS_FILE_CERT_PREFIX}<cert>~<key>" and "${SDS_FILE_ROOT_PREFIX}<path>"`;
+  `"${SDS_FILE_CERT_PREFIX}<cert>~<key>", "${SDS_FILE_ROOT_PREFIX}<path>" and "${SDS_NAMED_CERT_PREFIX}<name>"`;
 
 export function unknownSecret(name: string, why: string): MeshidError {
   return new MeshidError('sds_unknown_secret', `unknown SDS secret ${JSON.stringify(name)}: ${why}`);
@@ -57,6 +59,10 @@ export function parseSecretName(name: string): SecretRef {
     const p = name.slice(SDS_FILE_ROOT_PREFIX.length);
     if (p === '') throw new MeshidError('sds_bad_file_root_name', `SDS secret ${JSON.stringify(name)}: expected ${SDS_FILE_ROOT_PREFIX}<path>`);
     return { kind: 'file-root', name, path: absolute(name, p) };
+  }
+  if (name.startsWith(SDS_NAMED_CERT_PREFIX) && name.length > SDS_NAMED_CERT_PREFIX.length) {
+    // Whether the agent holds it is the catalog's to say (the names come from --named-cert).
+    return { kind: 'named-cert', name, certName: name.slice(SDS_NAMED_CERT_PREFIX.length) };
   }
   throw unknownSecret(name, SERVED_NAMES_HELP);
 }

@@ -9,6 +9,7 @@ import { errorMessage, MeshidError } from '../lib/errors.js';
 import { type PathWatch, watchPaths } from '../lib/file-watch.js';
 import type { Logger } from '../observability/logger.js';
 import { type FileSecretPolicy, loadCertAndKey, type LoadedFileSecret, loadRoots } from './file-secrets.js';
+import type { NamedCertificateSource } from './named-certs.js';
 import type { IdentitySource } from '../identity/svid.js';
 import type { SdsMetrics } from './metrics.js';
 import { parseSecretName, type SecretKind, type SecretRef, unknownSecret } from './resource-names.js';
@@ -49,6 +50,8 @@ export interface CatalogDeps {
   readonly fileDebounceMs: number;
   /** Where file-backed secrets may come from (--sds-file-dirs) and how large they may be. */
   readonly fileSecrets: FileSecretPolicy;
+  /** The operator's named certificates (--named-cert), served as named:<name>. */
+  readonly named?: NamedCertificateSource;
 }
 
 export interface CatalogUsage {
@@ -86,6 +89,12 @@ abstract class Feed {
     }
     this.deps.metrics.pushCompleted(this.ref.kind, delivered, performance.now() - started);
   }
+
+  /** The first content is served to the subscriber that created the feed; later content is pushed. */
+  protected update(initial: boolean, secret: EncodedSecret): void {
+    if (initial) this.latest = secret;
+    else this.publish(secret);
+  }
 }
 
 /** default, ROOTCA, spiffe://<td> and partners: content comes from the identity source (and the partner CAs). */
@@ -121,6 +130,9 @@ class SourceFeed extends Feed {
     }
     if (ref.kind === 'partners') {
       // The mesh bundle first, then each partner CA: Envoy accepts a client certificate from any.
+      // No CRL here: with one, OpenSSL and BoringSSL refuse a certificate whose issuer has no CRL
+      // ("unable to get certificate CRL"), which is every partner CA's; ext_authz's revocation
+      // check covers meshid-issued partner certificates on this listener instead.
       const partners = this.deps.partners!.current();
       const version = `${bundle.version}+${partners.version}`;
       if (version === this.latest?.version) return undefined;
@@ -131,10 +143,24 @@ class SourceFeed extends Feed {
     this.update(initial, encodeSecret(ref.name, bundle.version, { type: 'validation_context', trustedCaPem: bundle.rootsPem }));
     return undefined;
   }
+}
 
-  private update(initial: boolean, secret: EncodedSecret): void {
-    if (initial) this.latest = secret;
-    else this.publish(secret);
+/** named:<name>: a pair the operator configured (--named-cert), watched and validated by its source. */
+class NamedFeed extends Feed {
+  /** Re-reads the named pair; publishes if it changed. Returns an error if the agent holds no such pair. */
+  refresh(initial: boolean): MeshidError | undefined {
+    const ref = this.ref as SecretRef & { kind: 'named-cert' };
+    const named = this.deps.named;
+    const pair = named?.get(ref.certName);
+    if (!pair) {
+      const held = named?.names() ?? [];
+      return unknownSecret(ref.name, held.length > 0
+        ? `this agent holds the named certificates ${held.map((n) => JSON.stringify(`named:${n}`)).join(', ')}`
+        : 'this agent holds no named certificates (--named-cert NAME=CERT,KEY)');
+    }
+    if (pair.version === this.latest?.version) return undefined;
+    this.update(initial, encodeSecret(ref.name, pair.version, { type: 'tls_certificate', certificateChainPem: pair.certChainPem, privateKeyPem: pair.privateKeyPem }));
+    return undefined;
   }
 }
 
@@ -233,11 +259,13 @@ export class SecretCatalog {
   /** File watches opened and not yet fully closed. */
   private openFileWatches = 0;
   private readonly unsubscribeSource: () => void;
+  private readonly unsubscribeNamed: () => void;
   private readonly unsubscribePartners: () => void;
   private closed = false;
 
   constructor(private readonly deps: CatalogDeps) {
     this.unsubscribeSource = deps.source.subscribe(() => this.onSourceChange());
+    this.unsubscribeNamed = deps.named?.subscribe(() => this.onNamedChange()) ?? (() => {});
     this.unsubscribePartners = deps.partners?.subscribe(() => this.onSourceChange()) ?? (() => {});
   }
 
@@ -273,6 +301,7 @@ export class SecretCatalog {
   async close(): Promise<void> {
     this.closed = true;
     this.unsubscribeSource();
+    this.unsubscribeNamed();
     this.unsubscribePartners();
     for (const f of [...this.feeds.values()]) this.drop(f);
     await Promise.all([...this.disposing]);
@@ -292,7 +321,7 @@ export class SecretCatalog {
     if (ref.kind === 'partners' && !this.deps.partners) {
       throw unknownSecret(ref.name, `this agent trusts no partner CAs: start it with --partner-cas FILE to serve "${ref.name}"`);
     }
-    const feed = new SourceFeed(ref, this.deps);
+    const feed = ref.kind === 'named-cert' ? new NamedFeed(ref, this.deps) : new SourceFeed(ref, this.deps);
     const error = feed.refresh(true);
     if (error) throw error;
     return feed;
@@ -309,6 +338,10 @@ export class SecretCatalog {
         this.disposing.delete(p);
       });
     this.disposing.add(p);
+  }
+
+  private onNamedChange(): void {
+    for (const feed of [...this.feeds.values()]) if (feed instanceof NamedFeed) feed.refresh(false);
   }
 
   private onSourceChange(): void {

@@ -11,6 +11,7 @@ import { grpcStatusOf } from '../lib/grpc-status.js';
 import type { Logger } from '../observability/logger.js';
 import type { IdentitySource } from '../identity/svid.js';
 import { noopSdsMetrics, type SdsMetrics } from './metrics.js';
+import type { NamedCertificateSource } from './named-certs.js';
 import type { SecretKind } from './resource-names.js';
 import { type CatalogUsage, type PartnerRootsSource, SecretCatalog } from './secret-catalog.js';
 import type { EncodedSecret } from './secret-encoding.js';
@@ -41,6 +42,8 @@ export interface SdsServerDeps {
   readonly logger: Logger;
   readonly clock: Clock;
   readonly metrics?: SdsMetrics;
+  /** Named certificates (--named-cert), served as named:<name>. */
+  readonly named?: NamedCertificateSource;
 }
 
 export interface SdsUsage extends CatalogUsage {
@@ -82,7 +85,7 @@ export function sdsServiceDefinition(): grpc.ServiceDefinition {
 export async function startSdsServer(config: SdsServerConfig, deps: SdsServerDeps): Promise<SdsServer> {
   const logger = deps.logger.child({ component: 'sds' });
   const metrics = deps.metrics ?? noopSdsMetrics;
-  const catalog = new SecretCatalog({ source: deps.source, partners: deps.partners, clock: deps.clock, logger, metrics, fileDebounceMs: config.fileDebounceMs ?? 100, fileSecrets: { allowedDirs: config.sdsFileDirs ?? [] } });
+  const catalog = new SecretCatalog({ source: deps.source, partners: deps.partners, clock: deps.clock, logger, metrics, fileDebounceMs: config.fileDebounceMs ?? 100, fileSecrets: { allowedDirs: config.sdsFileDirs ?? [] }, ...(deps.named ? { named: deps.named } : {}) });
   const ctx: StreamContext = { catalog, logger, metrics };
   const streams = new Set<SecretStream>();
   const fetches = new Set<() => void>();

@@ -14,6 +14,7 @@ import { status as grpcStatus } from '@grpc/grpc-js';
 import test from 'ava';
 import { DevTokenIssuer } from '../../src/demo/dev-issuer.js';
 import { authzClient, checkRequest, metadataOf } from '../authz/helpers/authz-client.js';
+import { runCli } from '../authz/helpers/cli.js';
 import { MeshidProcess } from '../helpers/meshid-process.js';
 import { tempDir } from '../helpers/tmp.js';
 import { FRONTEND, FRONTEND_TOKEN, issueFromCa, ordersCaProcess, TD } from './stand.js';
@@ -99,4 +100,41 @@ test('a bound token from the dev token endpoint is allowed with its certificate,
   // Where binding is not required the unbound token is an ordinary credential: the shop policy allows the frontend's reads.
   const reads = await ask(unbound, mine, '/api/orders/7');
   t.like(metadataOf(reads), { decision: 'allow', policy: 'shop/allow-frontend' });
+  // A token of the same issuer signed with another key.
+  const forged = await (await DevTokenIssuer.open(path.join(dir, 'elsewhere'))).accessToken(FRONTEND, ['orders-api'], 600_000, Date.now());
+  t.like(metadataOf(await ask(forged, mine)), { decision: 'deny', reason: 'jwt_invalid' });
+
+  // The decision log says what became of each token, and never holds one.
+  const decisions = () => agent.lines.filter((l) => l.component === 'authz-decision');
+  await agent.waitFor('five decision lines', () => decisions().length === 5);
+  const fields = ['reason', 'token_source', 'token_status', 'token_issuer', 'token_subject', 'token_bound'] as const;
+  t.deepEqual(
+    decisions().map((l) => fields.map((f) => l[f] ?? null)),
+    [
+      ['allow_policy_matched', 'bearer', 'verified', 'meshid-dev', FRONTEND, true],
+      ['token_not_bound', 'bearer', 'not_bound', 'meshid-dev', FRONTEND, false],
+      ['no_allow_policy_matched', 'bearer', 'verified', 'meshid-dev', FRONTEND, false],
+      ['allow_policy_matched', 'bearer', 'verified', 'meshid-dev', FRONTEND, false],
+      ['jwt_invalid', 'bearer', 'invalid', 'meshid-dev', FRONTEND, null],
+    ],
+  );
+  t.regex(String(decisions()[1]!.token_reason), /bound to another certificate/);
+  t.regex(String(decisions()[4]!.token_reason), /no key .* matches its "kid"/);
+  t.regex(String((decisions()[0]!.headers as Record<string, string>).authorization), /^hmac-sha256:[0-9a-f]{16}$/);
+  const logText = agent.lines.map((l) => JSON.stringify(l)).join('\n');
+  for (const token of [bound, unbound, forged]) t.false(logText.includes(token.split('.')[2]!), 'no token (or its signature) is logged');
+
+  // Replay reads the new lines: the refused tokens are skipped, the others decided again.
+  const log = path.join(dir, 'agent.log');
+  fs.writeFileSync(log, `${logText}\n`);
+  const same = await runCli(['authz', 'replay', `--policy-dir=${policyDir}`, `--decisions=${log}`]);
+  t.is(same.code, 0, same.stdout + same.stderr);
+  t.regex(same.stdout, /^3 decisions replayed against [0-9a-f]{12}: 0 changed, 3 unchanged, 0 undecidable; 2 skipped/m);
+  // Without the binding condition, the unbound token's payment request would be allowed.
+  const candidate = path.join(dir, 'candidate');
+  fs.cpSync(policyDir, candidate, { recursive: true });
+  fs.writeFileSync(path.join(candidate, '30-payments-bound.yaml'), BOUND_POLICY.replace(/\n\s+when: .*\n/, '\n'));
+  const loose = await runCli(['authz', 'replay', `--policy-dir=${candidate}`, `--decisions=${log}`]);
+  t.is(loose.code, 1, loose.stdout + loose.stderr);
+  t.regex(loose.stdout, /1 changed, 2 unchanged/);
 });

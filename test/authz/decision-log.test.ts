@@ -106,3 +106,24 @@ test('a hashed header value is HMAC-SHA256 under the key (RFC 2104), for short a
     }
   }
 });
+
+test('the token outcome: source, verified/invalid/not_bound with the reason, issuer, subject and binding; nothing without a token', (t) => {
+  const s = lineSink();
+  const log = new DecisionLog(createLogger({ destination: s.stream }), { sampleRate: 1, fieldCap: 64 });
+  const base = record('/a');
+  const auth = { principal: 'https://idp/alice', audiences: ['api'], claims: { iss: 'https://idp', sub: 'alice', cnf: { 'x5t#S256': 'abc' } }, certificateBound: true };
+  const binding = { expected: 'abc', actual: 'abc', bound: true };
+  log.record({ ...base, input: { ...base.input!, requestAuth: auth }, token: { source: 'bearer', status: 'valid', principal: auth.principal, binding } });
+  log.record({ ...base, token: { source: 'jwt_authn', status: 'not_bound', problem: 'the token is bound to another certificate', binding: { ...binding, actual: 'xyz', bound: false }, issuer: 'https://idp', subject: 'alice' } });
+  log.record({ ...base, token: { source: 'bearer', status: 'invalid', problem: 'the token has expired', issuer: 'https://idp', subject: `eve${'e'.repeat(100)}` } });
+  log.record(base);
+  const [bound, notBound, invalid, none] = s.lines().map((l) => JSON.parse(l) as Record<string, unknown>);
+  t.like(bound, { token_source: 'bearer', token_status: 'verified', token_issuer: 'https://idp', token_subject: 'alice', token_bound: true, request_certificate_bound: true });
+  t.false('token_reason' in bound!);
+  t.like(notBound, { token_source: 'jwt_authn', token_status: 'not_bound', token_reason: 'the token is bound to another certificate', token_issuer: 'https://idp', token_subject: 'alice', token_bound: false });
+  t.like(invalid, { token_status: 'invalid', token_reason: 'the token has expired', token_issuer: 'https://idp' });
+  t.false('token_bound' in invalid!, 'an invalid token is neither bound nor unbound');
+  t.regex(String(invalid!.token_subject), /^evee*…\[truncated \d+ bytes\]$/);
+  t.regex(String(invalid!.truncated), /token_subject/, 'an unverified subject is capped like any value');
+  for (const f of ['token_source', 'token_status', 'token_reason', 'token_issuer', 'token_subject', 'token_bound']) t.false(f in none!, f);
+});

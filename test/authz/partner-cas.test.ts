@@ -173,6 +173,7 @@ async function gateway(t: ExecutionContext, trust: PartnerTrust): Promise<Gatewa
   const { logger, lines } = capturingLogger();
   const clock = new FakeClock(Date.now());
   const mesh = makeRoot(TD);
+  const meshRoots = [mesh.cert]; // one array until the bundle changes, as the SVID manager hands out
   const partnerSeen: Array<[string, string, number]> = [];
   const service = await startAuthzService(
     { socket: path.join(tempDir(t, 'meshid-sock-'), 'authz.sock'), policyDir, resyncMs: 0 },
@@ -180,7 +181,7 @@ async function gateway(t: ExecutionContext, trust: PartnerTrust): Promise<Gatewa
       logger,
       clock,
       trustDomain: TD,
-      trustRoots: () => [mesh.cert],
+      trustRoots: () => meshRoots,
       partners: () => trust,
       metrics: { ...noopAuthzMetrics, partnerCertificate: (p, sha, notAfter) => partnerSeen.push([p, sha, notAfter]) },
     },

@@ -10,7 +10,7 @@ import { systemClock } from '../../src/lib/clock.js';
 import { sdsServiceDefinition } from '../../src/sds/server.js';
 import { encodeSecret, responseWithNonce } from '../../src/sds/secret-encoding.js';
 import type { SecretView } from '../../src/cli/sds-fetch.js';
-import { ORDERS, Stand } from '../agent/stand.js';
+import { eventually, ORDERS, Stand } from '../agent/stand.js';
 import { runCli } from '../authz/helpers/cli.js';
 import { MeshidProcess } from '../helpers/meshid-process.js';
 import { opensslVerify } from '../helpers/openssl.js';
@@ -155,4 +155,28 @@ test('sds fetch against a real agent (real CA): its SVID and bundle, which opens
   t.is(cert.serial, stand.servedVersion());
   const verified = opensslVerify(tempDir(t), { roots: fs.readFileSync(path.join(out, 'bundle.pem'), 'utf8'), leaf: fs.readFileSync(path.join(out, 'svid.pem'), 'utf8') });
   t.true(verified.ok, verified.output);
+});
+
+test('a real agent with --named-cert and --svid-dir: sds fetch gets named:partner into partner.pem/partner.key, and the sink wrote the same files', async (t) => {
+  const partnerRoot = makeRoot('partner.example');
+  const leaf = makeLeaf(partnerRoot, 'spiffe://partner.example/client/orders');
+  const stand = await Stand.start(t, {
+    agentArgs: (dir) => {
+      fs.writeFileSync(path.join(dir, 'partner.crt'), leaf.pem);
+      fs.writeFileSync(path.join(dir, 'partner.key'), leaf.key.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+      return [`--named-cert=partner=${path.join(dir, 'partner.crt')},${path.join(dir, 'partner.key')}`, `--svid-dir=${path.join(dir, 'files')}`];
+    },
+  });
+  await stand.settled();
+  const out = tempDir(t);
+  const r = await runCli(['sds', 'fetch', '--socket', stand.agent.sds.socketPath, '--name', 'named:partner', '--out', out]);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /^named:partner: tls_certificate, version \S+\n {2}SPIFFE ID {2}spiffe:\/\/partner\.example\/client\/orders\n/);
+  t.regex(r.stdout, new RegExp(`wrote {6}${out}/partner\\.pem, ${out}/partner\\.key \\(0600\\)`));
+  t.is(fs.readFileSync(path.join(out, 'partner.pem'), 'utf8'), leaf.pem);
+  const verified = opensslVerify(tempDir(t), { roots: partnerRoot.pem, leaf: fs.readFileSync(path.join(out, 'partner.pem'), 'utf8') });
+  t.true(verified.ok, verified.output);
+  await eventually(() => fs.existsSync(path.join(stand.dir, 'files', 'partner.key')), 10_000, 'the sink to write the named pair');
+  t.is(fs.readFileSync(path.join(stand.dir, 'files', 'partner.key'), 'utf8'), fs.readFileSync(path.join(out, 'partner.key'), 'utf8'));
+  t.is(fs.statSync(path.join(stand.dir, 'files', 'partner.key')).mode & 0o777, 0o600);
 });

@@ -6,25 +6,21 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import test from 'ava';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { CaClient } from '../../src/ca/client.js';
-import { main } from '../../src/cli/router.js';
 import { createCsr } from '../../src/identity/csr.js';
 import { generateKeyPairSync } from '../../src/identity/keys.js';
 import { parseSpiffeId } from '../../src/identity/spiffe-id.js';
+import { runCli } from '../authz/helpers/cli.js';
 import { MeshidProcess } from '../helpers/meshid-process.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const TD = 'example.org';
 
 async function devToken(args: readonly string[]): Promise<{ status: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const sink = (f: (s: string) => void) => new Writable({ write: (c: Buffer, _e, cb) => (f(c.toString()), cb()) });
-  const status = await main(['dev', 'token', ...args], { stdout: sink((s) => (out += s)), stderr: sink((s) => (err += s)), env: {} });
-  return { status, out, err };
+  const r = await runCli(['dev', 'token', ...args]);
+  return { status: r.code, out: r.stdout, err: r.stderr };
 }
 
 test('the token looks like a projected service-account token, stdout holds only it, and the key is made once (0600)', async (t) => {

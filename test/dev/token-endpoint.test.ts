@@ -8,17 +8,16 @@
 import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import test, { type ExecutionContext } from 'ava';
 import { decodeJwt } from 'jose';
 import { checkTokenBinding, derThumbprint } from '../../src/authz/jwt-binding.js';
 import { parseJwtRules } from '../../src/authz/jwt-rules.js';
 import { RequestAuthenticator } from '../../src/authz/jwt-verify.js';
-import { main } from '../../src/cli/router.js';
 import { DevTokenIssuer } from '../../src/demo/dev-issuer.js';
 import { type RunningTokenEndpoint, startTokenEndpoint } from '../../src/demo/token-endpoint.js';
 import { parseCertificatesPem } from '../../src/identity/certificate.js';
 import { silentLogger } from '../../src/observability/logger.js';
+import { runCli } from '../authz/helpers/cli.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { makeLeaf, makeRoot } from '../helpers/pki.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -171,11 +170,9 @@ test('meshid dev token --bind-cert mints the same bound token offline, verified 
   const { state, frontend, verifier } = await setUp(t);
   const certFile = path.join(path.dirname(state), 'frontend.pem');
   fs.writeFileSync(certFile, frontend.cert);
-  let out = '';
-  let err = '';
-  const sink = (f: (s: string) => void) => new Writable({ write: (c: Buffer, _e, cb) => (f(c.toString()), cb()) });
-  const status = await main(['dev', 'token', '--bind-cert', certFile, '--aud', 'orders-api', '--state-dir', state], { stdout: sink((s) => (out += s)), stderr: sink((s) => (err += s)), env: {} });
-  t.is(status, 0, err);
+  const minted = await runCli(['dev', 'token', '--bind-cert', certFile, '--aud', 'orders-api', '--state-dir', state]);
+  t.is(minted.code, 0, minted.stderr);
+  const out = minted.stdout;
   const v = await verifier.verify(out.trim());
   t.is(v.status, 'valid');
   if (v.status !== 'valid') return;
@@ -184,9 +181,8 @@ test('meshid dev token --bind-cert mints the same bound token offline, verified 
   t.is(decodeJwt(out.trim()).exp! - decodeJwt(out.trim()).iat!, 600, '10 minutes by default');
 
   const run = async (args: string[]) => {
-    let e = '';
-    const code = await main(['dev', 'token', ...args, '--state-dir', state], { stdout: sink(() => {}), stderr: sink((s) => (e += s)), env: {} });
-    return { code, e };
+    const r = await runCli(['dev', 'token', ...args, '--state-dir', state]);
+    return { code: r.code, e: r.stderr };
   };
   const neither = await run([]);
   t.is(neither.code, 2);

@@ -5,21 +5,10 @@ import * as grpc from '@grpc/grpc-js';
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { MAX_SECRET_FILE_BYTES } from '../../src/sds/file-secrets.js';
-import type { FakeClock } from '../helpers/fake-clock.js';
 import { writeK8sVolume } from '../helpers/k8s-volume.js';
 import { chainPem, makeIntermediate, makeLeaf, makeRoot } from '../helpers/pki.js';
 import { tempDir } from '../helpers/tmp.js';
-import { startTestServer } from './support.js';
-
-/** Lets real file events arrive and moves the fake clock over the debounce, until cond holds. */
-async function pumpUntil(clock: FakeClock, cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await clock.advance(60);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+import { pumpUntil, startTestServer } from './support.js';
 
 function ecKeyPem(key: crypto.KeyObject): string {
   // SEC1 ("EC PRIVATE KEY"), as many tools write it; the server serves PKCS#8.

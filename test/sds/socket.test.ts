@@ -58,7 +58,7 @@ test('socket mode values are parsed strictly', (t) => {
   t.throws(() => parse('0400'), { message: /must give the owner read and write/ });
   t.throws(() => parse('0999'), { message: /expected an octal file mode/ });
   const defaults = loadConfig(sdsOptions, { argv: [], env: {} }).config;
-  t.deepEqual(defaults, { sdsSocket: '/var/run/meshid/sds.sock', sdsSocketMode: 0o600, sdsFileDirs: [] });
+  t.deepEqual(defaults, { sdsSocket: '/var/run/meshid/sds.sock', sdsSocketMode: 0o600, sdsFileDirs: [], namedCert: [] });
 });
 
 test('a stale socket from a previous run is replaced', async (t) => {

@@ -5,6 +5,7 @@ import type { ExecutionContext } from 'ava';
 import { FakeClock } from '../helpers/fake-clock.js';
 import type { Logger } from '../../src/observability/logger.js';
 import type { SdsMetrics } from '../../src/sds/metrics.js';
+import type { NamedCertificateSource } from '../../src/sds/named-certs.js';
 import type { SecretKind } from '../../src/sds/resource-names.js';
 import { type SdsServer, type SdsServerConfig, startSdsServer } from '../../src/sds/server.js';
 import type { PartnerRootsSource } from '../../src/sds/secret-catalog.js';
@@ -70,18 +71,21 @@ export interface TestServerOptions {
   readonly identity?: Partial<TestIdentityOptions>;
   readonly config?: Partial<SdsServerConfig>;
   readonly socketPath?: string;
+  /** The clock to share with other parts of the test (default a new FakeClock at now). */
+  readonly clock?: FakeClock;
+  readonly named?: NamedCertificateSource;
   readonly partners?: PartnerRootsSource;
 }
 
 export async function startTestServer(t: ExecutionContext, options: TestServerOptions = {}): Promise<TestServer> {
   const dir = tempDir(t, 'meshid-sds-');
-  const clock = new FakeClock(Date.now());
+  const clock = options.clock ?? new FakeClock(Date.now());
   const source = new TestIdentitySource({ clock, ...options.identity });
   const metrics = new CountingMetrics();
   const { logger, lines } = captureLogger();
   const server = await startSdsServer(
     { sdsSocket: options.socketPath ?? path.join(dir, 'sds.sock'), sdsSocketMode: 0o600, fileDebounceMs: 50, sdsFileDirs: [os.tmpdir()], ...options.config },
-    { source, logger, clock, metrics, ...(options.partners ? { partners: options.partners } : {}) },
+    { source, logger, clock, metrics, ...(options.partners ? { partners: options.partners } : {}), ...(options.named ? { named: options.named } : {}) },
   );
   const clients: SdsClient[] = [];
   t.teardown(async () => {
@@ -118,3 +122,12 @@ export async function eventually(cond: () => boolean, timeoutMs = WAIT_MS, what 
   }
 }
 
+/** Lets real file events arrive and moves the fake clock over the debounce, until cond holds. */
+export async function pumpUntil(clock: FakeClock, cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await clock.advance(60);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -1,5 +1,6 @@
 /** The --svid-dir file sink over a test identity: atomic files, modes, rotation, hook, signal, deleted files. */
 import { spawn, spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
@@ -11,7 +12,9 @@ import { opensslVerify } from '../helpers/openssl.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { TestIdentitySource } from '../helpers/test-identity-source.js';
 import { tempDir } from '../helpers/tmp.js';
-import { eventually } from '../sds/support.js';
+import { eventually, pumpUntil } from '../sds/support.js';
+import { NamedCertificates } from '../../src/sds/named-certs.js';
+import { chainPem, makeIntermediate, makeLeaf, makeRoot } from '../helpers/pki.js';
 
 function setup(t: Parameters<typeof tempDir>[0], config: { hook?: string; signal?: NodeJS.Signals; pidFile?: string } = {}) {
   const dir = tempDir(t, 'meshid-sink-');
@@ -114,4 +117,44 @@ test('sink flags: hook or signal without --svid-dir, a signal without a pid file
   t.throws(() => load('--svid-dir=/d', '--svid-signal=NOPE', '--svid-pid-file=/p'), { message: /expected a signal name/ });
   t.throws(() => load('--svid-dir=/d', '--svid-signal=KILL', '--svid-pid-file=/p'), { message: /expected a signal name/ });
   t.is(load('--svid-dir=/d', '--svid-signal=hup', '--svid-pid-file=/p').config.svidSignal, 'SIGHUP');
+});
+
+test('named certificates (--named-cert) are written as NAME.pem and NAME.key (0600) with the SVID files, and rewritten when their files change', async (t) => {
+  const dir = tempDir(t, 'meshid-sink-');
+  const out = path.join(dir, 'svid');
+  const clock = new FakeClock(Date.now());
+  const partnerRoot = makeRoot('partner.example');
+  const inter = makeIntermediate(partnerRoot, 'partner.example');
+  const leaf = makeLeaf(inter, 'spiffe://partner.example/client/shop');
+  const certFile = path.join(dir, 'partner.crt');
+  const keyFile = path.join(dir, 'partner.key');
+  fs.writeFileSync(certFile, chainPem(leaf, inter));
+  fs.writeFileSync(keyFile, leaf.key.privateKey.export({ type: 'sec1', format: 'pem' }));
+  const logs = captureLogs();
+  const named = new NamedCertificates([{ name: 'partner', certPath: certFile, keyPath: keyFile }], { clock, logger: logs.logger, debounceMs: 50 });
+  await named.start();
+  t.teardown(() => named.stop());
+  const source = new TestIdentitySource({ clock });
+  const sink = new SvidFileSink({ dir: out }, { source, named, clock, logger: logs.logger });
+  t.teardown(() => sink.stop());
+  await sink.start();
+
+  t.deepEqual(fs.readdirSync(out).sort(), ['bundle.pem', 'partner.key', 'partner.pem', 'svid.key', 'svid.pem']);
+  t.is(read(out, 'partner.pem'), chainPem(leaf, inter));
+  t.is(fs.statSync(path.join(out, 'partner.key')).mode & 0o777, 0o600);
+  t.is(fs.statSync(path.join(out, 'partner.pem')).mode & 0o777, 0o644);
+  const v = opensslVerify(dir, { roots: partnerRoot.pem, leaf: read(out, 'partner.pem'), intermediates: inter.pem });
+  t.true(v.ok, v.output);
+  const x509 = spawnSync('openssl', ['x509', '-in', path.join(out, 'partner.pem'), '-noout', '-ext', 'subjectAltName'], { encoding: 'utf8' });
+  t.is(x509.status, 0, x509.stderr);
+  t.regex(x509.stdout, /URI:spiffe:\/\/partner\.example\/client\/shop/);
+  const pub = (args: string[]) => spawnSync('openssl', args, { encoding: 'utf8' }).stdout;
+  t.is(pub(['pkey', '-pubout', '-in', path.join(out, 'partner.key')]), pub(['x509', '-noout', '-pubkey', '-in', path.join(out, 'partner.pem')]));
+
+  const next = makeLeaf(partnerRoot, 'spiffe://partner.example/client/shop');
+  fs.writeFileSync(keyFile, next.key.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  fs.writeFileSync(certFile, next.pem);
+  await pumpUntil(clock, () => fs.readFileSync(path.join(out, 'partner.pem'), 'utf8') === next.pem, 'the new pair in the sink');
+  t.true(new crypto.X509Certificate(next.der).checkPrivateKey(crypto.createPrivateKey(read(out, 'partner.key'))));
+  t.false(fs.readdirSync(out).some((f) => f.endsWith('.tmp')));
 });
