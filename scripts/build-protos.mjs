@@ -33,6 +33,7 @@ export const PROTOS = [
   'envoy/service/auth/v3/external_auth.proto',
   'istio_ca.proto',
   'jwt_svid.proto',
+  'revocation.proto',
   'workload.proto',
 ];
 

@@ -21,6 +21,8 @@ export type DecisionReason =
   | 'no_allow_policies'
   /** The peer certificate Envoy sent could not be parsed or failed verification. */
   | 'peer_certificate_invalid'
+  /** Set by the ext_authz handler: the peer certificate's serial or the peer's SPIFFE ID is revoked (the CA's CRL). */
+  | 'revoked'
   /** The peer certificate verified against a partner CA (--partner-cas) but no mapping of it names it. */
   | 'peer_certificate_unmapped'
   /** The peer certificate's identity differs from the principal Envoy reported. */

@@ -86,8 +86,37 @@ export interface AuthzServiceDeps {
   /** The partner CAs in force (--partner-cas, partner-cas-file.ts); absent: none. */
   readonly partners?: () => PartnerTrust | undefined;
   readonly metrics?: AuthzMetrics;
+  /** The CA's revocations (the agent's CRL watcher): a revoked peer is denied with reason revoked. */
+  readonly revocations?: Revocations;
   /** For decision-log sampling (tests make it deterministic). */
   readonly random?: () => number;
+}
+
+/** What ext_authz asks about revocation, per request: two Set lookups. */
+export interface Revocations {
+  /** serial: lowercase hex, as Certificate.serial. */
+  isRevokedSerial(serial: string): boolean;
+  isRevokedId(spiffeId: string): boolean;
+}
+
+/**
+ * The outcome, or a deny with reason revoked when the peer certificate's serial is revoked, or the
+ * peer's identity (the certificate's, or the principal Envoy reports when it sends no certificate)
+ * is revoked as a whole.
+ */
+export function withRevocations(outcome: CheckOutcome, revocations: Revocations | undefined): CheckOutcome {
+  const input = outcome.input;
+  if (!revocations || !input) return outcome;
+  const cert = input.peerCertificate;
+  let detail: string | undefined;
+  if (cert?.serial !== undefined && revocations.isRevokedSerial(cert.serial)) {
+    detail = `the peer certificate (serial ${cert.serial}) is revoked`;
+  } else {
+    const certId = cert?.status === 'verified' || cert?.status === 'mapped' ? cert.spiffeId : cert?.status === 'unverified' ? cert.uriSan : undefined;
+    const id = certId !== undefined && revocations.isRevokedId(certId) ? certId : input.principal !== undefined && revocations.isRevokedId(input.principal) ? input.principal : undefined;
+    if (id !== undefined) detail = `${id} is revoked`;
+  }
+  return detail === undefined ? outcome : { ...outcome, decision: denyDecision('revoked', outcome.decision.revision, detail) };
 }
 
 export interface AuthzService {
@@ -208,8 +237,8 @@ export async function startAuthzService(config: AuthzServiceConfig, deps: AuthzS
       outcome = { decision: denyDecision('malformed_request', policies.current()?.revision ?? '', request.undecodable) };
     } else {
       const decided = decideCheckRequestWithTokens(policies.current(), request, checkCertificate, requestAuth);
-      if (decided instanceof Promise) return decided.then((o) => limitAndAnswer(o, started, decisionId));
-      outcome = decided;
+      if (decided instanceof Promise) return decided.then((o) => limitAndAnswer(withRevocations(o, deps.revocations), started, decisionId));
+      outcome = withRevocations(decided, deps.revocations);
     }
     return limitAndAnswer(outcome, started, decisionId);
   };

@@ -13,6 +13,7 @@ import { type ErrorKind, errorMessage } from '../lib/errors.js';
 import { errorKindOf } from '../lib/grpc-status.js';
 import { jwtSvidServiceDefinition } from './jwt-protocol.js';
 import { RETRY_PUSHBACK_KEY } from './limits.js';
+import { revocationServiceDefinition } from './revocation-protocol.js';
 import {
   type CaAuth,
   type CaCallResult,
@@ -36,6 +37,14 @@ export interface CaClientOptions {
 }
 
 export const DEFAULT_CA_DEADLINE_MS = 10_000;
+
+/** One FetchCRL answer: the CA's CRL number, and the CRL (DER) unless unchanged. */
+export interface FetchedCrl {
+  readonly crlNumber: number;
+  readonly crlDer?: Buffer;
+  /** SPIFFE IDs the CA revoked as identities (sent with a CRL). */
+  readonly revokedIds: readonly string[];
+}
 
 /** What a call needs of a method: its path, how to encode the request and decode the response. */
 interface CaMethod<Req, Res> {
@@ -88,7 +97,21 @@ export class CaClient {
     return { ok: true, response: { trustDomain, jwks } };
   }
 
-  private async call<Req, Res>(method: CaMethod<Req, Res>, request: Req, auth: CaAuth): Promise<CaCallResult<Res | undefined>> {
+  /**
+   * The CA's CRL from meshid's RevocationService (UNIMPLEMENTED from CAs that have none): a long
+   * poll that the CA answers once its CRL number is above knownCrlNumber, or after waitMs with
+   * "unchanged" (crlDer undefined). The call's deadline is waitMs plus the usual deadline.
+   */
+  async fetchCrl(knownCrlNumber: number, waitMs: number, auth: CaAuth): Promise<CaCallResult<FetchedCrl>> {
+    const r = await this.call(revocationServiceDefinition().FetchCRL, { known_crl_number: knownCrlNumber, wait_ms: waitMs }, auth, waitMs + this.deadlineMs);
+    if (!r.ok) return r;
+    const crlNumber = Number(r.response?.crl_number ?? 0);
+    if (!Number.isSafeInteger(crlNumber) || crlNumber < 0) return failure('internal', grpc.status.INTERNAL, 'the CA returned a malformed CRL response (crl_number)');
+    const der = r.response?.crl;
+    return { ok: true, response: { crlNumber, ...(der && der.length > 0 ? { crlDer: der } : {}), revokedIds: r.response?.revoked_ids ?? [] } };
+  }
+
+  private async call<Req, Res>(method: CaMethod<Req, Res>, request: Req, auth: CaAuth, deadlineMs = this.deadlineMs): Promise<CaCallResult<Res | undefined>> {
     if (this.closed) return failure('failed_precondition', grpc.status.FAILED_PRECONDITION, 'the CA client is closed');
     let channel: CaChannel;
     try {
@@ -106,7 +129,7 @@ export class CaClient {
           method.responseDeserialize,
           request,
           metadata,
-          { deadline: Date.now() + this.deadlineMs },
+          { deadline: Date.now() + deadlineMs },
           (err, response) => {
             if (err) {
               if (err.code === grpc.status.UNAVAILABLE) this.retire(channel);

@@ -76,6 +76,13 @@ export function buildCrl(spec: CrlSpec): Buffer {
   return encodeDer(der.seq([tbs, alg, der.bits(sign(scheme, encodeDer(tbs), spec.issuerKey))]));
 }
 
+/** Serials compare without leading zero bytes (DER adds one to a serial whose top bit is set). */
+export function serialKey(hex: string): string {
+  let i = 0;
+  while (i + 2 < hex.length && hex.startsWith('00', i)) i += 2;
+  return hex.slice(i).toLowerCase();
+}
+
 export const crlPem = (crlDer: Uint8Array): string => encodePem('X509 CRL', crlDer);
 
 export interface ParsedCrl {
@@ -158,4 +165,32 @@ export function parseCrlPem(pem: string, what: string): ParsedCrl {
   const [first] = decodePemOf(pem, 'X509 CRL', what);
   if (!first) throw crlError(`${what} holds no X509 CRL block`);
   return parseCrl(first);
+}
+
+/** How far in the future a thisUpdate may be before a CRL is refused (clock skew between CA and agent). */
+export const CRL_MAX_SKEW_MS = 5 * 60_000;
+
+/**
+ * Why crl cannot be used at now, or undefined when it can: signed by one of issuers (a CA
+ * certificate, with cRLSign when it has a key usage, whose subject is the CRL's issuer), thisUpdate
+ * not in the future beyond the skew, a nextUpdate after thisUpdate that has not passed.
+ */
+export function crlProblem(crl: ParsedCrl, issuers: readonly Certificate[], now: number, skewMs = CRL_MAX_SKEW_MS): string | undefined {
+  const named = issuers.filter((c) => c.subject.equals(crl.issuer));
+  if (named.length === 0) return 'its issuer is not in the trust bundle or the chain above this agent\'s SVID';
+  const signer = named.find((c) => {
+    try {
+      return crl.verifySignedBy(c.publicKey());
+    } catch {
+      return false;
+    }
+  });
+  if (!signer) return `its signature does not verify with the key of ${named[0]!.subjectText}`;
+  if (signer.basicConstraints?.ca !== true) return `its signer ${signer.subjectText} is not a CA certificate`;
+  if (signer.keyUsage && !signer.keyUsage.has('cRLSign')) return `its signer ${signer.subjectText} lacks the cRLSign key usage`;
+  if (crl.thisUpdate.getTime() > now + skewMs) return `its thisUpdate ${crl.thisUpdate.toISOString()} is in the future`;
+  if (!crl.nextUpdate) return 'it has no nextUpdate';
+  if (crl.nextUpdate.getTime() <= crl.thisUpdate.getTime()) return 'its nextUpdate is not after its thisUpdate';
+  if (crl.nextUpdate.getTime() <= now) return `it expired at its nextUpdate ${crl.nextUpdate.toISOString()}`;
+  return undefined;
 }

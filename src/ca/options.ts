@@ -3,6 +3,7 @@ import { DEFAULT_CA_LISTEN, DEFAULT_TOKEN_AUDIENCE, DEFAULT_TRUST_DOMAIN } from 
 import { type ConfigRule, rule } from '../config/load.js';
 import { type ConfigOf, formatDuration, opt, parseHostPort } from '../config/options.js';
 import { parseTrustDomain } from '../identity/spiffe-id.js';
+import { DEFAULT_CRL_VALIDITY_MS } from './crl-publisher.js';
 import { DEFAULT_JWT_SVID_TTL_MS } from './jwt-svid.js';
 
 export const DEFAULT_CA_TTL_MS = 3_600_000;
@@ -40,6 +41,13 @@ export const caOptions = {
     min: 0,
   }),
   shedRetry: opt.duration('shed-retry', { description: 'retry hint (grpc-retry-pushback-ms) sent with a call shed by --max-concurrent-issuance', default: 2000, min: 1, max: 600_000 }),
+  crlValidity: opt.duration('crl-validity', {
+    description: 'thisUpdate to nextUpdate of the CRLs signed; a running meshid ca re-signs half-way, otherwise re-run meshid ca crl before it passes',
+    default: DEFAULT_CRL_VALIDITY_MS,
+    min: 60_000,
+    max: 30 * 86_400_000,
+  }),
+  auditLog: opt.string('audit-log', { description: 'file the audit lines are appended to and fsynced (default <state-dir>/audit.log)', metavar: 'FILE' }),
   san: opt.list('san', { description: 'extra DNS name or IP address for the CA serving certificate (besides localhost, 127.0.0.1, ::1)', metavar: 'NAME', default: [] as readonly string[] }),
 };
 

@@ -109,6 +109,23 @@ export class Registry {
     return this.data.issued.filter((r) => r.spiffeId === spiffeId);
   }
 
+  /**
+   * SPIFFE IDs revoked as identities: every certificate recorded for the ID is revoked (what
+   * `meshid ca revoke --id` does) and one of them is still unexpired at now. A partner issued a new
+   * certificate afterwards is no longer in the list; one whose certificates have all expired drops out.
+   */
+  revokedIdentities(now: number): string[] {
+    const byId = new Map<string, { all: boolean; live: boolean }>();
+    for (const r of this.data.issued) {
+      const e = byId.get(r.spiffeId) ?? { all: true, live: false };
+      const revoked = this.revokedSerial(r.serial) !== undefined;
+      e.all &&= revoked;
+      if (revoked && Date.parse(r.notAfter) > now) e.live = true;
+      byId.set(r.spiffeId, e);
+    }
+    return [...byId].filter(([, e]) => e.all && e.live).map(([id]) => id).sort();
+  }
+
   bySerial(serial: string): IssuedRecord | undefined {
     return this.data.issued.find((r) => r.serial === serial);
   }

@@ -3,6 +3,7 @@
  * `meshid dev` and the tests run; it reads its state, binds, and returns a handle to close it.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { formatHostPort } from '../config/options.js';
 import type { GeneralName } from '../identity/extensions.js';
@@ -12,16 +13,19 @@ import { errorMessage, MeshidError } from '../lib/errors.js';
 import { bindServer, serverOptions, shutdownGracefully } from '../lib/grpc-server.js';
 import { grpcStatusOf } from '../lib/grpc-status.js';
 import { type Logger, silentLogger } from '../observability/logger.js';
+import { AUDIT_FILE, operatorName } from './audit.js';
 import { type AuthMethod, CallerAuthenticator } from './auth/authenticator.js';
 import { JwtAuthenticator, parseJwtKeys } from './auth/jwt.js';
 import { StaticTokens } from './auth/static-tokens.js';
 import { Authority } from './authority.js';
 import { issueServingCertificate, SERVING_LIFETIME_MS, servingName } from './ca-certificates.js';
+import { CrlKeeper } from './crl-keeper.js';
 import type { CaConfig } from './options.js';
 import { type FetchJWTBundleResponse, jwtSvidServiceDefinition, type MintJWTSVIDRequest__Output, type MintJWTSVIDResponse } from './jwt-protocol.js';
 import { JwtSvidIssuer } from './jwt-svid.js';
 import { IssuanceLimits, LimitError, RETRY_PUSHBACK_KEY } from './limits.js';
 import { caServiceDefinition, type IstioCertificateRequest__Output, type IstioCertificateResponse } from './protocol.js';
+import { type FetchCRLRequest__Output, type FetchCRLResponse, MAX_CRL_WAIT_MS, revocationServiceDefinition } from './revocation-protocol.js';
 import { ServingCertificateProvider, servingCredentials } from './serving-credentials.js';
 import { loadOrCreateJwtSvidKey, loadOrCreateState } from './state.js';
 
@@ -37,6 +41,8 @@ export interface RunningCa {
   readonly trustDomain: string;
   readonly bundlePem: string;
   readonly bundlePath: string;
+  /** The CRL served on RevocationService/FetchCRL. */
+  readonly crls: CrlKeeper;
   close(): Promise<void>;
 }
 
@@ -59,7 +65,17 @@ export async function startCa(config: CaConfig, deps: CaDeps = {}): Promise<Runn
   const jwtKeyWarnings: string[] = [];
   const jwtSvids = await JwtSvidIssuer.create(loadOrCreateJwtSvidKey(config.stateDir, jwtKeyWarnings), trustDomain, config.jwtSvidTtl);
   for (const w of jwtKeyWarnings) log.warn({ event: 'state_warning' }, w);
-  const authenticator = new CallerAuthenticator({ authority, ...(jwt ? { jwt } : {}), ...(staticTokens ? { staticTokens } : {}) });
+  const crls = await CrlKeeper.start({
+    stateDir: config.stateDir,
+    authority,
+    validityMs: config.crlValidity,
+    auditLog: config.auditLog ?? path.join(config.stateDir, AUDIT_FILE),
+    who: `meshid ca (${operatorName(process.env)}, pid ${process.pid})`,
+    clock,
+    logger: log,
+  });
+  // A revoked certificate no longer authenticates its holder: an agent whose SVID was revoked renews with its token.
+  const authenticator = new CallerAuthenticator({ authority, isRevoked: (serial) => crls.isRevoked(serial), ...(jwt ? { jwt } : {}), ...(staticTokens ? { staticTokens } : {}) });
   log.info(
     { event: 'state_loaded', stateDir: config.stateDir, mode: state.mode, created: state.created, caExpiresAt: authority.expiresAt.toISOString() },
     state.created ? 'created a new root CA' : `loaded the ${state.mode} CA`,
@@ -126,6 +142,41 @@ export async function startCa(config: CaConfig, deps: CaDeps = {}): Promise<Runn
     },
     FetchJWTBundle: (_call: grpc.ServerUnaryCall<object, FetchJWTBundleResponse>, callback: grpc.sendUnaryData<FetchJWTBundleResponse>) =>
       callback(null, { trust_domain: trustDomain, jwks: jwtSvids.jwks() }),
+  });
+
+  server.addService(revocationServiceDefinition(), {
+    FetchCRL: (call: grpc.ServerUnaryCall<FetchCRLRequest__Output, FetchCRLResponse>, callback: grpc.sendUnaryData<FetchCRLResponse>) => {
+      authenticateCall(call).then(
+        ({ identity }) => {
+          const known = Number(call.request.known_crl_number ?? 0);
+          const deadline = call.getDeadline();
+          const untilDeadline = deadline instanceof Date ? deadline.getTime() - Date.now() - 250 : Number.isFinite(deadline) ? Number(deadline) - Date.now() - 250 : Infinity;
+          const wait = Math.max(0, Math.min(Number(call.request.wait_ms ?? 0), MAX_CRL_WAIT_MS, untilDeadline));
+          let answered = false;
+          const answer = (closing: boolean) => {
+            if (answered) return;
+            answered = true;
+            // A shutting-down CA sends callers to their backoff, not into a loop of immediate answers.
+            if (closing) return callback({ code: grpc.status.UNAVAILABLE, details: 'the CA is shutting down' });
+            const served = crls.current();
+            if (!served) return callback(null, { crl_number: 0 });
+            if (served.crlNumber === known) return callback(null, { crl_number: served.crlNumber });
+            log.debug({ event: 'crl_fetched', identity: identity.uri, crlNumber: served.crlNumber, known, peer: call.getPeer() }, 'CRL sent');
+            callback(null, { crl_number: served.crlNumber, crl: served.der, revoked_ids: [...served.revokedIds] });
+          };
+          const cancel = crls.waitNewer(known, wait, answer);
+          call.on('cancelled', () => {
+            answered = true;
+            cancel();
+          });
+        },
+        (e: unknown) => {
+          const err = e instanceof MeshidError ? e : new MeshidError('internal_error', 'internal error while authenticating');
+          log.warn({ event: 'crl_fetch_refused', reason: err.code, peer: call.getPeer() }, err.message);
+          callback({ code: grpcStatusOf(err.kind), details: err.message });
+        },
+      );
+    },
   });
 
   /** The caller's identity, from its client certificate or its bearer token. */
@@ -199,6 +250,7 @@ export async function startCa(config: CaConfig, deps: CaDeps = {}): Promise<Runn
     port = await bindServer(server, target, servingCredentials(provider));
   } catch (e) {
     renewal?.cancel();
+    await crls.close();
     server.forceShutdown();
     throw new MeshidError('listen_failed', `cannot listen on ${target} (--listen): ${errorMessage(e)}`);
   }
@@ -212,9 +264,11 @@ export async function startCa(config: CaConfig, deps: CaDeps = {}): Promise<Runn
     trustDomain,
     bundlePem: state.bundlePem,
     bundlePath: state.bundlePath,
+    crls,
     close() {
       renewal?.cancel();
-      closed ??= shutdownGracefully(server, clock, SHUTDOWN_GRACE_MS).then(() => log.info({ event: 'stopped' }, 'CA stopped'));
+      // Long polls are answered ("unchanged") first, so they do not hold the shutdown for its grace period.
+      closed ??= crls.close().then(() => shutdownGracefully(server, clock, SHUTDOWN_GRACE_MS)).then(() => log.info({ event: 'stopped' }, 'CA stopped'));
       return closed;
     },
   };

@@ -13,7 +13,7 @@ import { CaClient, DEFAULT_CA_DEADLINE_MS } from '../ca/client.js';
 import { DEFAULT_ADMIN_LISTEN, DEFAULT_TRUST_DOMAIN } from '../config/defaults.js';
 import { type ConfigRule, rule } from '../config/load.js';
 import { type ConfigOf, opt, parseHostPort } from '../config/options.js';
-import { parseCertificatesPem } from '../identity/certificate.js';
+import { type Certificate, parseCertificatesPem } from '../identity/certificate.js';
 import { spiffeIdFromServiceAccountClaims, unverifiedJwtClaims } from '../identity/service-account.js';
 import { parseSpiffeId, parseTrustDomain, type SpiffeId } from '../identity/spiffe-id.js';
 import { type Clock, systemClock } from '../lib/clock.js';
@@ -22,8 +22,9 @@ import { type PathWatch, watchPaths } from '../lib/file-watch.js';
 import { type AdminServer, startAdminServer } from '../observability/admin.js';
 import { createLogger, type Logger, logLevelOption } from '../observability/logger.js';
 import { AgentMetrics } from './agent-metrics.js';
+import { CrlWatcher } from '../rotation/crl-watcher.js';
 import { SvidManager } from '../rotation/manager.js';
-import { rotationOptions, rotationRules } from '../rotation/options.js';
+import { crlOptions, crlRules, rotationOptions, rotationRules } from '../rotation/options.js';
 import { NamedCertificates } from '../sds/named-certs.js';
 import { sdsOptions, sdsRules } from '../sds/options.js';
 import { type SdsServer, startSdsServer } from '../sds/server.js';
@@ -61,6 +62,7 @@ export const agentOptions = {
     metavar: 'FILE',
   }),
   ...rotationOptions,
+  ...crlOptions,
   adminListen: opt.hostPort('admin-listen', { description: 'HTTP address of /healthz, /readyz and /metrics', default: parseHostPort(DEFAULT_ADMIN_LISTEN) }),
   ...logLevelOption,
   ...sdsOptions,
@@ -74,6 +76,7 @@ export type AgentConfig = ConfigOf<typeof agentOptions>;
 /** The agent's schema: every subsystem's rules, and the one across them. */
 export const agentRules: readonly ConfigRule[] = [
   ...rotationRules,
+  ...crlRules,
   ...sdsRules,
   ...authzRules,
   ...fileSinkRules,
@@ -91,6 +94,8 @@ export interface AgentDeps {
 export interface RunningAgent {
   readonly spiffeId: SpiffeId;
   readonly manager: SvidManager;
+  /** The CA's revocations in force (undefined with --crl-source off). */
+  readonly crls: CrlWatcher | undefined;
   readonly sds: SdsServer;
   readonly authz: AuthzService | undefined;
   readonly workloadApi: WorkloadApiServer | undefined;
@@ -142,6 +147,12 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     closers.push(() => manager.stop());
     if (config.trustBundle) closers.push(await watchTrustBundle(config.trustBundle, manager, clock, log));
 
+    const crls = config.crlSource === 'off' ? undefined : startCrlWatcher(config, { manager, client, readToken, clock, logger });
+    if (crls) {
+      closers.push(() => crls.stop());
+      if (config.crlSource === 'file') closers.push(await watchCrlFile(config.crlFile!, crls, clock, log));
+    }
+
     const partnerCas = config.partnerCas
       ? await startPartnerCas({ file: config.partnerCas, trustDomain: spiffeId.trustDomain, clock, logger, onReload: (result) => metrics.partnerCasReloads.inc({ result }) })
       : undefined;
@@ -165,6 +176,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
           trustRoots: () => manager.trustRoots(),
           ...(partnerCas ? { partners: () => partnerCas.current() } : {}),
           metrics: metrics.authzHooks(),
+          ...(crls ? { revocations: crls } : {}),
         })
       : undefined;
     if (authz) closers.push(() => authz.close());
@@ -205,7 +217,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       },
       `agent started (pid ${process.pid})`,
     );
-    return { spiffeId, manager, sds, authz, workloadApi, named, admin, metrics, ready, close: closeAll };
+    return { spiffeId, manager, crls, sds, authz, workloadApi, named, admin, metrics, ready, close: closeAll };
   } catch (e) {
     await closeAll();
     throw e;
@@ -250,6 +262,62 @@ async function watchTrustBundle(path: string, manager: SvidManager, clock: Clock
     }
   };
   const watch: PathWatch = watchPaths([path], () => void reload(), { clock, onError: (e) => log.warn({ error: errorMessage(e) }, 'trust bundle watch error') });
+  await watch.ready;
+  return () => watch.close();
+}
+
+/**
+ * The CRL watcher: verifies each CRL against the trust bundle and the chain above our SVID, hands
+ * the one in force to the manager (SDS validation contexts, and a renewal if our own SVID is
+ * revoked) and, with --crl-source ca, long-polls the CA for it.
+ */
+function startCrlWatcher(
+  config: AgentConfig,
+  deps: { manager: SvidManager; client: CaClient; readToken: () => Promise<string>; clock: Clock; logger: Logger },
+): CrlWatcher {
+  const { manager } = deps;
+  const issuers = (): Certificate[] => {
+    const svid = manager.currentSvid();
+    const above = svid ? parseCertificatesPem(svid.certChainPem, 'the SVID chain').slice(1) : [];
+    return [...manager.trustRoots(), ...above];
+  };
+  const crls: CrlWatcher = new CrlWatcher({
+    clock: deps.clock,
+    logger: deps.logger,
+    issuers,
+    onChange: (crl) => manager.applyRevocations(crl && { pem: crl.pem, crlNumber: crl.crlNumber }, (serial) => crls.isRevokedSerial(serial)),
+    ...(config.crlSource === 'ca'
+      ? {
+          fetcher: deps.client,
+          waitMs: config.crlWait,
+          auth: async (preferToken: boolean) => {
+            const svid = manager.currentSvid();
+            if (svid && !preferToken) return { kind: 'mtls' as const, certChainPem: svid.certChainPem, privateKeyPem: svid.privateKeyPem };
+            try {
+              return { kind: 'token' as const, token: await deps.readToken() };
+            } catch {
+              return undefined;
+            }
+          },
+        }
+      : {}),
+  });
+  // A CRL that arrived before the bundle that verifies it is tried again when the bundle or SVID changes.
+  manager.subscribe(() => crls.recheck());
+  crls.start();
+  return crls;
+}
+
+async function watchCrlFile(path: string, crls: CrlWatcher, clock: Clock, log: Logger): Promise<() => Promise<void>> {
+  const reload = async () => {
+    try {
+      crls.offer(await fs.readFile(path), path);
+    } catch (e) {
+      log.error({ file: path, error: errorMessage(e) }, 'CRL file unreadable; keeping the CRL held');
+    }
+  };
+  await reload();
+  const watch: PathWatch = watchPaths([path], () => void reload(), { clock, debounceMs: 20, resyncMs: 60_000, onError: (e) => log.warn({ error: errorMessage(e) }, 'CRL file watch error') });
   await watch.ready;
   return () => watch.close();
 }

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AUDIT_FILE, AuditLog, operatorName } from '../ca/audit.js';
 import { Authority } from '../ca/authority.js';
-import { buildCrl, crlPem } from '../ca/crl.js';
+import { CRL_FILE, DEFAULT_CRL_VALIDITY_MS, publishCrl, STATE_LOCK_FILE, STATE_LOCK_TIMEOUT_MS } from '../ca/crl-publisher.js';
 import { caOptions } from '../ca/options.js';
 import { issuePartnerCertificate, partnerSpiffeId } from '../ca/partners.js';
 import { normalizeSerial, parseRevocationReason, Registry, type RevocationReason } from '../ca/registry.js';
@@ -16,65 +16,55 @@ import { loadOrCreateState, STATE_FILES } from '../ca/state.js';
 import { formatDuration, opt } from '../config/options.js';
 import { certificateFingerprint } from '../identity/bundle.js';
 import { parseSpiffeId } from '../identity/spiffe-id.js';
-import { writeFileAtomically, writeFileDurably } from '../lib/atomic-file.js';
+import { writeFileAtomically } from '../lib/atomic-file.js';
+import { type HeldLock, lockSync } from '../lib/file-lock.js';
 import { isMeshidError, MeshidError } from '../lib/errors.js';
 import { type CommandIO, defineCommand } from './command.js';
 
-export const CRL_FILE = 'crl.pem';
+export { CRL_FILE, DEFAULT_CRL_VALIDITY_MS };
 export const DEFAULT_PARTNER_TTL_MS = 90 * 86_400_000;
-export const DEFAULT_CRL_VALIDITY_MS = 24 * 3_600_000;
 
 const stateOptions = {
   trustDomain: caOptions.trustDomain,
   stateDir: caOptions.stateDir,
-  auditLog: opt.string('audit-log', { description: `file the audit lines are appended to and fsynced (default <state-dir>/${AUDIT_FILE})`, metavar: 'FILE' }),
+  auditLog: caOptions.auditLog,
 };
 
-const crlValidity = opt.duration('crl-validity', {
-  description: 'time from thisUpdate to nextUpdate of the CRL written; re-run meshid ca crl (or keep meshid ca running) before it passes',
-  default: DEFAULT_CRL_VALIDITY_MS,
-  min: 60_000,
-  max: 30 * 86_400_000,
-});
+const crlValidity = caOptions.crlValidity;
 
 interface OpenCa {
   readonly authority: Authority;
   readonly registry: Registry;
   readonly audit: AuditLog;
   readonly stateDir: string;
+  /** The state directory's writer lock, held until the command ends. */
+  readonly lock: HeldLock;
 }
 
+/** Opens the CA state for a command that writes it; the caller releases ca.lock when done. */
 function openCa(config: { trustDomain: string; stateDir: string; auditLog?: string | undefined }, io: CommandIO, now: number): OpenCa {
   const { stateDir } = config;
   const has = (f: string) => fs.existsSync(path.join(stateDir, f));
   if (!has(STATE_FILES.rootKey) && !has(STATE_FILES.intermediateKey)) {
     throw new MeshidError('ca_state_invalid', `state dir ${stateDir}: no CA key (${STATE_FILES.rootKey} or ${STATE_FILES.intermediateKey}); start meshid ca once with this --state-dir, or point --state-dir at the CA's`);
   }
+  // A running meshid ca re-signs its CRL under the same lock: neither loses the other's registry update.
+  const lock = lockSync(path.join(stateDir, STATE_LOCK_FILE), STATE_LOCK_TIMEOUT_MS);
+  try {
+    return openLocked(config, io, now, lock);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+}
+
+function openLocked(config: { trustDomain: string; stateDir: string; auditLog?: string | undefined }, io: CommandIO, now: number, lock: HeldLock): OpenCa {
+  const { stateDir } = config;
   const state = loadOrCreateState(stateDir, config.trustDomain, now);
   for (const w of state.warnings) io.stderr.write(`warning: ${w}\n`);
   // The TTL policy is the partner command's own (--ttl); the Authority here only signs and bounds validity.
   const authority = new Authority(config.trustDomain, state.material, { defaultTtlMs: DEFAULT_PARTNER_TTL_MS, maxTtlMs: DEFAULT_PARTNER_TTL_MS });
-  return { authority, registry: Registry.load(stateDir), audit: new AuditLog(config.auditLog ?? path.join(stateDir, AUDIT_FILE), operatorName(io.env), () => now), stateDir };
-}
-
-/** Signs a CRL of every recorded revocation and writes it to <state-dir>/crl.pem; returns its path. */
-export function publishCrl(ca: OpenCa, now: number, validityMs: number): { file: string; crlNumber: number; nextUpdate: Date } {
-  const { registry, authority } = ca;
-  registry.data.crlNumber += 1;
-  registry.save();
-  const nextUpdate = new Date(now + validityMs);
-  const crl = buildCrl({
-    issuer: authority.issuingCertificate,
-    issuerKey: authority.material.key,
-    thisUpdate: new Date(now),
-    nextUpdate,
-    crlNumber: registry.data.crlNumber,
-    entries: registry.data.revoked.map((r) => ({ serial: r.serial, revokedAt: new Date(r.revokedAt), reason: r.reason })),
-  });
-  const file = path.join(ca.stateDir, CRL_FILE);
-  writeFileDurably(file, crlPem(crl), 0o644);
-  ca.audit.write({ event: 'crl', crlNumber: registry.data.crlNumber, revoked: registry.data.revoked.length, nextUpdate: nextUpdate.toISOString() });
-  return { file, crlNumber: registry.data.crlNumber, nextUpdate };
+  return { authority, registry: Registry.load(stateDir), audit: new AuditLog(config.auditLog ?? path.join(stateDir, AUDIT_FILE), operatorName(io.env), () => now), stateDir, lock };
 }
 
 export const partnerIssue = defineCommand({
@@ -95,57 +85,65 @@ certificate in <state-dir>/registry.json and appends an audit line.`,
     ttl: opt.duration('ttl', { description: 'lifetime of the certificate', default: DEFAULT_PARTNER_TTL_MS, min: 60_000, max: 398 * 86_400_000 }),
     allowSubject: opt.bool('allow-subject', { description: 'copy the CSR\'s subject (O and CN) into the certificate', default: false }),
     out: opt.string('out', { description: 'directory the certificate, chain and CA bundle are written to', metavar: 'DIR', default: '.' }),
+    crlValidity,
     ...stateOptions,
   },
   async run({ config }, io) {
     const now = Date.now();
     const ca = openCa(config, io, now);
-    const id = partnerSpiffeId(config.trustDomain, config.name).uri;
-    let csrPem: string;
     try {
-      csrPem = fs.readFileSync(config.csr, 'utf8');
-    } catch (e) {
-      throw new MeshidError('input_unreadable', `cannot read the CSR ${config.csr}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+      const id = partnerSpiffeId(config.trustDomain, config.name).uri;
+      let csrPem: string;
+      try {
+        csrPem = fs.readFileSync(config.csr, 'utf8');
+      } catch (e) {
+        throw new MeshidError('input_unreadable', `cannot read the CSR ${config.csr}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+      }
+      let issued;
+      try {
+        issued = issuePartnerCertificate(ca.authority, { csrPem, name: config.name, ttlMs: config.ttl, allowSubject: config.allowSubject, now });
+      } catch (e) {
+        if (isMeshidError(e)) ca.audit.write({ event: 'refuse', identity: id, partner: config.name, reason: e.code, error: e.message });
+        throw e;
+      }
+      const fingerprint = certificateFingerprint(issued);
+      const wasRevokedIdentity = ca.registry.revokedIdentities(now).includes(issued.spiffeId);
+      ca.registry.data.issued.push({
+        serial: issued.serial,
+        name: config.name,
+        spiffeId: issued.spiffeId,
+        subject: issued.subject,
+        fingerprint,
+        notBefore: issued.notBefore.toISOString(),
+        notAfter: issued.notAfter.toISOString(),
+        issuedAt: new Date(now).toISOString(),
+        issuedBy: operatorName(io.env),
+      });
+      ca.registry.save();
+      ca.audit.write({ event: 'issue', identity: issued.spiffeId, partner: config.name, serial: issued.serial, fingerprint, subject: issued.subject, notBefore: issued.notBefore.toISOString(), notAfter: issued.notAfter.toISOString() });
+      // Onboarded again after an offboarding: a new CRL tells agents the identity is no longer revoked as a whole.
+      if (wasRevokedIdentity) publishCrl(ca, now, config.crlValidity, 'identity re-issued');
+      fs.mkdirSync(config.out, { recursive: true });
+      const files = { cert: path.join(config.out, `${config.name}.crt`), chain: path.join(config.out, `${config.name}-chain.pem`), bundle: path.join(config.out, 'ca-bundle.pem') };
+      writeFileAtomically(files.cert, issued.certPem, 0o644);
+      writeFileAtomically(files.chain, issued.chainPem, 0o644);
+      writeFileAtomically(files.bundle, issued.bundlePem, 0o644);
+      io.stdout.write(
+        [
+          `issued ${issued.spiffeId}${issued.subject ? ` (${issued.subject})` : ''}`,
+          `  serial      ${issued.serial}`,
+          `  sha256      ${fingerprint}`,
+          `  not after   ${issued.notAfter.toISOString()}${issued.cappedByIssuer ? ' (cut to the CA certificate\'s expiry)' : ''}`,
+          `  certificate ${files.cert}`,
+          `  chain       ${files.chain}`,
+          `  CA bundle   ${files.bundle}`,
+          '',
+        ].join('\n'),
+      );
+      return 0;
+    } finally {
+      ca.lock.release();
     }
-    let issued;
-    try {
-      issued = issuePartnerCertificate(ca.authority, { csrPem, name: config.name, ttlMs: config.ttl, allowSubject: config.allowSubject, now });
-    } catch (e) {
-      if (isMeshidError(e)) ca.audit.write({ event: 'refuse', identity: id, partner: config.name, reason: e.code, error: e.message });
-      throw e;
-    }
-    const fingerprint = certificateFingerprint(issued);
-    ca.registry.data.issued.push({
-      serial: issued.serial,
-      name: config.name,
-      spiffeId: issued.spiffeId,
-      subject: issued.subject,
-      fingerprint,
-      notBefore: issued.notBefore.toISOString(),
-      notAfter: issued.notAfter.toISOString(),
-      issuedAt: new Date(now).toISOString(),
-      issuedBy: operatorName(io.env),
-    });
-    ca.registry.save();
-    ca.audit.write({ event: 'issue', identity: issued.spiffeId, partner: config.name, serial: issued.serial, fingerprint, subject: issued.subject, notBefore: issued.notBefore.toISOString(), notAfter: issued.notAfter.toISOString() });
-    fs.mkdirSync(config.out, { recursive: true });
-    const files = { cert: path.join(config.out, `${config.name}.crt`), chain: path.join(config.out, `${config.name}-chain.pem`), bundle: path.join(config.out, 'ca-bundle.pem') };
-    writeFileAtomically(files.cert, issued.certPem, 0o644);
-    writeFileAtomically(files.chain, issued.chainPem, 0o644);
-    writeFileAtomically(files.bundle, issued.bundlePem, 0o644);
-    io.stdout.write(
-      [
-        `issued ${issued.spiffeId}${issued.subject ? ` (${issued.subject})` : ''}`,
-        `  serial      ${issued.serial}`,
-        `  sha256      ${fingerprint}`,
-        `  not after   ${issued.notAfter.toISOString()}${issued.cappedByIssuer ? ' (cut to the CA certificate\'s expiry)' : ''}`,
-        `  certificate ${files.cert}`,
-        `  chain       ${files.chain}`,
-        `  CA bundle   ${files.bundle}`,
-        '',
-      ].join('\n'),
-    );
-    return 0;
   },
 });
 
@@ -200,39 +198,43 @@ certificates recorded for that SPIFFE ID.`,
     if ((config.serial === undefined) === (config.id === undefined)) throw new MeshidError('usage', 'give exactly one of --serial and --id');
     const now = Date.now();
     const ca = openCa(config, io, now);
-    const who = operatorName(io.env);
-    const targets: Array<{ serial: string; spiffeId?: string; name?: string }> = [];
-    if (config.serial !== undefined) {
-      const serial = normalizeSerial(config.serial);
-      const rec = ca.registry.bySerial(serial);
-      targets.push({ serial, ...(rec ? { spiffeId: rec.spiffeId, name: rec.name } : {}) });
-    } else {
-      const id = parseSpiffeId(config.id!).uri;
-      const recs = ca.registry.issuedFor(id);
-      if (recs.length === 0) throw new MeshidError('revocation_target_unknown', `no certificate of ${id} is recorded in ${ca.stateDir}/registry.json; revoke by --serial`);
-      for (const r of recs) targets.push({ serial: r.serial, spiffeId: r.spiffeId, name: r.name });
+    try {
+      const who = operatorName(io.env);
+      const targets: Array<{ serial: string; spiffeId?: string; name?: string }> = [];
+      if (config.serial !== undefined) {
+        const serial = normalizeSerial(config.serial);
+        const rec = ca.registry.bySerial(serial);
+        targets.push({ serial, ...(rec ? { spiffeId: rec.spiffeId, name: rec.name } : {}) });
+      } else {
+        const id = parseSpiffeId(config.id!).uri;
+        const recs = ca.registry.issuedFor(id);
+        if (recs.length === 0) throw new MeshidError('revocation_target_unknown', `no certificate of ${id} is recorded in ${ca.stateDir}/registry.json; revoke by --serial`);
+        for (const r of recs) targets.push({ serial: r.serial, spiffeId: r.spiffeId, name: r.name });
+      }
+      const fresh = targets.filter((t) => !ca.registry.revokedSerial(t.serial));
+      for (const t of targets) if (!fresh.includes(t)) io.stderr.write(`serial ${t.serial} was already revoked\n`);
+      for (const t of fresh) {
+        ca.registry.data.revoked.push({ serial: t.serial, ...(t.spiffeId ? { spiffeId: t.spiffeId } : {}), reason: config.reason, revokedAt: new Date(now).toISOString(), revokedBy: who });
+      }
+      ca.registry.save();
+      for (const t of fresh) {
+        const rec = ca.registry.bySerial(t.serial);
+        ca.audit.write({
+          event: 'revoke',
+          serial: t.serial,
+          reason: config.reason,
+          ...(t.spiffeId ? { identity: t.spiffeId } : {}),
+          ...(t.name ? { partner: t.name } : {}),
+          ...(rec ? { notBefore: rec.notBefore, notAfter: rec.notAfter, fingerprint: rec.fingerprint } : {}),
+        });
+        io.stdout.write(`revoked ${t.serial}${t.spiffeId ? ` (${t.spiffeId})` : ''}, reason ${config.reason}\n`);
+      }
+      const crl = publishCrl(ca, now, config.crlValidity);
+      io.stdout.write(`CRL ${crl.crlNumber} written to ${crl.file}, next update ${crl.nextUpdate.toISOString()}\n`);
+      return 0;
+    } finally {
+      ca.lock.release();
     }
-    const fresh = targets.filter((t) => !ca.registry.revokedSerial(t.serial));
-    for (const t of targets) if (!fresh.includes(t)) io.stderr.write(`serial ${t.serial} was already revoked\n`);
-    for (const t of fresh) {
-      ca.registry.data.revoked.push({ serial: t.serial, ...(t.spiffeId ? { spiffeId: t.spiffeId } : {}), reason: config.reason, revokedAt: new Date(now).toISOString(), revokedBy: who });
-    }
-    ca.registry.save();
-    for (const t of fresh) {
-      const rec = ca.registry.bySerial(t.serial);
-      ca.audit.write({
-        event: 'revoke',
-        serial: t.serial,
-        reason: config.reason,
-        ...(t.spiffeId ? { identity: t.spiffeId } : {}),
-        ...(t.name ? { partner: t.name } : {}),
-        ...(rec ? { notBefore: rec.notBefore, notAfter: rec.notAfter, fingerprint: rec.fingerprint } : {}),
-      });
-      io.stdout.write(`revoked ${t.serial}${t.spiffeId ? ` (${t.spiffeId})` : ''}, reason ${config.reason}\n`);
-    }
-    const crl = publishCrl(ca, now, config.crlValidity);
-    io.stdout.write(`CRL ${crl.crlNumber} written to ${crl.file}, next update ${crl.nextUpdate.toISOString()}\n`);
-    return 0;
   },
 });
 
@@ -244,8 +246,13 @@ export const crl = defineCommand({
   options: { crlValidity, ...stateOptions },
   async run({ config }, io) {
     const now = Date.now();
-    const published = publishCrl(openCa(config, io, now), now, config.crlValidity);
-    io.stdout.write(`CRL ${published.crlNumber} written to ${published.file}, next update ${published.nextUpdate.toISOString()}\n`);
-    return 0;
+    const ca = openCa(config, io, now);
+    try {
+      const published = publishCrl(ca, now, config.crlValidity);
+      io.stdout.write(`CRL ${published.crlNumber} written to ${published.file}, next update ${published.nextUpdate.toISOString()}\n`);
+      return 0;
+    } finally {
+      ca.lock.release();
+    }
   },
 });

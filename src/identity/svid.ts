@@ -20,8 +20,10 @@ export interface TrustBundleView {
   readonly trustDomain: string;
   /** PEM of every root certificate trusted for the trust domain. */
   readonly rootsPem: string;
-  /** Changes whenever the set of roots changes (e.g. a hash of the sorted root fingerprints). */
+  /** Changes whenever the set of roots or the CRL changes (e.g. a hash of the sorted root fingerprints). */
   readonly version: string;
+  /** PEM of the CA's current CRL (X509 CRL), verified, while it is before its nextUpdate. */
+  readonly crlPem?: string;
 }
 
 /** What a serving room reads from the SVID manager. */

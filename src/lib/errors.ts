@@ -151,6 +151,7 @@ export const ERROR_CODES = {
   serial_invalid: config('a serial number is not hex', 'give the serial as printed by meshid ca partner list or openssl x509 -serial'),
   revocation_target_unknown: fail('not_found', 'no certificate of that SPIFFE ID is recorded by this CA', 'revoke by --serial, or check the ID with meshid ca partner list'),
   audit_log_unwritable: fail('failed_precondition', 'the audit log cannot be appended to', 'fix the path or permissions of --audit-log'),
+  state_locked: fail('unavailable', 'another meshid ca process holds the state directory\'s lock for too long', 'wait for the other command to finish; remove <state-dir>/state.lock if no meshid ca command runs'),
   partner_cas_invalid: config('the --partner-cas mapping file, or a partner CA bundle it names, cannot be used', 'fix the entry and field the message names; a running agent keeps the last good mapping'),
   crl_invalid: input('a CRL that cannot be parsed or does not verify', 'fetch the CRL again from the CA (meshid ca crl)'),
   listen_failed: fail('unavailable', 'a server cannot listen on its address (in use, not local, no permission)', 'free the port or choose another address with the flag the message names'),

@@ -4,9 +4,9 @@
  * tests can drive it with an in-process signer and the rotation code never imports grpc. The
  * request and result types are the CA protocol's (type-only: nothing of src/ca loads).
  */
-import type { CaAuth, CaResult } from '../ca/protocol.js';
+import type { CaAuth, CaCallResult, CaResult } from '../ca/protocol.js';
 
-export type { CaAuth, CaResult };
+export type { CaAuth, CaCallResult, CaResult };
 
 export interface CertificateSigner {
   createCertificate(csrPem: string, auth: CaAuth, validitySeconds?: number): Promise<CaResult>;

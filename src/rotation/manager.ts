@@ -110,6 +110,8 @@ export class SvidManager implements IdentitySource {
   private mtlsRefused = false;
   private consecutiveFailures = 0;
   private lastFailure: SvidManagerStatus['lastFailure'];
+  private crl: { readonly pem: string; readonly crlNumber: number } | undefined;
+  private bundleWithCrl: { readonly base: TrustBundleView; readonly view: TrustBundleView } | undefined;
 
   constructor(private readonly options: SvidManagerOptions) {
     this.spiffeId = typeof options.spiffeId === 'string' ? parseSpiffeId(options.spiffeId) : options.spiffeId;
@@ -135,8 +137,15 @@ export class SvidManager implements IdentitySource {
     return held && this.clock.now() < held.svid.expiresAt ? held.svid : undefined;
   }
 
+  /** The trust bundle, with the CRL in force when there is one (validation contexts carry both). */
   currentBundle(): TrustBundleView | undefined {
-    return this.bundle.view();
+    const base = this.bundle.view();
+    const crl = this.crl;
+    if (!base || !crl) return base;
+    if (this.bundleWithCrl?.base !== base || this.bundleWithCrl.view.crlPem !== crl.pem) {
+      this.bundleWithCrl = { base, view: Object.freeze({ ...base, crlPem: crl.pem, version: `${base.version}.crl${crl.crlNumber}` }) };
+    }
+    return this.bundleWithCrl.view;
   }
 
   /** The trusted roots as parsed certificates (for verifying peers, e.g. in ext_authz). */
@@ -214,6 +223,29 @@ export class SvidManager implements IdentitySource {
     if (this.bundle.setConfigured(configured)) {
       this.logBundle('configured bundle changed');
       this.notify();
+    }
+  }
+
+  /**
+   * The CA's revocations changed: crl is the CRL to serve with the bundle (undefined: none, or
+   * expired), isRevoked tells revoked serials. When the SVID we hold is revoked we renew at once,
+   * with the token (the CA no longer accepts the revoked certificate).
+   */
+  applyRevocations(crl: { readonly pem: string; readonly crlNumber: number } | undefined, isRevoked: (serial: string) => boolean): void {
+    const changed = crl?.pem !== this.crl?.pem;
+    this.crl = crl;
+    if (changed) {
+      this.log.info({ crlNumber: crl?.crlNumber ?? null }, crl ? `trust bundle carries CRL ${crl.crlNumber}` : 'trust bundle carries no CRL');
+      this.notify();
+    }
+    const held = this.held?.svid;
+    if (!held || !isRevoked(held.version) || this.phase.kind === 'stopped') return;
+    this.mtlsRefused = true;
+    if (this.phase.kind === 'waiting') {
+      this.log.warn({ serial: held.version }, 'the SVID we hold is revoked; renewing now with the token');
+      void this.attempt();
+    } else if (this.phase.kind === 'requesting') {
+      this.log.warn({ serial: held.version }, 'the SVID we hold is revoked; a renewal is already under way');
     }
   }
 

@@ -13,7 +13,8 @@ import { TO_OBJECT_OPTIONS } from '../lib/proto-services.js';
 export interface DecodedSecret {
   readonly name: string;
   readonly tlsCertificate?: { readonly certificateChain: string; readonly privateKey: string };
-  readonly validationContext?: { readonly trustedCa: string };
+  /** crl: the PEM CRL (CertificateValidationContext.crl), when the validation context carries one. */
+  readonly validationContext?: { readonly trustedCa: string; readonly crl?: string };
 }
 
 /** Envoy reports rejected configuration with INTERNAL. */
@@ -34,7 +35,8 @@ export function decodeSecret(value: Uint8Array | undefined, shallow = false): De
   if (msg.validation_context) {
     const ca = msg.validation_context.trusted_ca?.inline_bytes;
     if (!ca?.length) throw new Error(`secret ${name}: validation_context without inline trusted_ca`);
-    return { name, validationContext: { trustedCa: ca.toString() } };
+    const crl = msg.validation_context.crl?.inline_bytes;
+    return { name, validationContext: { trustedCa: ca.toString(), ...(crl?.length ? { crl: crl.toString() } : {}) } };
   }
   throw new Error(`secret ${name}: neither tls_certificate nor validation_context`);
 }

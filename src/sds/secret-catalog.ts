@@ -140,7 +140,7 @@ class SourceFeed extends Feed {
       return undefined;
     }
     if (bundle.version === this.latest?.version) return undefined;
-    this.update(initial, encodeSecret(ref.name, bundle.version, { type: 'validation_context', trustedCaPem: bundle.rootsPem }));
+    this.update(initial, encodeSecret(ref.name, bundle.version, { type: 'validation_context', trustedCaPem: bundle.rootsPem, crlPem: bundle.crlPem }));
     return undefined;
   }
 }

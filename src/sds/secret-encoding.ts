@@ -13,7 +13,7 @@ import { envoyProtos, SECRET_TYPE_URL } from '../envoy/protos.js';
 
 export type SecretContent =
   | { readonly type: 'tls_certificate'; readonly certificateChainPem: string; readonly privateKeyPem: string }
-  | { readonly type: 'validation_context'; readonly trustedCaPem: string };
+  | { readonly type: 'validation_context'; readonly trustedCaPem: string; readonly crlPem?: string | undefined };
 
 export interface EncodedSecret {
   readonly name: string;
@@ -41,7 +41,8 @@ function secretMessage(name: string, content: SecretContent): Record<string, unk
       },
     };
   }
-  return { name, validation_context: { trusted_ca: { inline_bytes: Buffer.from(content.trustedCaPem) } } };
+  const crl = content.crlPem ? { crl: { inline_bytes: Buffer.from(content.crlPem) } } : {};
+  return { name, validation_context: { trusted_ca: { inline_bytes: Buffer.from(content.trustedCaPem) }, ...crl } };
 }
 
 export function encodeSecret(name: string, version: string, content: SecretContent): EncodedSecret {

@@ -69,6 +69,8 @@ export interface StandOptions {
   readonly renewFraction?: number;
   /** ext_authz on a socket, with these AuthorizationPolicy files (name: YAML) in --policy-dir. */
   readonly policies?: Readonly<Record<string, string>>;
+  /** Long-poll the CA for its CRL (default false: --crl-source off, so SDS pushes follow rotations only). */
+  readonly crl?: boolean;
   /** More agent flags (given the stand's directory), e.g. --workload-api-socket. */
   readonly agentArgs?: (dir: string) => readonly string[];
 }
@@ -132,6 +134,7 @@ export class Stand {
       `--sds-socket=${path.join(dir, 'sds.sock')}`,
       '--admin-listen=127.0.0.1:0',
       '--log-level=debug',
+      ...(o.crl ? [] : ['--crl-source=off']),
       ...(o.policies ? [`--authz-socket=${path.join(dir, 'authz.sock')}`, `--policy-dir=${policyDir}`] : []),
       ...(o.agentArgs?.(dir) ?? []),
     ];

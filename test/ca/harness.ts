@@ -58,6 +58,8 @@ export function baseConfig(dir: string, overrides: Partial<CaConfig> = {}): CaCo
     issuanceBurst: 100,
     maxConcurrentIssuance: 256,
     shedRetry: 2000,
+    crlValidity: 24 * 3_600_000,
+    auditLog: undefined,
     jwtKeys: undefined,
     jwtIssuer: undefined,
     staticTokens: undefined,

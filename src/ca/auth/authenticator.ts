@@ -31,6 +31,8 @@ export interface AuthenticatorOptions {
   readonly authority: Authority;
   readonly jwt?: JwtAuthenticator;
   readonly staticTokens?: StaticTokens;
+  /** Whether the CA revoked a serial (lowercase hex): a revoked client certificate does not authenticate. */
+  readonly isRevoked?: (serial: string) => boolean;
 }
 
 export class CallerAuthenticator {
@@ -41,7 +43,7 @@ export class CallerAuthenticator {
     let mtlsFailure: MeshidError | undefined;
     if (credentials.peerCertificate) {
       try {
-        return { identity: verifyPeerSvid(credentials.peerCertificate, this.options.authority, now), method: 'mtls' };
+        return { identity: verifyPeerSvid(credentials.peerCertificate, this.options.authority, now, this.options.isRevoked), method: 'mtls' };
       } catch (e) {
         if (!(e instanceof MeshidError)) throw e;
         mtlsFailure = e;

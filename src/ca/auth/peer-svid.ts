@@ -16,15 +16,17 @@ function refuse(detail: string): MeshidError {
 }
 
 /** The SPIFFE ID of a client certificate this CA issued and that is valid at now; throws otherwise. */
-export function verifyPeerSvid(leafDer: Uint8Array, authority: Authority, now: number): SpiffeId {
+export function verifyPeerSvid(leafDer: Uint8Array, authority: Authority, now: number, isRevoked?: (serial: string) => boolean): SpiffeId {
   let verified;
+  let leaf;
   try {
-    const leaf = parseCertificate(leafDer);
+    leaf = parseCertificate(leafDer);
     verified = verifyX509Svid([leaf, ...authority.material.chain.slice(0, -1)], [authority.root], { trustDomain: authority.trustDomain, now });
   } catch (e) {
     throw refuse(errorMessage(e));
   }
   if (verified.spiffeId.path === '') throw refuse(`${verified.spiffeId.uri} is a trust domain, not a workload identity`);
   if (verified.path[1] !== authority.issuingCertificate) throw refuse('not issued by this CA');
+  if (isRevoked?.(leaf.serial)) throw refuse(`serial ${leaf.serial} of ${verified.spiffeId.uri} is revoked`);
   return verified.spiffeId;
 }
