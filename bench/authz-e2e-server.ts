@@ -11,10 +11,13 @@ import { pino } from 'pino';
 import { envoyProtos } from '../src/envoy/protos.js';
 import { systemClock } from '../src/lib/clock.js';
 import { bufferedDestination, createLogger } from '../src/observability/logger.js';
-import { GRPC_SERVER_OPTIONS, startAuthzService } from '../src/authz/server.js';
+import { GRPC_SERVER_OPTIONS, readJwtRules, startAuthzService } from '../src/authz/server.js';
 
-/** meshid-rl-*: the policy directory holds a RateLimitPolicy the bench request counts against. */
-export type ServerMode = 'meshid' | 'meshid-nolog' | 'baseline' | 'meshid-rl-local' | 'meshid-rl-redis';
+/**
+ * meshid-rl-*: the policy directory holds a RateLimitPolicy the bench request counts against.
+ * meshid-jwt: bearer tokens verified with the jwtRules file in BENCH_JWT_RULES.
+ */
+export type ServerMode = 'meshid' | 'meshid-nolog' | 'baseline' | 'meshid-rl-local' | 'meshid-rl-redis' | 'meshid-jwt';
 
 export interface ServerReady {
   readonly kind: 'ready';
@@ -56,6 +59,7 @@ async function main(): Promise<void> {
         listen: { host: '127.0.0.1', port: 0 },
         socket,
         decisionLogSample: mode === 'meshid-nolog' ? 0 : 1,
+        ...(mode === 'meshid-jwt' ? { jwtRules: readJwtRules(process.env.BENCH_JWT_RULES!) } : {}),
         ...(mode === 'meshid-rl-redis' ? { rateLimit: { redis: { url: process.env.BENCH_REDIS_URL!, timeoutMs: 200, fallback: 'closed' as const } } } : {}),
       },
       { logger: createLogger({ destination: devNull }), clock: systemClock },

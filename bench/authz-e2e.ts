@@ -18,6 +18,7 @@ import { type CheckResponse__Output, envoyProtos } from '../src/envoy/protos.js'
 import type { ServerCpu, ServerMode, ServerReady } from './authz-e2e-server.js';
 import { spawnRedis, type RedisProcess } from '../test/helpers/redis-server.js';
 import { benchLimitText, benchPolicyText } from './authz-fixtures.js';
+import { benchTokens } from './authz-tokens.js';
 
 export interface EndToEndResult {
   readonly figures: Record<string, number | string | null>;
@@ -31,6 +32,8 @@ interface Target {
   readonly server: BenchServer;
   /** h2load arguments naming the server. */
   readonly where: readonly string[];
+  /** The request body file, when not the plain bench request. */
+  readonly body?: string;
 }
 
 export async function runEndToEnd(options: { quick: boolean; log: (s: string) => void }): Promise<EndToEndResult> {
@@ -67,9 +70,18 @@ export async function runEndToEnd(options: { quick: boolean; log: (s: string) =>
     } else {
       log('end to end: redis-server not found (Debian: apt-get install redis-server); the Redis rate-limit row is skipped');
     }
+    // The same request with a bearer token, to a server verifying it (--jwt-rules): h2load sends one
+    // body, so this is the verifier's cache-hit case; part (c) measures tokens that vary.
+    const { rulesYaml, tokens } = await benchTokens(1);
+    const rulesFile = path.join(dir, 'jwt-rules.yaml');
+    fs.writeFileSync(rulesFile, rulesYaml);
+    const jwt = await startServer('meshid-jwt', policyDir, path.join(dir, 'jwt.sock'), { BENCH_JWT_RULES: rulesFile });
+    servers.push(jwt);
     const body = path.join(dir, 'check.bin');
     fs.writeFileSync(body, grpcFrame(benchRequestBytes()));
-    await sanityCheck(meshid.port, baseline.port);
+    const tokenBody = path.join(dir, 'check-token.bin');
+    fs.writeFileSync(tokenBody, grpcFrame(benchRequestBytes(tokens[0])));
+    await sanityCheck(meshid.port, baseline.port, { port: jwt.port, request: benchRequestBytes(tokens[0]) });
 
     const requests = options.quick ? 20_000 : 60_000;
     log(`end to end: ${requests} Check requests per run, h2load 4 connections x 32 streams, ${RULES} ALLOW rules, decision log on (every decision, pino to /dev/null) unless noted`);
@@ -80,10 +92,11 @@ export async function runEndToEnd(options: { quick: boolean; log: (s: string) =>
       baselineUnix: { name: 'bare grpc-js, Unix socket', server: baseline, where: [`--base-uri=unix:${baseline.socket}`, `http://localhost${CHECK_PATH}`] },
       meshidNoLogTcp: { name: 'meshid, TCP, log off', server: meshidNoLog, where: [`http://127.0.0.1:${meshidNoLog.port}${CHECK_PATH}`] },
       rlLocalTcp: { name: 'meshid, TCP, limit local', server: rlLocal, where: [`http://127.0.0.1:${rlLocal.port}${CHECK_PATH}`] },
+      jwtTcp: { name: 'meshid, TCP, token cached', server: jwt, where: [`http://127.0.0.1:${jwt.port}${CHECK_PATH}`], body: tokenBody },
       ...(rlRedis ? { rlRedisTcp: { name: 'meshid, TCP, limit Redis', server: rlRedis, where: [`http://127.0.0.1:${rlRedis.port}${CHECK_PATH}`] } } : {}),
     } satisfies Record<string, Target>;
     // Warm-up (JIT, connections, heap), not measured.
-    for (const target of Object.values(targets)) await throughput(target, body, Math.round(requests / 4));
+    for (const target of Object.values(targets) as Target[]) await throughput(target, target.body ?? body, Math.round(requests / 4));
 
     // Alternating rounds, best of each: the machine's noise only ever slows a run down.
     // CPU time per Check (the server process's, not h2load's) is measured too: on a shared
@@ -92,9 +105,9 @@ export async function runEndToEnd(options: { quick: boolean; log: (s: string) =>
     const cpu: Record<string, number> = {};
     const rounds = options.quick ? 2 : 3;
     for (let round = 0; round < rounds; round++) {
-      for (const [key, target] of Object.entries(targets)) {
+      for (const [key, target] of Object.entries(targets) as Array<[string, Target]>) {
         const before = await target.server.cpuMicros();
-        const rps = await throughput(target, body, requests);
+        const rps = await throughput(target, target.body ?? body, requests);
         const cpuUs = ((await target.server.cpuMicros()) - before) / requests;
         best[key] = Math.max(best[key] ?? 0, rps);
         cpu[key] = Math.min(cpu[key] ?? Infinity, cpuUs);
@@ -114,6 +127,9 @@ export async function runEndToEnd(options: { quick: boolean; log: (s: string) =>
     if (ratioLimitRedis !== null) {
       log(`  with a rate limit, Redis counters (one EVALSHA per Check): ${best.rlRedisTcp!.toFixed(0)}/s, ratio to the plain Check ${ratioLimitRedis.toFixed(3)}, ${cpu.rlRedisTcp!.toFixed(1)} us CPU per Check`);
     }
+
+    const ratioToken = best.jwtTcp! / best.meshidTcp!;
+    log(`  with token verification, same token (cache hit): ${best.jwtTcp!.toFixed(0)}/s, ratio to the plain Check ${ratioToken.toFixed(3)}, ${cpu.jwtTcp!.toFixed(1)} us CPU per Check`);
 
     const fixed = options.quick ? 4_000 : 10_000;
     const lat = await latencyAtRate(targets.meshidTcp, body, dir, fixed);
@@ -141,6 +157,9 @@ export async function runEndToEnd(options: { quick: boolean; log: (s: string) =>
         ratio_rate_limit_local: Number(ratioLimitLocal.toFixed(3)),
         check_per_s_rate_limit_redis: best.rlRedisTcp === undefined ? null : Math.round(best.rlRedisTcp),
         ratio_rate_limit_redis: ratioLimitRedis === null ? null : Number(ratioLimitRedis.toFixed(3)),
+        check_per_s_token_cached: Math.round(best.jwtTcp!),
+        ratio_token_cached: Number(ratioToken.toFixed(3)),
+        cpu_us_per_check_token_cached: Number(cpu.jwtTcp!.toFixed(1)),
       },
     };
   } finally {
@@ -194,7 +213,7 @@ function startServer(mode: ServerMode, policyDir: string, socket: string, env: R
 }
 
 /** A CheckRequest like Envoy's for an mTLS request that rule 7 of the bench policy allows. */
-export function benchRequestBytes(): Uint8Array {
+export function benchRequestBytes(token?: string): Uint8Array {
   const { CheckRequest } = envoyProtos();
   const i = 7;
   return CheckRequest.encode(
@@ -220,6 +239,7 @@ export function benchRequestBytes(): Uint8Array {
               'x-request-id': '6f1c2b9e-0d3a-4e57-8a1b-9c2d7e4f6a10',
               'x-forwarded-proto': 'https',
               'x-tenant': 'acme',
+              ...(token ? { authorization: `Bearer ${token}` } : {}),
             },
           },
         },
@@ -236,12 +256,12 @@ export function grpcFrame(message: Uint8Array): Buffer {
 }
 
 /** Both servers answer the bench request as expected before anything is measured. */
-async function sanityCheck(meshidPort: number, baselinePort: number): Promise<void> {
+async function sanityCheck(meshidPort: number, baselinePort: number, withToken: { port: number; request: Uint8Array }): Promise<void> {
   const def = envoyProtos().authzService.Check;
-  const call = (address: string) =>
+  const call = (address: string, request: Uint8Array = benchRequestBytes()) =>
     new Promise<CheckResponse__Output>((resolve, reject) => {
       const client = new grpc.Client(address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
-      client.makeUnaryRequest(def.path, (b: Buffer) => b, (b: Buffer) => def.responseDeserialize(b), Buffer.from(benchRequestBytes()), (err, value) => {
+      client.makeUnaryRequest(def.path, (b: Buffer) => b, (b: Buffer) => def.responseDeserialize(b), Buffer.from(request), (err, value) => {
         client.close();
         if (err) reject(err);
         else resolve(value ?? {});
@@ -252,6 +272,11 @@ async function sanityCheck(meshidPort: number, baselinePort: number): Promise<vo
   const policy = m.dynamic_metadata?.fields?.policy?.stringValue;
   if ((m.status?.code ?? 0) !== 0 || decision !== 'allow' || !policy?.startsWith('bench/allow-many')) {
     throw new Error(`meshid did not allow the bench request (status ${m.status?.code}, decision ${decision}, policy ${policy})`);
+  }
+  // The token is verified (a refused one is a 401 deny, which h2load would count as a success).
+  const tm = await call(`127.0.0.1:${withToken.port}`, withToken.request);
+  if ((tm.status?.code ?? 0) !== 0 || tm.dynamic_metadata?.fields?.decision?.stringValue !== 'allow') {
+    throw new Error(`meshid with --jwt-rules did not allow the bench request with its token (status ${tm.status?.code}, reason ${tm.dynamic_metadata?.fields?.reason?.stringValue})`);
   }
   const b = await call(`127.0.0.1:${baselinePort}`);
   if ((b.status?.code ?? 0) !== 0) throw new Error('the baseline server did not answer OK');

@@ -8,6 +8,8 @@
  *     with the explanation on and off, interleaved in the same run. Ratios: allow path on/off
  *     (target 1: an allow never computes it) and default-deny path on/off (its cost).
  * (b) End to end over TCP and the Unix socket, against a bare grpc-js server: see authz-e2e.ts.
+ * (c) The Check with bearer-token verification, in process: the same token (cache hit) and tokens
+ *     that vary (more than the cache holds), each as a ratio to the plain Check: see authz-tokens.ts.
  *
  * Flags: --quick (short runs, to check the benchmark works), --engine-only.
  *
@@ -17,6 +19,7 @@ import { evaluate } from '../src/authz/engine.js';
 import type { AuthzInput } from '../src/authz/facts.js';
 import { runEndToEnd, type EndToEndResult } from './authz-e2e.js';
 import { benchInputs, compileBenchSet } from './authz-fixtures.js';
+import { runTokenBench, TOKENS } from './authz-tokens.js';
 
 const RULE_COUNTS = [10, 1_000, 10_000] as const;
 
@@ -120,6 +123,11 @@ async function main(): Promise<void> {
   }
   const ratio = (a: number, b: number) => Number((a / Math.max(1, b)).toFixed(3));
 
+  console.log(`Check with token verification, in process (1,000 rules, ES256, ${TOKENS} distinct tokens for the varying row): mean us per decision`);
+  const tok = await runTokenBench({ quick: args.has('--quick') });
+  const perPlain = (us: number) => Number((us / tok.plainUs).toFixed(3));
+  console.log(`  plain Check ${tok.plainUs} us; same token (cache hit) ${tok.cachedUs} us, ratio ${perPlain(tok.cachedUs)}; tokens varying (every one verified) ${tok.varyingUs} us, ratio ${perPlain(tok.varyingUs)}`);
+
   let e2e: EndToEndResult | undefined;
   if (!args.has('--engine-only')) e2e = await runEndToEnd({ quick: args.has('--quick'), log: (s) => console.log(s) });
 
@@ -139,6 +147,11 @@ async function main(): Promise<void> {
           [`explain_deny_ns_off_${x.rules}`, x.denyOffNs],
         ]),
       ),
+      token_us_plain: tok.plainUs,
+      token_us_cached: tok.cachedUs,
+      token_us_varying: tok.varyingUs,
+      token_ratio_cached: perPlain(tok.cachedUs),
+      token_ratio_varying: perPlain(tok.varyingUs),
       ...(e2e ? e2e.figures : {}),
     }),
   );

@@ -15,6 +15,9 @@ import { decideCheckRequestWithTokens } from '../authz/decide.js';
 import { RequestAuthenticator } from '../authz/jwt-verify.js';
 import { readJwtRules } from '../authz/server.js';
 import { checkRequestFromJson } from '../authz/check-request-json.js';
+import type { CertificateCheck } from '../authz/check-request.js';
+import { loadPartnerCas } from '../authz/partner-cas-file.js';
+import type { PartnerTrust } from '../authz/partner-cas.js';
 import { peerCertificateChecker } from '../authz/peer-certificate.js';
 import { readPolicyDir } from '../authz/policy-dir.js';
 import { buildPolicySet } from '../authz/policy-set.js';
@@ -32,7 +35,8 @@ export default defineCommand({
   summary: 'decide one Envoy CheckRequest (protobuf JSON) against a policy directory, as the ext_authz server would',
   details: `Prints one JSON object: decision (allow or deny), reason, policy, rule, audit, dryRun and the
 policy revision. With --bundle, a peer certificate in the request is verified as the agent
-verifies it against its trust bundle; without, it is only parsed. Exit status: 0 a decision was made (allow or deny), 2 the policy set is invalid
+verifies it against its trust bundle; without, it is only parsed. With --partner-cas, a certificate
+from a partner CA is verified and mapped as the agent does. Exit status: 0 a decision was made (allow or deny), 2 the policy set is invalid
 (errors on stderr) or the request cannot be read.`,
   fileAndEnv: false,
   options: {
@@ -43,6 +47,7 @@ verifies it against its trust bundle; without, it is only parsed. Exit status: 0
     jwtAuthnMetadataKey: opt.string('jwt-authn-metadata-key', { description: 'the jwt_authn metadata key holding the payload, as the agent option', metavar: 'KEY' }),
     at: opt.string('at', { description: 'decide as of this time (RFC 3339), for token expiry; default now', metavar: 'TIME' }),
     trustDomain: opt.checked('trust-domain', { description: 'trust domain of --bundle; the peer must belong to it', metavar: 'TD', default: DEFAULT_TRUST_DOMAIN }, parseTrustDomain),
+    partnerCas: opt.string('partner-cas', { description: 'partner CA mapping, as the agent option: a peer certificate from a partner CA is verified and mapped to <td>/partner/<name>', metavar: 'FILE' }),
   },
   async run({ config }, io) {
     const read = await readPolicyDir(config.policyDir);
@@ -87,17 +92,26 @@ verifies it against its trust bundle; without, it is only parsed. Exit status: 0
         return EXIT_UNUSABLE;
       }
     }
-    const certificates = peerCertificateChecker({
-      trustRoots: () => roots,
-      verify: verifyX509Svid,
-      trustDomain: config.trustDomain,
-      now: () => Date.now(),
-    });
     const at = config.at === undefined ? undefined : Date.parse(config.at);
     if (at !== undefined && !Number.isFinite(at)) {
       io.stderr.write(`meshid authz check: --at ${JSON.stringify(config.at)} is not an RFC 3339 time\n`);
       return EXIT_UNUSABLE;
     }
+    let partners: PartnerTrust | undefined;
+    try {
+      if (config.partnerCas) partners = loadPartnerCas(config.partnerCas, config.trustDomain);
+    } catch (e) {
+      io.stderr.write(`meshid authz check: ${errorMessage(e)}\n`);
+      return EXIT_UNUSABLE;
+    }
+    const certificates = peerCertificateChecker({
+      trustRoots: () => roots,
+      verify: verifyX509Svid,
+      trustDomain: config.trustDomain,
+      now: () => Date.now(),
+      ...(partners ? { partners: () => partners } : {}),
+    });
+    const checkCertificate: CertificateCheck = Object.assign((pem: string) => certificates.check(pem), { required: () => certificates.certificateRequired() });
     let authenticator: RequestAuthenticator | undefined;
     try {
       if (config.jwtRules) authenticator = await RequestAuthenticator.create(readJwtRules(config.jwtRules), { now: () => at ?? Date.now() });
@@ -105,7 +119,7 @@ verifies it against its trust bundle; without, it is only parsed. Exit status: 0
       io.stderr.write(`meshid authz check: ${errorMessage(e)}\n`);
       return EXIT_UNUSABLE;
     }
-    const { decision, input, token } = await decideCheckRequestWithTokens(built.set, request, certificates.check, {
+    const { decision, input, token } = await decideCheckRequestWithTokens(built.set, request, checkCertificate, {
       authenticator,
       metadataKey: config.jwtAuthnMetadataKey,
     });
@@ -115,6 +129,7 @@ verifies it against its trust bundle; without, it is only parsed. Exit status: 0
       token: token ?? null,
       principal: input?.principal ?? null,
       certificate: input?.peerCertificate?.status ?? 'absent',
+      ...(input?.peerCertificate?.partner ? { partner: input.peerCertificate.partner } : {}),
       request: input ? { method: input.method, host: input.host ?? null, path: input.path } : null,
     };
     writeDecision(io, view);

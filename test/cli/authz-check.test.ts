@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
+import { OID } from '../../src/identity/oids.js';
+import { policyDoc } from '../authz/helpers/policies.js';
 import { makeLeaf, makeRoot } from '../helpers/pki.js';
 import { tempDir } from '../helpers/tmp.js';
 import { fixture, runCli } from '../authz/helpers/cli.js';
@@ -150,4 +152,27 @@ test('--bundle verifies the peer certificate: a trusted one decides by policy, a
   const wrongTd = await runCli(['authz', 'check', '--policy-dir', fixture('shop'), '--request', exampleFile, '--bundle', bundle, '--trust-domain', 'example.org']);
   t.is(wrongTd.code, 2);
   t.regex(wrongTd.stderr, /trust domain/);
+});
+
+test('--partner-cas: a partner CA certificate is mapped to <td>/partner/<name> and decided by policy; an unmapped one denies', async (t) => {
+  const dir = tempDir(t);
+  const ca = makeRoot('cluster.local', { commonName: 'Globex Root CA', sans: [] });
+  fs.writeFileSync(path.join(dir, 'globex.pem'), ca.pem);
+  fs.writeFileSync(path.join(dir, 'partners.yaml'), 'partners:\n  - {name: globex, bundle: globex.pem, match: [{cn: api-client}]}\n');
+  fs.mkdirSync(path.join(dir, 'policies'));
+  fs.writeFileSync(path.join(dir, 'policies', 'allow.yaml'), policyDoc({ name: 'allow-globex', action: 'ALLOW', rules: [{ from: [{ source: { principals: ['cluster.local/partner/globex'] } }] }] }));
+  const run = async (cn: string, extra: string[] = []) => {
+    const leaf = makeLeaf(ca, undefined, { subject: [{ oid: OID.commonName, value: cn }], sans: [], extKeyUsage: [OID.clientAuth] });
+    const file = path.join(dir, `req-${cn}.json`);
+    fs.writeFileSync(file, JSON.stringify(snakeRequest({ principal: `CN=${cn}`, certificate: encodeURIComponent(leaf.pem) })));
+    return runCli(['authz', 'check', '--policy-dir', path.join(dir, 'policies'), '--request', file, '--partner-cas', path.join(dir, 'partners.yaml'), ...extra]);
+  };
+  const allowed = await run('api-client');
+  t.is(allowed.code, 0, allowed.stderr);
+  t.like(JSON.parse(allowed.stdout), { decision: 'allow', certificate: 'mapped', partner: 'globex', policy: 'shop/allow-globex' });
+  t.like(JSON.parse((await run('intern')).stdout), { decision: 'deny', reason: 'peer_certificate_unmapped', certificate: 'unmapped', partner: 'globex' });
+  fs.writeFileSync(path.join(dir, 'partners.yaml'), 'partners:\n  - {name: globex, bundle: nowhere.pem, match: [{cn: api-client}]}\n');
+  const broken = await run('api-client');
+  t.is(broken.code, 2);
+  t.regex(broken.stderr, /partners\.yaml: partners\[0\] \(globex\)\.bundle: cannot read .*nowhere\.pem/);
 });
