@@ -9,7 +9,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+export const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
 export interface AgentUnderTest {
   readonly socketPath: string;
@@ -20,7 +20,7 @@ export interface AgentUnderTest {
 }
 
 /** Resolves with the first JSON log line of child for which pick returns a value. */
-function waitForLog<T>(child: ChildProcess, what: string, pick: (line: Record<string, unknown>) => T | undefined): Promise<T> {
+export function waitForLog<T>(child: ChildProcess, what: string, pick: (line: Record<string, unknown>) => T | undefined): Promise<T> {
   return new Promise((resolve, reject) => {
     const lines = readline.createInterface({ input: child.stdout! });
     const timer = setTimeout(() => reject(new Error(`no "${what}" from ${child.spawnfile} within 20 s`)), 20_000);
@@ -41,7 +41,7 @@ function waitForLog<T>(child: ChildProcess, what: string, pick: (line: Record<st
   });
 }
 
-function stop(child: ChildProcess): Promise<void> {
+export function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     child.once('exit', () => resolve());
@@ -49,23 +49,46 @@ function stop(child: ChildProcess): Promise<void> {
   });
 }
 
-export async function startAgentProcesses(dir: string): Promise<AgentUnderTest> {
+export interface CaUnderTest {
+  /** HOST:PORT the CA listens on. */
+  readonly address: string;
+  readonly bundlePath: string;
+  readonly tokenPath: string;
+  /** The SPIFFE ID the static token stands for. */
+  readonly id: string;
+  readonly pid: number;
+  close(): Promise<void>;
+}
+
+/** `meshid ca` with a state dir and one static token (written to tokenPath) under dir; more flags in extraArgs. */
+export async function startCaProcess(dir: string, extraArgs: readonly string[] = []): Promise<CaUnderTest> {
   const id = 'spiffe://cluster.local/ns/bench/sa/envoy';
   const token = 'bench-static-token-0123456789';
   fs.writeFileSync(path.join(dir, 'tokens.yaml'), `tokens:\n  ${token}: ${id}\n`, { mode: 0o600 });
-  fs.writeFileSync(path.join(dir, 'token'), `${token}\n`, { mode: 0o600 });
+  const tokenPath = path.join(dir, 'token');
+  fs.writeFileSync(tokenPath, `${token}\n`, { mode: 0o600 });
   const caDir = path.join(dir, 'ca');
-  const ca = spawn(process.execPath, [MAIN, 'ca', '--listen', '127.0.0.1:0', '--state-dir', caDir, '--static-tokens', path.join(dir, 'tokens.yaml')], {
+  const ca = spawn(process.execPath, [MAIN, 'ca', '--listen', '127.0.0.1:0', '--state-dir', caDir, '--static-tokens', path.join(dir, 'tokens.yaml'), ...extraArgs], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  let agent: ChildProcess | undefined;
   try {
     const address = await waitForLog(ca, 'CA listening', (l) => (l.event === 'listening' ? String(l.address) : undefined));
+    return { address, bundlePath: path.join(caDir, 'bundle.pem'), tokenPath, id, pid: ca.pid!, close: () => stop(ca) };
+  } catch (e) {
+    await stop(ca);
+    throw e;
+  }
+}
+
+export async function startAgentProcesses(dir: string): Promise<AgentUnderTest> {
+  const ca = await startCaProcess(dir);
+  let agent: ChildProcess | undefined;
+  try {
     const socketPath = path.join(dir, 'agent-sds.sock');
     agent = spawn(
       process.execPath,
-      [MAIN, 'agent', '--ca-address', address, '--ca-bundle', path.join(caDir, 'bundle.pem'), '--token-file', path.join(dir, 'token'),
-        '--spiffe-id', id, '--sds-socket', socketPath, '--admin-listen', '127.0.0.1:0'],
+      [MAIN, 'agent', '--ca-address', ca.address, '--ca-bundle', ca.bundlePath, '--token-file', ca.tokenPath,
+        '--spiffe-id', ca.id, '--sds-socket', socketPath, '--admin-listen', '127.0.0.1:0'],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     await waitForLog(agent, 'SVID issued', (l) => (l.msg === 'SVID issued' ? true : undefined));
@@ -76,12 +99,12 @@ export async function startAgentProcesses(dir: string): Promise<AgentUnderTest> 
       rss: () => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? NaN) * 1024,
       close: async () => {
         await stop(child);
-        await stop(ca);
+        await ca.close();
       },
     };
   } catch (e) {
     if (agent) await stop(agent);
-    await stop(ca);
+    await ca.close();
     throw e;
   }
 }

@@ -7,8 +7,7 @@ import fs from 'node:fs/promises';
 import { format } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { authzOptionSpecs, authzRules } from '../authz/options.js';
-import { startPartnerCas } from '../authz/partner-cas-file.js';
-import { type AuthzService, authzServiceConfig, startAuthzService } from '../authz/server.js';
+import type { AuthzService } from '../authz/server.js';
 import { CaClient, DEFAULT_CA_DEADLINE_MS } from '../ca/client.js';
 import { DEFAULT_ADMIN_LISTEN, DEFAULT_TRUST_DOMAIN } from '../config/defaults.js';
 import { type ConfigRule, rule } from '../config/load.js';
@@ -28,10 +27,9 @@ import { crlOptions, crlRules, rotationOptions, rotationRules } from '../rotatio
 import { NamedCertificates } from '../sds/named-certs.js';
 import { sdsOptions, sdsRules } from '../sds/options.js';
 import { type SdsServer, startSdsServer } from '../sds/server.js';
-import { JwtSvids } from '../workload/jwt-svids.js';
-import { SvidFileSink } from '../workload/file-sink.js';
 import { fileSinkOptions, fileSinkRules, workloadApiOptions } from '../workload/options.js';
-import { startWorkloadApiServer, type WorkloadApiServer } from '../workload/server.js';
+import type { WorkloadApiServer } from '../workload/server.js';
+import { startupMark, startupMarks } from '../lib/startup-timing.js';
 import { defineCommand } from './command.js';
 
 export const agentOptions = {
@@ -117,7 +115,10 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   };
   try {
     // Before anything binds: a bad combination must not leave a socket behind (agentRules refuse it earlier still).
-    const authzConfig = authzServiceConfig(config);
+    // ext_authz, the Workload API and the SVID files load their modules only when configured: an
+    // agent serving SDS alone does not pay for the policy engine, YAML, Redis or JWT code.
+    const authzModule = config.authzSocket || config.authzListen ? await import('../authz/server.js') : undefined;
+    const authzConfig = authzModule?.authzServiceConfig(config);
     const caBundlePem = await readStartupFile(config.caBundle, 'caBundle');
     parseCertificatesPem(caBundlePem, `--ca-bundle ${config.caBundle}`);
     const readToken = async () => (await fs.readFile(config.tokenFile, 'utf8')).trim();
@@ -145,6 +146,10 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       ...(config.trustBundle ? { configuredRootsPem: await readStartupFile(config.trustBundle, 'trustBundle') } : {}),
     });
     closers.push(() => manager.stop());
+    // The first SVID is the long pole of start-up (a key, then a CA round trip): ask for it now and
+    // bind the servers while it is on its way. Nothing is lost by asking early: the SDS catalog
+    // and the admin endpoint read the manager's current state when they start.
+    manager.start();
     if (config.trustBundle) closers.push(await watchTrustBundle(config.trustBundle, manager, clock, log));
 
     const crls = config.crlSource === 'off' ? undefined : startCrlWatcher(config, { manager, client, readToken, clock, logger });
@@ -154,7 +159,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     }
 
     const partnerCas = config.partnerCas
-      ? await startPartnerCas({ file: config.partnerCas, trustDomain: spiffeId.trustDomain, clock, logger, onReload: (result) => metrics.partnerCasReloads.inc({ result }) })
+      ? await (await import('../authz/partner-cas-file.js')).startPartnerCas({ file: config.partnerCas, trustDomain: spiffeId.trustDomain, clock, logger, onReload: (result) => metrics.partnerCasReloads.inc({ result }) })
       : undefined;
     if (partnerCas) closers.push(() => partnerCas.close());
 
@@ -167,9 +172,10 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
 
     const sds = await startSdsServer(config, { source: manager, partners: partnerCas, logger, clock, metrics: metrics.sdsHooks(), ...(named ? { named } : {}) });
     closers.push(() => sds.close());
+    startupMark('sds_listening');
 
-    const authz = authzConfig
-      ? await startAuthzService(authzConfig, {
+    const authz = authzConfig && authzModule
+      ? await authzModule.startAuthzService(authzConfig, {
           logger,
           clock,
           trustDomain: spiffeId.trustDomain,
@@ -183,6 +189,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
 
     let workloadApi: WorkloadApiServer | undefined;
     if (config.workloadApiSocket) {
+      const [{ JwtSvids }, { startWorkloadApiServer }] = await Promise.all([import('../workload/jwt-svids.js'), import('../workload/server.js')]);
       const jwt = new JwtSvids({ signer: client, source: manager, clock, logger, caAddress: config.caAddress });
       closers.push(() => jwt.stop());
       workloadApi = await startWorkloadApiServer({ workloadApiSocket: config.workloadApiSocket, workloadApiSocketMode: config.workloadApiSocketMode }, { source: manager, jwt, logger, clock });
@@ -190,6 +197,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     }
 
     if (config.svidDir) {
+      const { SvidFileSink } = await import('../workload/file-sink.js');
       const sink = new SvidFileSink(
         { dir: config.svidDir, ...(config.svidHook ? { hook: config.svidHook } : {}), ...(config.svidSignal && config.svidPidFile ? { signal: config.svidSignal, pidFile: config.svidPidFile } : {}) },
         { source: manager, clock, logger, ...(named ? { named } : {}) },
@@ -202,8 +210,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     const ready = () => Object.values(checks()).every(Boolean);
     const admin = await startAdminServer(config.adminListen, checks, metrics);
     closers.push(() => admin.close());
+    startupMark('admin_listening');
 
-    manager.start();
     log.info(
       {
         spiffeId: spiffeId.uri,
@@ -216,6 +224,11 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         pid: process.pid,
       },
       `agent started (pid ${process.pid})`,
+    );
+    // Where start-up time went (bench:start reads this line): after the first SVID, or now if it came first.
+    manager.firstSvid().then(
+      () => log.debug({ event: 'startup_timing', marks: startupMarks() }, 'start-up milestones (epoch ms)'),
+      () => {},
     );
     return { spiffeId, manager, crls, sds, authz, workloadApi, named, admin, metrics, ready, close: closeAll };
   } catch (e) {
@@ -364,6 +377,7 @@ Send SIGUSR1 to renew the SVID at once.`,
   options: agentOptions,
   rules: agentRules,
   async run({ config }) {
+    startupMark('config_loaded');
     const logger = createLogger({ level: config.logLevel });
     quietGrpcLogs(logger);
     let agent: RunningAgent | undefined;

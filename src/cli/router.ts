@@ -3,7 +3,10 @@ import fs from 'node:fs';
 import { closest } from '../lib/edit-distance.js';
 import { errorMessage, isMeshidError } from '../lib/errors.js';
 import { packagePath } from '../lib/package-path.js';
+import { startupMark } from '../lib/startup-timing.js';
 import { type Command, type CommandIO, invoke } from './command.js';
+
+startupMark('cli_loaded');
 
 type Loader = () => Promise<Command>;
 
@@ -78,6 +81,7 @@ export async function main(argv: readonly string[], io: CommandIO): Promise<numb
   const rest = argv.slice(name.split(' ').length);
   try {
     const command = await COMMANDS[name]!.load();
+    startupMark('command_loaded');
     return await invoke(command, rest, io);
   } catch (e) {
     // The exit code comes from the error code's registry entry: 2 for configuration and unreadable input, 1 otherwise.

@@ -4,10 +4,15 @@
  * names the key and where the bad value came from; all problems are reported at once.
  */
 import fs from 'node:fs';
-import YAML from 'yaml';
+import { createRequire } from 'node:module';
 import { closest } from '../lib/edit-distance.js';
 import { configError, isMeshidError } from '../lib/errors.js';
 import { type ConfigOf, envName, type OptionSpec, type OptionSpecs } from './options.js';
+
+// yaml loads when a config file is read or rendered, not for every command start (it is most of the
+// CLI's own module loading).
+const require = createRequire(import.meta.url);
+const yaml = (): typeof import('yaml') => require('yaml') as typeof import('yaml');
 
 export type ValueSource =
   | { readonly kind: 'default' }
@@ -251,7 +256,7 @@ function readYamlFile(path: string, readFile: (p: string) => string, problems: s
   }
   let doc: unknown;
   try {
-    doc = YAML.parse(text);
+    doc = yaml().parse(text);
   } catch (e) {
     problems.push(`config (file ${path}): not valid YAML: ${(e as Error).message.split('\n')[0]}`);
     return [];
@@ -276,7 +281,7 @@ export function renderConfig<S extends OptionSpecs>(specs: S, loaded: LoadedConf
     const value = (loaded.config as Record<string, unknown>)[key];
     const source = loaded.sources[key as keyof S];
     const shown = value === undefined ? null : spec.secret ? '[redacted]' : spec.format ? spec.format(value) : value;
-    lines.push(`${YAML.stringify({ [spec.flag]: shown }).trimEnd()}  # ${source ? sourceText(source) : 'unset'}`);
+    lines.push(`${yaml().stringify({ [spec.flag]: shown }).trimEnd()}  # ${source ? sourceText(source) : 'unset'}`);
   }
   return `${lines.join('\n')}\n`;
 }

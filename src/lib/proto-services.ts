@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import type * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { packagePath } from './package-path.js';
+import { startupMark } from './startup-timing.js';
 
 /** How messages look in JS: field names as in the .proto (snake_case), 64-bit ints and enums as strings. */
 export const TO_OBJECT_OPTIONS: protobuf.IConversionOptions = {
@@ -30,7 +31,11 @@ let descriptor: protobuf.Root | undefined;
  * into one descriptor at build time: nothing parses .proto files at run time.
  */
 export function protoRoot(): protobuf.Root {
-  descriptor ??= loadDescriptor(packagePath('dist', 'proto', 'meshid.json'));
+  if (!descriptor) {
+    startupMark('protos_load_start');
+    descriptor = loadDescriptor(packagePath('dist', 'proto', 'meshid.json'));
+    startupMark('protos_loaded');
+  }
   return descriptor;
 }
 

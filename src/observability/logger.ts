@@ -4,9 +4,12 @@
  * redact paths below are a last line of defence, not the mechanism.
  */
 import { pino, type Logger, type LoggerOptions } from 'pino';
-import { PinoPretty as pinoPretty } from 'pino-pretty';
+import { createRequire } from 'node:module';
+import type { PinoPretty as PinoPrettyFn } from 'pino-pretty';
 import { opt } from '../config/options.js';
 import { terminalLine } from './terminal-line.js';
+
+const require = createRequire(import.meta.url);
 
 export type { Logger };
 
@@ -83,6 +86,8 @@ export function createLogger(config: LoggerConfig = {}): Logger {
   if (pretty) {
     // One line per record, "(component) message" and only the fields that add to it. In-process
     // (not a transport worker), so the formatter can be a function; only used on a terminal.
+    // pino-pretty loads only for a terminal: an agent logging JSON lines never needs it.
+    const pinoPretty = require('pino-pretty').PinoPretty as typeof PinoPrettyFn;
     const stream = pinoPretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', hideObject: true, ignore: 'pid,hostname', messageFormat: (log) => terminalLine(log), sync: true });
     return pino(options, stream);
   }

@@ -24,6 +24,7 @@ import { type AcceptedSvid, acceptIssuedChain } from './issued-svid.js';
 import type { RotationFailureKind, SvidMetrics } from './metrics.js';
 import { authKindFor, renewalTime, resolveRotationPolicy, retryDelay, type RotationPolicy, type RotationPolicyInput } from './policy.js';
 import { TrustBundleState } from './trust-bundle.js';
+import { startupMark } from '../lib/startup-timing.js';
 
 export interface SvidManagerOptions {
   /** The workload's identity; the CA must issue exactly this. */
@@ -314,8 +315,10 @@ export class SvidManager implements IdentitySource {
     const authKind = authKindFor(now, valid?.expiresAt, Math.min(this.policy.mtlsMarginMs, lifetime / 4), this.mtlsRefused);
     this.log.debug({ auth: authKind }, 'requesting an SVID');
     try {
+      startupMark('keygen_start');
       const key = await generateKeyPair(this.options.keyAlgorithm ?? 'ec-p256');
       const csr = createCsr(this.spiffeId, key);
+      startupMark('key_and_csr_ready');
       let auth: CaAuth;
       if (authKind === 'mtls' && valid) {
         auth = { kind: 'mtls', certChainPem: valid.certChainPem, privateKeyPem: valid.privateKeyPem };
@@ -328,7 +331,9 @@ export class SvidManager implements IdentitySource {
       if (seq !== this.attemptSeq) return { ok: false, auth: authKind, kind: 'unavailable', message: 'cancelled: the manager stopped' };
       // A duration, not a schedule: measured on the monotonic clock, not the injected wall clock.
       const started = performance.now();
+      startupMark('ca_request');
       const result = await this.callCa(csr.pem, auth);
+      startupMark('ca_answered');
       this.metrics.caRequest(performance.now() - started, result.ok ? 0 : result.grpcCode);
       if (!result.ok) {
         const hint = result.retryAfterMs !== undefined ? { retryAfterMs: result.retryAfterMs } : {};
@@ -407,6 +412,7 @@ export class SvidManager implements IdentitySource {
     this.metrics.rotated(auth);
     this.metrics.expiry(svid.expiresAt);
     this.notify();
+    startupMark('svid_installed');
     this.first.resolve(svid);
   }
 

@@ -28,10 +28,10 @@ function runtimeFiles(): string[] {
   return [...out].sort();
 }
 
-/** Packages src loads at run time: value imports, dynamic imports, require.resolve, pino transport targets. */
+/** Packages src loads at run time: value imports, dynamic imports, require and require.resolve, pino transport targets. */
 function runtimePackages(): string[] {
   const out = new Set<string>();
-  const patterns = [/^import\s+(?!type\b)[^;]*?\sfrom\s+'([^']+)'/gm, /\bimport\('([^']+)'\)/g, /\brequire\.resolve\('([^']+)'\)/g, /\btarget:\s*'([^']+)'/g];
+  const patterns = [/^import\s+(?!type\b)[^;]*?\sfrom\s+'([^']+)'/gm, /\bimport\('([^']+)'\)/g, /\brequire(?:\.resolve)?\('([^']+)'\)/g, /\btarget:\s*'([^']+)'/g];
   for (const file of sourceFiles('src')) {
     const text = fs.readFileSync(file, 'utf8');
     for (const re of patterns) {
