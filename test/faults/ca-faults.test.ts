@@ -79,3 +79,38 @@ test('CA down at agent start: the agent retries and becomes ready when the CA co
   t.is((await agent.sds().fetch('default')).version, first, 'the old SVID is still served');
   t.is((await fetch(`${agent.admin}/readyz`)).status, 200);
 });
+
+test('a CA slower than the deadline, then a CA that flaps: each failed attempt keeps the old SVID served, and a good answer is taken', async (t) => {
+  const dir = tempDir(t, 'meshid-fault-');
+  const ca = await startRogueCa({ dir, trustDomain: TD, identity: ORDERS, otherIdentity: FRONTEND });
+  t.teardown(() => ca.close());
+  const agent = await startFaultAgent(t, dir, { caAddress: ca.address, caBundle: ca.bundlePath, args: ['--ca-timeout=1s'] });
+  await untilReady(agent.admin);
+  const served = async () => (await agent.sds().fetch('default')).version;
+  const first = await served();
+
+  ca.mode = 'slow';
+  let from = agent.process.lines.length;
+  agent.process.signal('SIGUSR1');
+  const late = await agent.process.waitFor('the attempt given up at the deadline', (l) => l.msg === RETRYING && l.grpcCode === 4, { from });
+  t.truthy(late.error);
+  t.is(await served(), first, 'the old SVID is still served');
+  t.is((await fetch(`${agent.admin}/readyz`)).status, 200, 'and the agent stays ready');
+
+  // Flapping: unavailable, then fine, twice over; the agent renews each time the CA is back.
+  let current = first;
+  for (let round = 0; round < 2; round++) {
+    ca.mode = 'unavailable';
+    from = agent.process.lines.length;
+    if (round > 0) agent.process.signal('SIGUSR1');
+    await agent.process.waitFor(`round ${round}: UNAVAILABLE retried`, (l) => l.msg === RETRYING && l.grpcCode === 14, { from });
+    t.is(await served(), current, `round ${round}: the SVID in force is still served`);
+    ca.mode = 'ok';
+    from = agent.process.lines.length;
+    const renewed = await agent.process.waitFor(`round ${round}: renewed once the CA is back`, (l) => l.msg === 'SVID renewed', { from });
+    t.is(renewed.previousSerial, current);
+    current = await served();
+    t.not(current, renewed.previousSerial);
+  }
+  t.true(ca.answered.includes('slow') && ca.answered.filter((m) => m === 'unavailable').length >= 2);
+});

@@ -1,7 +1,8 @@
 /**
  * A small CA for fault tests that really signs, over TLS with a serving certificate from its own
  * root (so an agent given its bundle trusts the connection), and misbehaves on request: it can
- * answer with a chain for another identity, or a chain that expired before it was sent. Anything
+ * answer with a chain for another identity, or a chain that expired before it was sent, answer
+ * UNAVAILABLE (a CA that flaps), or answer only after SLOW_MS (past the agent's deadline). Anything
  * that authenticates is issued for `identity` (the test decides who asks).
  */
 import path from 'node:path';
@@ -16,7 +17,10 @@ import { generateKeyPairSync } from '../../src/identity/keys.js';
 import { parseSpiffeId } from '../../src/identity/spiffe-id.js';
 import { bindServer } from '../../src/lib/grpc-server.js';
 
-export type RogueMode = 'ok' | 'wrong-identity' | 'expired';
+export type RogueMode = 'ok' | 'wrong-identity' | 'expired' | 'unavailable' | 'slow';
+
+/** How long a 'slow' CA holds its answer. */
+export const SLOW_MS = 3000;
 
 export interface RogueCa {
   readonly address: string;
@@ -51,6 +55,12 @@ export async function startRogueCa(o: { readonly dir: string; readonly trustDoma
     CreateCertificate: (call: grpc.ServerUnaryCall<IstioCertificateRequest__Output, IstioCertificateResponse>, callback: grpc.sendUnaryData<IstioCertificateResponse>) => {
       const mode = ca.mode;
       answered.push(mode);
+      if (mode === 'unavailable') return callback({ code: grpc.status.UNAVAILABLE, details: 'rogue CA: unavailable on request' });
+      if (mode === 'slow') {
+        const answer = () => callback(null, { cert_chain: authority.issue({ csrPem: call.request.csr ?? '', identity, now: Date.now() }).chainPem });
+        setTimeout(answer, SLOW_MS).unref();
+        return;
+      }
       try {
         // Another identity: a CSR of its own (the CA would not sign the agent's CSR for a name it does not ask for).
         const csrPem = mode === 'wrong-identity' ? createCsr(other, generateKeyPairSync('ec-p256')).pem : (call.request.csr ?? '');
