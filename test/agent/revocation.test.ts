@@ -7,16 +7,15 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import test from 'ava';
 import { parseCrlPem } from '../../src/ca/crl.js';
-import { main } from '../../src/cli/router.js';
 import { createCsr } from '../../src/identity/csr.js';
 import { generateKeyPairSync } from '../../src/identity/keys.js';
 import { parseSpiffeId } from '../../src/identity/spiffe-id.js';
 import { authzClient, checkRequest, metadataOf } from '../authz/helpers/authz-client.js';
 import { Stand, TD } from './stand.js';
+import { runCli } from '../authz/helpers/cli.js';
 
 const PARTNER = `spiffe://${TD}/partner/acme`;
 const PARTNER_POLICY = {
@@ -31,13 +30,8 @@ spec:
 `,
 };
 
-async function meshid(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const sink = (into: string[]) => new Writable({ write: (chunk: Buffer, _e, cb) => (into.push(chunk.toString()), cb()) });
-  const status = await main(args, { stdout: sink(out), stderr: sink(err), env: { USER: 'operator-1' } });
-  return { status, stdout: out.join(''), stderr: err.join('') };
-}
+/** The command line in this process, as the operator who runs it (USER goes into the CA's audit lines). */
+const meshid = (args: readonly string[]) => runCli(args, { USER: 'operator-1' });
 
 /** Moves the fake clock in small steps (the CA's file-watch debounce runs on it) until cond holds. */
 async function until(s: Stand, cond: () => boolean, what: string): Promise<void> {
@@ -67,7 +61,7 @@ test('meshid ca revoke reaches a running agent: the CRL over SDS, ext_authz deni
     const csrFile = path.join(s.dir, 'acme.csr');
     fs.writeFileSync(csrFile, createCsr(parseSpiffeId(PARTNER), generateKeyPairSync('ec-p256')).pem);
     const r = await meshid(['ca', 'partner', 'issue', '--name', 'acme', '--csr', csrFile, '--out', s.dir, ...state]);
-    t.is(r.status, 0, r.stderr);
+    t.is(r.code, 0, r.stderr);
     return fs.readFileSync(path.join(s.dir, 'acme.crt'), 'utf8');
   };
   const cert1 = await issue();
@@ -79,7 +73,7 @@ test('meshid ca revoke reaches a running agent: the CRL over SDS, ext_authz deni
 
   // Offboarding: revoked by identity; the running CA and the agent follow.
   const before = crls.current()!.crlNumber;
-  t.is((await meshid(['ca', 'revoke', '--id', PARTNER, '--reason', 'cessationOfOperation', ...state])).status, 0);
+  t.is((await meshid(['ca', 'revoke', '--id', PARTNER, '--reason', 'cessationOfOperation', ...state])).code, 0);
   await until(s, () => crls.current()!.crlNumber > before, 'the CRL with the revocation');
   const denied = await ask({ certificate: encodeURIComponent(cert1) });
   t.is(denied.status?.code, grpcStatus.PERMISSION_DENIED);
@@ -103,7 +97,7 @@ test('meshid ca revoke reaches a running agent: the CRL over SDS, ext_authz deni
   // The agent's own SVID revoked: renewed now (by token: the revoked SVID no longer authenticates), long before its renewal time.
   const renewAt = s.status().nextAttemptAt!;
   const ownNumber = crls.current()!.crlNumber;
-  t.is((await meshid(['ca', 'revoke', '--serial', svid1.version, ...state])).status, 0);
+  t.is((await meshid(['ca', 'revoke', '--serial', svid1.version, ...state])).code, 0);
   await until(s, () => crls.current()!.crlNumber > ownNumber && s.servedVersion() !== svid1.version && !s.status().requestInFlight, 'the renewal after revocation');
   t.true(s.clock.now() < renewAt, 'renewed before the scheduled renewal');
   t.truthy(s.agentLogs().find((l) => /the SVID we hold is revoked/.test(String(l.msg))));

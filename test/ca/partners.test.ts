@@ -11,23 +11,16 @@ import test from 'ava';
 import { parseCrlPem } from '../../src/ca/crl.js';
 import { Registry } from '../../src/ca/registry.js';
 import { parseCertificatesPem } from '../../src/identity/certificate.js';
-import { Writable } from 'node:stream';
-import { main } from '../../src/cli/router.js';
 import { tempDir } from '../helpers/tmp.js';
 import { createRootCertificate } from '../../src/ca/ca-certificates.js';
 import { generateKeyPairSync, privateKeyPkcs8Pem } from '../../src/identity/keys.js';
 import { certificatePem } from '../../src/identity/pem.js';
+import { runCli } from '../authz/helpers/cli.js';
 
 const TD = 'partners.test';
 
-/** The command line in this process (the router a user's shell reaches), to keep the test fast; the e2e test spawns it. */
-async function meshid(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const sink = (into: string[]) => new Writable({ write: (chunk: Buffer, _e, cb) => (into.push(chunk.toString()), cb()) });
-  const status = await main(args, { stdout: sink(out), stderr: sink(err), env: { USER: 'operator-1' } });
-  return { status, stdout: out.join(''), stderr: err.join('') };
-}
+/** The command line in this process, as the operator who runs it (USER goes into the CA's audit lines). */
+const meshid = (args: readonly string[]) => runCli(args, { USER: 'operator-1' });
 
 function openssl(args: string[], cwd: string) {
   return spawnSync('openssl', args, { encoding: 'utf8', cwd, timeout: 20_000 });
@@ -67,11 +60,11 @@ test('onboard a partner from an openssl CSR, offboard it by revocation; openssl 
 
   // Without --allow-subject the requested subject is refused (and audited), not dropped silently.
   const refused = await meshid(['ca', 'partner', 'issue', '--name', 'acme', '--csr', csr, '--out', out, ...common]);
-  t.is(refused.status, 1, refused.stderr);
+  t.is(refused.code, 1, refused.stderr);
   t.regex(refused.stderr, /asks for the subject O=Acme,CN=acme-client; pass --allow-subject/);
 
   const issued = await meshid(['ca', 'partner', 'issue', '--name', 'acme', '--csr', csr, '--out', out, '--ttl', '30d', '--allow-subject', ...common]);
-  t.is(issued.status, 0, issued.stderr);
+  t.is(issued.code, 0, issued.stderr);
   t.regex(issued.stdout, new RegExp(`issued spiffe://${TD.replace('.', '\\.')}/partner/acme \\(O=Acme,CN=acme-client\\)`));
   const certFile = path.join(out, 'acme.crt');
   const verify = openssl(['verify', '-x509_strict', '-purpose', 'sslclient', '-CAfile', path.join(out, 'ca-bundle.pem'), certFile], dir);
@@ -87,7 +80,7 @@ test('onboard a partner from an openssl CSR, offboard it by revocation; openssl 
   t.is(fs.readFileSync(path.join(out, 'acme-chain.pem'), 'utf8'), fs.readFileSync(certFile, 'utf8'), 'a root CA: the chain is the certificate alone');
 
   const list = await meshid(['ca', 'partner', 'list', '--json', ...common]);
-  t.is(list.status, 0, list.stderr);
+  t.is(list.code, 0, list.stderr);
   const [row] = list.stdout.trim().split('\n').map((l) => JSON.parse(l) as { serial: string; revoked: string | null; spiffeId: string });
   t.is(row!.serial, cert!.serial);
   t.is(row!.revoked, null);
@@ -95,7 +88,7 @@ test('onboard a partner from an openssl CSR, offboard it by revocation; openssl 
   t.regex((await meshid(['ca', 'partner', 'list', '--json', '--expiring', '31d', ...common])).stdout, new RegExp(cert!.serial));
 
   const revoked = await meshid(['ca', 'revoke', '--id', `spiffe://${TD}/partner/acme`, '--reason', 'affiliationChanged', ...common]);
-  t.is(revoked.status, 0, revoked.stderr);
+  t.is(revoked.code, 0, revoked.stderr);
   const crlFile = path.join(state, 'crl.pem');
   const text = openssl(['crl', '-in', crlFile, '-noout', '-text'], dir);
   t.is(text.status, 0, text.stderr);
@@ -119,7 +112,7 @@ test('onboard a partner from an openssl CSR, offboard it by revocation; openssl 
 
   // A second revocation of the same serial changes nothing but the CRL number.
   const again = await meshid(['ca', 'revoke', '--serial', cert!.serial.replace(/(..)(?!$)/g, '$1:').toUpperCase(), ...common]);
-  t.is(again.status, 0, again.stderr);
+  t.is(again.code, 0, again.stderr);
   t.regex(again.stderr, /already revoked/);
   t.is(parseCrlPem(fs.readFileSync(crlFile, 'utf8'), 'crl.pem').crlNumber, 2);
 
@@ -143,17 +136,17 @@ test('the CA\'s usual limits hold for partners: no CA, no weak key, no extra nam
   for (const [csr, name, message] of cases) {
     const r = await meshid(['ca', 'partner', 'issue', '--name', name, '--csr', csr, '--allow-subject', ...common]);
     // Permission refusals exit 1; a key the CA does not sign is bad input, exit 2.
-    t.is(r.status, name === 'weak' ? 2 : 1, `${name}: ${r.stderr}`);
+    t.is(r.code, name === 'weak' ? 2 : 1, `${name}: ${r.stderr}`);
     t.regex(r.stderr, message, name);
   }
   const badName = await meshid(['ca', 'partner', 'issue', '--name', 'Acme/../x', '--csr', cases[0]![0], ...common]);
-  t.is(badName.status, 2);
+  t.is(badName.code, 2);
   t.regex(badName.stderr, /partner name "Acme\/\.\.\/x" must be/);
   t.deepEqual(auditLines(state).map((a) => [a.event, a.partner]), cases.map(([, n]) => ['refuse', n]));
   t.deepEqual(Registry.load(state).data.issued, []);
   // No CA yet: the offline command does not create one.
   const empty = await meshid(['ca', 'partner', 'issue', '--name', 'acme', '--csr', cases[0]![0], '--state-dir', path.join(dir, 'nothing')]);
-  t.is(empty.status, 1);
+  t.is(empty.code, 1);
   t.regex(empty.stderr, /no CA key/);
   t.false(fs.existsSync(path.join(dir, 'nothing', 'root-key.pem')));
 });
@@ -163,13 +156,13 @@ test('a torn write never loses the registry: a leftover temporary file is ignore
   const state = caState(dir);
   const csr = partnerCsr(dir, 'acme', '/CN=acme');
   const common = ['--state-dir', state, '--trust-domain', TD, '--out', dir];
-  t.is((await meshid(['ca', 'partner', 'issue', '--name', 'acme', '--csr', csr, '--allow-subject', ...common])).status, 0);
+  t.is((await meshid(['ca', 'partner', 'issue', '--name', 'acme', '--csr', csr, '--allow-subject', ...common])).code, 0);
   // What a crash between write and rename leaves behind.
   fs.writeFileSync(path.join(state, 'registry.json.999.1.tmp'), '{"version":1,"iss');
-  t.is((await meshid(['ca', 'revoke', '--id', `spiffe://${TD}/partner/acme`, ...common.slice(0, 4)])).status, 0);
+  t.is((await meshid(['ca', 'revoke', '--id', `spiffe://${TD}/partner/acme`, ...common.slice(0, 4)])).code, 0);
   t.is(Registry.load(state).data.revoked.length, 1);
   fs.writeFileSync(path.join(state, 'registry.json'), '{"version":1,"iss');
   const r = await meshid(['ca', 'revoke', '--serial', '01', ...common.slice(0, 4)]);
-  t.is(r.status, 1);
+  t.is(r.code, 1);
   t.regex(r.stderr, /registry\.json is not JSON/);
 });

@@ -9,7 +9,8 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-export async function runCli(args: readonly string[]): Promise<CliResult> {
+/** `env` is the whole environment the command sees (none by default), e.g. USER for the CA's audit lines. */
+export async function runCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   const collect = (into: Buffer[]) =>
@@ -21,7 +22,7 @@ export async function runCli(args: readonly string[]): Promise<CliResult> {
     });
   const stdout = collect(out);
   const stderr = collect(err);
-  const code = await main(args, { stdout, stderr, env: {} });
+  const code = await main(args, { stdout, stderr, env });
   return { code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
 }
 
