@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Clock, Timer } from '../lib/clock.js';
 import { errorMessage } from '../lib/errors.js';
+import { Rerun } from '../lib/rerun.js';
 import { lock } from '../lib/file-lock.js';
 import { type PathWatch, watchPaths } from '../lib/file-watch.js';
 import type { Logger } from '../observability/logger.js';
@@ -65,8 +66,8 @@ export class CrlKeeper {
   private behindSince: number | undefined;
   /** A look sooner than the re-sign time (a writer was mid-way). */
   private soonAt: number | undefined;
-  private running: Promise<void> | undefined;
-  private again = false;
+  /** Refreshes: one at a time; a change during one is looked at once more afterwards. */
+  private readonly refreshes = new Rerun(() => this.refreshLogged(), { stopped: () => this.closed, settled: () => this.schedule() });
   private closed = false;
   private readonly log: Logger;
   private readonly audit: AuditLog;
@@ -138,29 +139,19 @@ export class CrlKeeper {
       w.answer(true);
     }
     await this.watch?.close();
-    await this.running;
+    await this.refreshes.idle();
   }
 
-  /** One refresh at a time; a change during one is looked at once more afterwards. */
   refresh(): Promise<void> {
-    if (this.closed) return Promise.resolve();
-    if (this.running) {
-      this.again = true;
-      return this.running;
+    return this.refreshes.run();
+  }
+
+  private async refreshLogged(): Promise<void> {
+    try {
+      await this.refreshOnce();
+    } catch (e) {
+      this.log.error({ event: 'crl_refresh_failed', err: errorMessage(e) }, 'cannot refresh the CRL; serving the previous one');
     }
-    this.running = (async () => {
-      do {
-        this.again = false;
-        try {
-          await this.refreshOnce();
-        } catch (e) {
-          this.log.error({ event: 'crl_refresh_failed', err: errorMessage(e) }, 'cannot refresh the CRL; serving the previous one');
-        }
-      } while (this.again && !this.closed);
-      this.running = undefined;
-      this.schedule();
-    })();
-    return this.running;
   }
 
   private async refreshOnce(): Promise<void> {

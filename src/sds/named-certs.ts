@@ -12,6 +12,7 @@ import { parseCertificatesPem } from '../identity/certificate.js';
 import type { Clock } from '../lib/clock.js';
 import { errorMessage, MeshidError, withContext } from '../lib/errors.js';
 import { type PathWatch, watchPaths } from '../lib/file-watch.js';
+import { Rerun } from '../lib/rerun.js';
 import type { Logger } from '../observability/logger.js';
 import { loadCertAndKey } from './file-secrets.js';
 import type { SdsMetrics } from './metrics.js';
@@ -82,10 +83,15 @@ class Entry {
   notAfter = 0;
   lastError: string | undefined;
   watch: PathWatch | undefined;
-  private loading: Promise<void> | undefined;
-  private again = false;
+  /** Reads of the pair: one at a time; a change during a read is read once more afterwards. */
+  readonly reads: Rerun;
 
-  constructor(readonly spec: NamedCertSpec) {}
+  constructor(
+    readonly spec: NamedCertSpec,
+    readOnce: (e: Entry) => Promise<void>,
+  ) {
+    this.reads = new Rerun(() => readOnce(this));
+  }
 
   async load(clock: Clock): Promise<NamedPair> {
     // The operator named these files in the agent's own configuration: any directory is allowed,
@@ -96,25 +102,6 @@ class Entry {
     return { name: this.spec.name, certChainPem: content.certificateChainPem, privateKeyPem: content.privateKeyPem, version: loaded.version };
   }
 
-  /** One read at a time; a change during a read is read once more afterwards. */
-  reload(once: () => Promise<void>): Promise<void> {
-    if (this.loading) {
-      this.again = true;
-      return this.loading;
-    }
-    this.loading = (async () => {
-      do {
-        this.again = false;
-        await once();
-      } while (this.again);
-      this.loading = undefined;
-    })();
-    return this.loading;
-  }
-
-  settled(): Promise<void> {
-    return this.loading ?? Promise.resolve();
-  }
 }
 
 export class NamedCertificates implements NamedCertificateSource {
@@ -130,7 +117,7 @@ export class NamedCertificates implements NamedCertificateSource {
     this.log = deps.logger.child({ component: 'named-certs' });
     for (const s of specs) {
       if (this.entries.has(s.name)) throw new MeshidError('config_invalid', `--named-cert ${s.name} is given twice`, { key: 'namedCert' });
-      this.entries.set(s.name, new Entry(s));
+      this.entries.set(s.name, new Entry(s, (e) => this.reloadOnce(e)));
     }
   }
 
@@ -145,7 +132,7 @@ export class NamedCertificates implements NamedCertificateSource {
       }
     }
     for (const e of this.entries.values()) {
-      e.watch = watchPaths([e.spec.certPath, e.spec.keyPath], () => void e.reload(() => this.reloadOnce(e)), {
+      e.watch = watchPaths([e.spec.certPath, e.spec.keyPath], () => void e.reads.run(), {
         clock: this.deps.clock,
         debounceMs: this.deps.debounceMs ?? 100,
         // A missed event, or a pair that expired in place (said once, as any bad edit), is seen within a minute.
@@ -155,7 +142,7 @@ export class NamedCertificates implements NamedCertificateSource {
     }
     await Promise.all([...this.entries.values()].map((e) => e.watch!.ready));
     // A change between the first read and the watch becoming ready would otherwise go unseen.
-    await Promise.all([...this.entries.values()].map((e) => e.reload(() => this.reloadOnce(e))));
+    await Promise.all([...this.entries.values()].map((e) => e.reads.run()));
   }
 
   async stop(): Promise<void> {
@@ -163,7 +150,7 @@ export class NamedCertificates implements NamedCertificateSource {
     this.listeners.clear();
     await Promise.all([...this.entries.values()].map(async (e) => {
       await e.watch?.close();
-      await e.settled();
+      await e.reads.idle();
     }));
   }
 

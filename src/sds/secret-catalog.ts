@@ -6,6 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Clock } from '../lib/clock.js';
 import { errorMessage, MeshidError } from '../lib/errors.js';
+import { Rerun } from '../lib/rerun.js';
 import { type PathWatch, watchPaths } from '../lib/file-watch.js';
 import type { Logger } from '../observability/logger.js';
 import { type FileSecretPolicy, loadCertAndKey, type LoadedFileSecret, loadRoots } from './file-secrets.js';
@@ -172,8 +173,8 @@ class NamedFeed extends Feed {
 class FileFeed extends Feed {
   private watch: PathWatch | undefined;
   private closed = false;
-  private loading: Promise<void> | undefined;
-  private again = false;
+  /** Reads of the file: one at a time; a change during a read is read once more afterwards. */
+  private readonly reads = new Rerun(() => this.reloadOnce(), { stopped: () => this.closed });
 
   constructor(
     ref: SecretRef & { kind: 'file-cert' | 'file-root' },
@@ -211,21 +212,8 @@ class FileFeed extends Feed {
     return ref.kind === 'file-cert' ? loadCertAndKey(ref.certPath, ref.keyPath, () => this.deps.clock.now(), policy) : loadRoots(ref.path, policy);
   }
 
-  /** One read at a time; a change during a read is read once more afterwards. */
   private reload(): Promise<void> {
-    if (this.closed) return Promise.resolve();
-    if (this.loading) {
-      this.again = true;
-      return this.loading;
-    }
-    this.loading = (async () => {
-      do {
-        this.again = false;
-        await this.reloadOnce();
-      } while (this.again && !this.closed);
-      this.loading = undefined;
-    })();
-    return this.loading;
+    return this.reads.run();
   }
 
   private async reloadOnce(): Promise<void> {
@@ -249,7 +237,7 @@ class FileFeed extends Feed {
   async dispose(): Promise<void> {
     this.closed = true;
     await this.watch?.close();
-    await this.loading;
+    await this.reads.idle();
   }
 }
 
