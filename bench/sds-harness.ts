@@ -17,6 +17,8 @@
  *                         process's CPU time (user + system) so far, read once the new SVID exists and just before
  *                         it is published (so issuing it, a key generation and a signature, is not counted)
  *   { type: 'memory' } -> { type: 'memory', rss, heapUsed, streams }   after two GCs (run with --expose-gc)
+ *   { type: 'profile-start' } -> { type: 'profile-started' }   the inspector's CPU profiler runs from here (bench:sds-profile)
+ *   { type: 'profile-stop', file } -> { type: 'profile-stopped' }   the profile since profile-start, written to file
  *   { type: 'close' }  -> process exits 0 after closing the server
  * On start it sends { type: 'ready', socketPath } or { type: 'failed', error }.
  */
@@ -32,13 +34,16 @@ import { sdsServiceDefinition, startSdsServer } from '../src/sds/server.js';
 import { nowMs } from '../test/helpers/sds-client.js';
 import { listenOnUnixSocket } from '../src/lib/unix-socket.js';
 import { TestIdentitySource } from '../test/helpers/test-identity-source.js';
+import { startProfiler } from './sds-profile.js';
 
-export type HarnessRequest = { type: 'rotate' } | { type: 'memory' } | { type: 'close' };
+export type HarnessRequest = { type: 'rotate' } | { type: 'memory' } | { type: 'profile-start' } | { type: 'profile-stop'; file: string } | { type: 'close' };
 export type HarnessReply =
   | { type: 'ready'; socketPath: string }
   | { type: 'failed'; error: string }
   | { type: 'rotated'; version: string; at: number; passMs: number; cpuUs: number }
-  | { type: 'memory'; rss: number; heapUsed: number; streams: number };
+  | { type: 'memory'; rss: number; heapUsed: number; streams: number }
+  | { type: 'profile-started' }
+  | { type: 'profile-stopped' };
 
 interface ServerUnderTest {
   streams(): number;
@@ -188,6 +193,7 @@ async function main(): Promise<void> {
     return;
   }
   const gc = (globalThis as { gc?: () => void }).gc;
+  let profiler: Awaited<ReturnType<typeof startProfiler>> | undefined;
   process.on('message', (msg: HarnessRequest) => {
     void (async () => {
       if (msg.type === 'rotate') {
@@ -198,6 +204,14 @@ async function main(): Promise<void> {
         gc?.();
         const m = process.memoryUsage();
         send({ type: 'memory', rss: m.rss, heapUsed: m.heapUsed, streams: server.streams() });
+      } else if (msg.type === 'profile-start') {
+        profiler = await startProfiler();
+        send({ type: 'profile-started' });
+      } else if (msg.type === 'profile-stop') {
+        const profile = await profiler!.stop();
+        profiler = undefined;
+        fs.writeFileSync(msg.file, JSON.stringify(profile));
+        send({ type: 'profile-stopped' });
       } else if (msg.type === 'close') {
         await server.close();
         process.disconnect();

@@ -19,6 +19,9 @@ export interface SdsServerUnderTest {
   rotate(): Promise<{ version: string; at: number; passMs: number; cpuUs: number }>;
   /** RSS in bytes after GC, and the streams the server holds. */
   memory(): Promise<{ rss: number; streams: number }>;
+  /** Starts the server process's CPU profiler; stopProfile writes what it sampled since to file. */
+  startProfile(): Promise<void>;
+  stopProfile(file: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -68,6 +71,14 @@ export async function forkHarness(socketPath: string, mode: 'sds' | 'bare' | 'ra
       ask({ type: 'memory' });
       const r = await next('memory');
       return { rss: r.rss, streams: r.streams };
+    },
+    startProfile: async () => {
+      ask({ type: 'profile-start' });
+      await next('profile-started');
+    },
+    stopProfile: async (file) => {
+      ask({ type: 'profile-stop', file });
+      await next('profile-stopped');
     },
     close: async () => {
       if (child.connected) ask({ type: 'close' });

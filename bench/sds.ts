@@ -21,8 +21,11 @@
  *
  * Flags: --rotations N (default 50; 30 at 1,000 streams), --connections K (default 10),
  *        --client lean|grpc-js (default lean), --quick (20 rotations, to check the benchmark works),
- *        --streams 1000 --modes sds (one case only, e.g. to profile it: SDS_HARNESS_NODE_ARGS=
- *        "--cpu-prof --cpu-prof-dir=DIR" profiles the server, then node dist/bench/cpu-profile.js FILE).
+ *        --streams 1000 --modes sds (one case only),
+ *        --profile (`npm run bench:sds-profile`: CPU profiles of every server process and of the
+ *        client over the measured rotations, each printed as who the time went to, see
+ *        bench/sds-profile.ts; profiling slows everything, so its latencies are not the figures;
+ *        --profile-dir DIR keeps the .cpuprofile files).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -31,6 +34,7 @@ import { SdsClient, type SecretWatch } from '../test/helpers/sds-client.js';
 import { openLeanFleet, type SdsFleet } from './sds-lean-client.js';
 import { startAgentProcesses } from './sds-agent-process.js';
 import { forkHarness, type SdsServerUnderTest } from './sds-server-process.js';
+import { attribute, type CpuProfile, formatAttribution, startProfiler } from './sds-profile.js';
 
 const STREAM_COUNTS: readonly number[] = flag('streams')?.split(',').map(Number) ?? [1, 100, 1000];
 type Mode = 'sds' | 'bare' | 'raw';
@@ -45,6 +49,7 @@ function flag(name: string): string | undefined {
   return i === -1 ? undefined : process.argv[i + 1];
 }
 const quick = process.argv.includes('--quick');
+const profile = process.argv.includes('--profile');
 const connectionsFlag = Number(flag('connections') ?? 10);
 const rotationsFlag = flag('rotations') === undefined ? undefined : Number(flag('rotations'));
 const clientFlag = flag('client') ?? 'lean';
@@ -89,8 +94,9 @@ function openFleet(socketPath: string, streams: number): Promise<SdsFleet> {
 }
 
 /** Rotates once and resolves with the time until every watch had the new version, and the server's pass time. */
-function measureRotation(server: SdsServerUnderTest, fleet: SdsFleet): Promise<{ deliveredMs: number; passMs: number; cpuUs: number }> {
+function measureRotation(server: SdsServerUnderTest, fleet: SdsFleet): Promise<{ deliveredMs: number; passMs: number; cpuUs: number; clientCpuUs: number }> {
   return new Promise((resolve, reject) => {
+    const clientCpuAtStart = process.cpuUsage();
     let target: string | undefined;
     let publishedAt = 0;
     let passMs = NaN;
@@ -106,7 +112,8 @@ function measureRotation(server: SdsServerUnderTest, fleet: SdsFleet): Promise<{
       if (++count === fleet.size) {
         clearTimeout(timer);
         unsubscribe();
-        resolve({ deliveredMs: last - publishedAt, passMs, cpuUs });
+        const c = process.cpuUsage(clientCpuAtStart);
+        resolve({ deliveredMs: last - publishedAt, passMs, cpuUs, clientCpuUs: c.user + c.system });
       }
     };
     const unsubscribe = fleet.onUpdate(arrive);
@@ -130,9 +137,11 @@ interface RunResult {
   readonly passP99: number;
   /** The server's CPU time per rotation per stream (the push and the ACKs it brings back), in microseconds. */
   readonly cpuUsPerStream: number;
+  /** The client process's CPU time from the rotation request to the last stream's receipt, per stream. */
+  readonly clientCpuUsPerStream: number;
 }
 
-function summarise(streams: number, samples: number[], passes: number[], cpu: number[]): RunResult {
+function summarise(streams: number, samples: number[], passes: number[], cpu: number[], clientCpu: number[]): RunResult {
   // CPU from one rotation to the next (the other servers rotate in between; this one is idle then).
   const cpuUsPerStream = cpu.length < 2 ? NaN : (cpu.at(-1)! - cpu[0]!) / (cpu.length - 1) / streams;
   samples.sort((x, y) => x - y);
@@ -146,6 +155,7 @@ function summarise(streams: number, samples: number[], passes: number[], cpu: nu
     passP50: percentile(passes, 50),
     passP99: percentile(passes, 99),
     cpuUsPerStream,
+    clientCpuUsPerStream: clientCpu.reduce((a, b) => a + b, 0) / clientCpu.length / streams,
   };
 }
 
@@ -153,7 +163,7 @@ function summarise(streams: number, samples: number[], passes: number[], cpu: nu
  * Rotations on every server in turn (a, b, c, a, b, c, ...), so that the load other processes put
  * on a shared machine falls on all of them alike and the same-run ratios mean something.
  */
-async function runPushes(targets: ReadonlyArray<{ server: SdsServerUnderTest; fleet: SdsFleet }>, rotations: number): Promise<RunResult[]> {
+async function runPushes(targets: ReadonlyArray<{ mode: Mode; server: SdsServerUnderTest; fleet: SdsFleet }>, rotations: number, profileDir?: string): Promise<RunResult[]> {
   for (let i = 0; i < 3; i++) {
     for (const { server, fleet } of targets) {
       await measureRotation(server, fleet); // warm-up
@@ -163,17 +173,35 @@ async function runPushes(targets: ReadonlyArray<{ server: SdsServerUnderTest; fl
   const samples = targets.map(() => [] as number[]);
   const passes = targets.map(() => [] as number[]);
   const cpu = targets.map(() => [] as number[]);
+  const clientCpu = targets.map(() => [] as number[]);
+  // Profiling: every server process and this (client) process, over the measured rotations only.
+  const clientProfiler = profileDir === undefined ? undefined : await startProfiler();
+  if (profileDir !== undefined) for (const { server } of targets) await server.startProfile();
   for (let i = 0; i < rotations; i++) {
     for (const [k, { server, fleet }] of targets.entries()) {
       const m = await measureRotation(server, fleet);
       samples[k]!.push(m.deliveredMs);
       passes[k]!.push(m.passMs);
       cpu[k]!.push(m.cpuUs);
+      clientCpu[k]!.push(m.clientCpuUs);
       await sleep(10); // let the ACKs drain before the next rotation
     }
   }
-  return targets.map((t, k) => summarise(t.fleet.size, samples[k]!, passes[k]!, cpu[k]!));
+  if (profileDir !== undefined) {
+    const clientProfile = await clientProfiler!.stop();
+    const streamPushes = rotations * targets[0]!.fleet.size;
+    for (const { mode, server } of targets) {
+      const file = path.join(profileDir, `${mode}-${targets[0]!.fleet.size}.cpuprofile`);
+      await server.stopProfile(file);
+      process.stdout.write(formatAttribution(`${MODE_NAMES[mode]} server process, ${targets[0]!.fleet.size} streams`, attribute(JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile), streamPushes));
+    }
+    // The client serves every server's streams; its profile covers all of them.
+    process.stdout.write(formatAttribution(`client process (lean Envoy-side streams, all ${targets.length} servers)`, attribute(clientProfile), streamPushes * targets.length));
+  }
+  return targets.map((t, k) => summarise(t.fleet.size, samples[k]!, passes[k]!, cpu[k]!, clientCpu[k]!));
 }
+
+const MODE_NAMES: Record<Mode, string> = { sds: 'meshid SDS', bare: 'bare grpc-js', raw: 'raw node:http2' };
 
 async function waitStreams(server: SdsServerUnderTest, n: number): Promise<{ rss: number }> {
   for (let i = 0; i < 100; i++) {
@@ -200,13 +228,13 @@ async function main(): Promise<void> {
         for (const [mode, server] of servers) targets.push({ mode, server, fleet: await openFleet(server.socketPath, n) });
         if (sds && n === 1000) rss1000 = (await waitStreams(sds, 1000)).rss;
         const rotations = quick ? 20 : rotationsFlag ?? (n === 1000 ? 30 : 50);
-        const runs = await runPushes(targets, rotations);
+        const runs = await runPushes(targets, rotations, profile ? flag('profile-dir') ?? dir : undefined);
         for (const [k, { mode }] of targets.entries()) {
           const r = runs[k]!;
           results[mode].push(r);
           process.stdout.write(
             `${mode.padEnd(4)} ${String(n).padStart(5)} streams: delivered to all p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(2)} ms; ` +
-              `server pass p50 ${r.passP50.toFixed(2)} ms, p99 ${r.passP99.toFixed(2)} ms; server CPU ${r.cpuUsPerStream.toFixed(1)} us per stream per push (${r.rotations} rotations)\n`,
+              `server pass p50 ${r.passP50.toFixed(2)} ms, p99 ${r.passP99.toFixed(2)} ms; server CPU ${r.cpuUsPerStream.toFixed(1)} us per stream per push, client CPU ${r.clientCpuUsPerStream.toFixed(1)} us (${r.rotations} rotations)\n`,
           );
         }
       } finally {
@@ -222,11 +250,11 @@ async function main(): Promise<void> {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 
-  if (flag('streams') !== undefined || flag('modes') !== undefined) {
+  if (flag('streams') !== undefined || flag('modes') !== undefined || profile) {
     // A partial run (for profiling one case): the per-run lines above, and their figures.
     const partial: Record<string, number> = {};
-    for (const mode of MODES) for (const r of results[mode]) Object.assign(partial, { [`${mode}_p50_ms_${r.streams}`]: round(r.p50), [`${mode}_p99_ms_${r.streams}`]: round(r.p99), [`${mode}_pass_p99_ms_${r.streams}`]: round(r.passP99, 3), [`${mode}_cpu_us_per_stream_${r.streams}`]: round(r.cpuUsPerStream, 1) });
-    process.stdout.write(`${JSON.stringify({ client: clientFlag, partial: true, ...partial })}\n`);
+    for (const mode of MODES) for (const r of results[mode]) Object.assign(partial, { [`${mode}_p50_ms_${r.streams}`]: round(r.p50), [`${mode}_p99_ms_${r.streams}`]: round(r.p99), [`${mode}_pass_p99_ms_${r.streams}`]: round(r.passP99, 3), [`${mode}_cpu_us_per_stream_${r.streams}`]: round(r.cpuUsPerStream, 1), [`${mode}_client_cpu_us_per_stream_${r.streams}`]: round(r.clientCpuUsPerStream, 1) });
+    process.stdout.write(`${JSON.stringify({ client: clientFlag, connections: connectionsFlag, partial: true, profiled: profile, ...partial })}\n`);
     return;
   }
 
@@ -277,6 +305,7 @@ async function main(): Promise<void> {
     figures[`server_cpu_us_per_stream_${n}`] = round(s.cpuUsPerStream, 1);
     figures[`bare_server_cpu_us_per_stream_${n}`] = round(b.cpuUsPerStream, 1);
     figures[`raw_server_cpu_us_per_stream_${n}`] = round(r.cpuUsPerStream, 1);
+    figures[`client_cpu_us_per_stream_${n}`] = round(s.clientCpuUsPerStream, 1);
     figures[`rotations_${n}`] = s.rotations;
   });
   // Server CPU per extra stream, from the 100- and 1,000-stream runs: what a push costs per stream
