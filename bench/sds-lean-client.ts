@@ -3,7 +3,8 @@
  * over node:http2 with gRPC framing and the official protos (no grpc-js client stack), so that on a
  * 2-core machine the clients cost less than the server they measure, as Envoy's C++ client does.
  * It checks what Envoy checks (type URL, exactly one resource, the requested name, a Secret that
- * decodes, a version and a nonce) and ACKs every response with its version and nonce.
+ * decodes, a version and a nonce) and ACKs every response with its version and nonce; the time a
+ * response arrived is taken before any of that (see handleReceived).
  * The behaviour tests use src/sds/client.ts (grpc-js, NACKs, reconnects) instead.
  */
 import http2 from 'node:http2';
@@ -47,24 +48,49 @@ export async function openLeanFleet(socketPath: string, streams: number, connect
   let firstAnswers = 0;
   let batchDone: () => void = () => {};
   let batchTarget = 0;
+  // Every stream gets the same bytes on a push, so a response identical to the last one checked
+  // passes the same checks: it is decoded once, and its ACK (the same for every stream) encoded once.
+  let checked: { bytes: Buffer; version: string; ack: Buffer } | undefined;
+  const check = (bytes: Buffer): { version: string; ack: Buffer } | string => {
+    if (checked?.bytes.equals(bytes)) return checked;
+    const res = DiscoveryResponse.decode(bytes) as unknown as { version_info: string; nonce: string; type_url: string; resources: Array<{ type_url: string; value: Uint8Array }> };
+    const secretName = res.resources.length === 1 && res.resources[0]!.type_url === SECRET_TYPE_URL ? (Secret.decode(res.resources[0]!.value) as unknown as { name: string }).name : undefined;
+    if (res.type_url !== SECRET_TYPE_URL || secretName !== name || !res.version_info || !res.nonce) {
+      return `response Envoy would reject (type ${res.type_url}, ${res.resources.length} resources, name ${secretName})`;
+    }
+    const ack = grpcFrame(DiscoveryRequest.encode({ version_info: res.version_info, response_nonce: res.nonce, resource_names: [name], type_url: SECRET_TYPE_URL }).finish());
+    checked = { bytes: Buffer.from(bytes), version: res.version_info, ack };
+    return checked;
+  };
+  // Messages are time-stamped as their bytes arrive and handled (checked, ACKed, reported) once the
+  // reads of this event-loop turn are done: otherwise handling stream 1's response would delay the
+  // time stamp of stream 2's, which arrived in the same read, and the client's own work would be
+  // measured as the server's delivery time. (Envoy too ACKs only after applying the secret.)
+  const received: Array<{ stream: http2.ClientHttp2Stream; i: number; bytes: Buffer; at: number; onFirst: () => void }> = [];
+  const handleReceived = () => {
+    for (const { stream, i, bytes, at, onFirst } of received.splice(0)) {
+      const ok = check(bytes);
+      if (typeof ok === 'string') {
+        errors.push(`stream ${i}: ${ok}`);
+        continue;
+      }
+      stream.write(ok.ack);
+      onFirst();
+      for (const l of listeners) l(ok.version, at);
+    }
+  };
 
   const openStream = (i: number) => {
     const stream = sessions[i % sessions.length]!.request({ ':method': 'POST', ':path': PATH, 'content-type': 'application/grpc', te: 'trailers' });
     let pending: Buffer = Buffer.alloc(0);
     let answered = false;
+    const onFirst = () => {
+      if (answered) return;
+      answered = true;
+      if (++firstAnswers === batchTarget) batchDone();
+    };
     const onMessage = (bytes: Buffer, at: number) => {
-      const res = DiscoveryResponse.decode(bytes) as unknown as { version_info: string; nonce: string; type_url: string; resources: Array<{ type_url: string; value: Uint8Array }> };
-      const secretName = res.resources.length === 1 && res.resources[0]!.type_url === SECRET_TYPE_URL ? (Secret.decode(res.resources[0]!.value) as unknown as { name: string }).name : undefined;
-      if (res.type_url !== SECRET_TYPE_URL || secretName !== name || !res.version_info || !res.nonce) {
-        errors.push(`stream ${i}: response Envoy would reject (type ${res.type_url}, ${res.resources.length} resources, name ${secretName})`);
-        return;
-      }
-      stream.write(grpcFrame(DiscoveryRequest.encode({ version_info: res.version_info, response_nonce: res.nonce, resource_names: [name], type_url: SECRET_TYPE_URL }).finish()));
-      if (!answered) {
-        answered = true;
-        if (++firstAnswers === batchTarget) batchDone();
-      }
-      for (const l of listeners) l(res.version_info, at);
+      if (received.push({ stream, i, bytes, at, onFirst }) === 1) setImmediate(handleReceived);
     };
     stream.on('data', (chunk: Buffer) => {
       const at = nowMs();

@@ -71,14 +71,21 @@ function statusOf(error: MeshidError): Partial<grpc.StatusObject> {
   return { code: grpcStatusOf(error.kind), details: error.message };
 }
 
-/** The SDS service with responses written as pre-encoded bytes (see secret-encoding.ts). */
+/**
+ * The SDS service with responses written as pre-encoded bytes (see secret-encoding.ts), and
+ * requests read as protobufjs decodes them, without the conversion to plain objects: every ACK of
+ * every stream is decoded, and the fields the server reads (node.id, resource_names, type_url,
+ * version_info, response_nonce, error_detail) read the same on the decoded message (absent ones
+ * are "", [] or null there instead of undefined, which the stream code treats alike).
+ */
 export function sdsServiceDefinition(): grpc.ServiceDefinition {
-  const base = envoyProtos().sdsService;
+  const { sdsService: base, DiscoveryRequest } = envoyProtos();
   const bytes = (b: Buffer) => b;
+  const request = (b: Buffer) => DiscoveryRequest.decode(b) as unknown as DiscoveryRequest__Output;
   return {
     ...base,
-    StreamSecrets: { ...base.StreamSecrets, responseSerialize: bytes },
-    FetchSecrets: { ...base.FetchSecrets, responseSerialize: bytes },
+    StreamSecrets: { ...base.StreamSecrets, requestDeserialize: request, responseSerialize: bytes },
+    FetchSecrets: { ...base.FetchSecrets, requestDeserialize: request, responseSerialize: bytes },
   };
 }
 
