@@ -52,7 +52,7 @@ export const agentOptions = {
     metavar: 'ID',
   }, (s) => parseSpiffeId(s).uri),
   trustBundle: opt.string('trust-bundle', {
-    description: "PEM roots of the trust domain (e.g. the CA's bundle.pem), watched; trusted with the root of each issued chain",
+    description: "PEM roots of the trust domain (e.g. the CA's bundle.pem), watched; the only roots trusted, and issued chains must end at one of them",
     metavar: 'FILE',
   }),
   partnerCas: opt.string('partner-cas', {

@@ -164,6 +164,7 @@ export const ERROR_CODES = {
   ca_root_not_self_signed: fail('invalid_argument', 'the chain does not end with a self-signed root', CA_ANSWER_ACTION),
   ca_root_unusable: fail('invalid_argument', 'the chain\'s root cannot be used as a trust anchor', CA_ANSWER_ACTION),
   ca_chain_untrusted: fail('invalid_argument', 'the issued chain is not a valid X.509-SVID under the trust bundle', CA_ANSWER_ACTION),
+  ca_root_not_configured: fail('failed_precondition', 'the issued chain ends at a root the configured trust bundle (--trust-bundle) does not list', 'add the CA\'s new root to the trust bundle file before the CA issues under it, or point the agent at the CA the bundle names'),
   svid_manager_stopped: fail('unavailable', 'the SVID manager was stopped while a request waited', 'none: the agent is shutting down'),
 
   // X.509-SVID verification (meshid svid verify exits 1: the input was read and is not a valid SVID)

@@ -43,10 +43,13 @@ function parseElement(pem: unknown, index: number): Certificate {
  * (verifyX509Svid: a path to that root, and only that root, at time now, SPIFFE leaf rules, trust
  * domain). Verifying against other trusted roots too would let an answer whose path ends at an
  * old root slip an unrelated self-signed certificate into the bundle as the "current" root.
+ * With a configured bundle (configuredRoots), the operator decides which roots may issue: the
+ * chain must also verify under those roots alone, or a compromised or misconfigured CA could
+ * bring its own root into the bundle that Envoy trusts.
  */
 export function acceptIssuedChain(
   chainPem: readonly string[],
-  expected: { readonly spiffeId: SpiffeId; readonly key: KeyPair },
+  expected: { readonly spiffeId: SpiffeId; readonly key: KeyPair; readonly configuredRoots?: readonly Certificate[] | undefined },
   now: number,
 ): AcceptedSvid {
   if (!Array.isArray(chainPem) || chainPem.length < 2) {
@@ -79,6 +82,12 @@ export function acceptIssuedChain(
   } catch (e) {
     throw refused('ca_chain_untrusted', `the issued chain is not a valid X.509-SVID: ${errorMessage(e)}`);
   }
+  if (expected.configuredRoots && !chainsToConfiguredRoot(served, expected.configuredRoots, expected.spiffeId.trustDomain, now)) {
+    throw refused(
+      'ca_root_not_configured',
+      `the issued chain (leaf serial ${leaf.serial}) ends at root "${root.subjectText || 'empty subject'}", which is not in the configured trust bundle (${expected.configuredRoots.length} root(s))`,
+    );
+  }
   return {
     svid: Object.freeze({
       spiffeId: expected.spiffeId.uri,
@@ -90,4 +99,14 @@ export function acceptIssuedChain(
     leaf,
     root,
   };
+}
+
+function chainsToConfiguredRoot(served: readonly Certificate[], roots: readonly Certificate[], trustDomain: string, now: number): boolean {
+  if (roots.length === 0) return false;
+  try {
+    verifyX509Svid(served, roots, { trustDomain, now });
+    return true;
+  } catch {
+    return false;
+  }
 }

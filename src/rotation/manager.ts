@@ -340,7 +340,7 @@ export class SvidManager implements IdentitySource {
         return { ok: false, auth: authKind, kind: result.kind, grpcCode: result.grpcCode, message: result.message, ...hint };
       }
       try {
-        const accepted = acceptIssuedChain(result.chainPem, { spiffeId: this.spiffeId, key }, this.clock.now());
+        const accepted = acceptIssuedChain(result.chainPem, { spiffeId: this.spiffeId, key, configuredRoots: this.bundle.configuredRoots() }, this.clock.now());
         return { ok: true, auth: authKind, accepted };
       } catch (e) {
         const code = isMeshidError(e) ? e.code : 'ca_response_invalid';

@@ -76,6 +76,11 @@ export class TrustBundleState {
     return this.bundle?.roots ?? NO_ROOTS;
   }
 
+  /** The roots of the configured bundle alone (undefined: none configured), which alone may issue our SVIDs. */
+  configuredRoots(): readonly Certificate[] | undefined {
+    return this.configured?.roots;
+  }
+
   view(): TrustBundleView | undefined {
     return this.cachedView;
   }

@@ -14,15 +14,16 @@ import fs from 'node:fs';
 
 const RETRYING = 'could not obtain an SVID from the CA; will retry';
 
-test('a CA answering with a chain for the wrong identity, then an expired chain: each refused, the old SVID kept and served', async (t) => {
+test('a CA answering with a chain for the wrong identity, an expired chain, then a chain from another root: each refused, the old SVID kept and served', async (t) => {
   const dir = tempDir(t, 'meshid-fault-');
   const ca = await startRogueCa({ dir, trustDomain: TD, identity: ORDERS, otherIdentity: FRONTEND });
   t.teardown(() => ca.close());
-  const agent = await startFaultAgent(t, dir, { caAddress: ca.address, caBundle: ca.bundlePath });
+  const agent = await startFaultAgent(t, dir, { caAddress: ca.address, caBundle: ca.bundlePath, args: [`--trust-bundle=${ca.bundlePath}`] });
   await untilReady(agent.admin);
   const served = async () => (await agent.sds().fetch('default')).version;
   const first = await served();
   t.truthy(first);
+  const rootVersion = (await agent.sds().fetch('ROOTCA')).version;
 
   ca.mode = 'wrong-identity';
   let from = agent.process.lines.length;
@@ -39,12 +40,19 @@ test('a CA answering with a chain for the wrong identity, then an expired chain:
   t.regex(String(expired.error), /not a valid X\.509-SVID: .*expired/i);
   t.is(await served(), first, 'the old SVID is still served');
 
+  ca.mode = 'other-root';
+  from = agent.process.lines.length;
+  const foreign = await agent.process.waitFor('a refusal of the chain from another root', (l) => l.msg === RETRYING && l.code === 'ca_root_not_configured', { from });
+  t.regex(String(foreign.error), /ends at root ".*", which is not in the configured trust bundle \(1 root\(s\)\)/);
+  t.is(await served(), first, 'the old SVID is still served');
+  t.is((await agent.sds().fetch('ROOTCA')).version, rootVersion, 'and the other root is not trusted');
+
   ca.mode = 'ok';
   from = agent.process.lines.length;
   const renewed = await agent.process.waitFor('the renewal once the CA behaves', (l) => l.msg === 'SVID renewed', { from });
   t.is(renewed.previousSerial, first);
   t.not(await served(), first, 'a good answer is taken');
-  t.true(ca.answered.includes('wrong-identity') && ca.answered.includes('expired'));
+  t.true(ca.answered.includes('wrong-identity') && ca.answered.includes('expired') && ca.answered.includes('other-root'));
 });
 
 test('CA down at agent start: the agent retries and becomes ready when the CA comes up; CA down past a renewal: the old SVID kept and served', async (t) => {

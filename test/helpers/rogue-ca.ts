@@ -1,7 +1,8 @@
 /**
  * A small CA for fault tests that really signs, over TLS with a serving certificate from its own
  * root (so an agent given its bundle trusts the connection), and misbehaves on request: it can
- * answer with a chain for another identity, or a chain that expired before it was sent, answer
+ * answer with a chain for another identity, a chain that expired before it was sent, or a chain
+ * from another root of the same trust domain (a CA whose key was swapped or stolen), answer
  * UNAVAILABLE (a CA that flaps), or answer only after SLOW_MS (past the agent's deadline). Anything
  * that authenticates is issued for `identity` (the test decides who asks).
  */
@@ -17,7 +18,7 @@ import { generateKeyPairSync } from '../../src/identity/keys.js';
 import { parseSpiffeId } from '../../src/identity/spiffe-id.js';
 import { bindServer } from '../../src/lib/grpc-server.js';
 
-export type RogueMode = 'ok' | 'wrong-identity' | 'expired' | 'unavailable' | 'slow';
+export type RogueMode = 'ok' | 'wrong-identity' | 'expired' | 'other-root' | 'unavailable' | 'slow';
 
 /** How long a 'slow' CA holds its answer. */
 export const SLOW_MS = 3000;
@@ -37,6 +38,8 @@ export async function startRogueCa(o: { readonly dir: string; readonly trustDoma
   // The root dates from yesterday, so a leaf issued "two hours ago" is inside its validity.
   const state = loadOrCreateState(path.join(o.dir, 'rogue-ca'), o.trustDomain, Date.now() - DAY_MS);
   const authority = new Authority(o.trustDomain, state.material, { defaultTtlMs: 60_000, maxTtlMs: 60_000 });
+  const otherRoot = loadOrCreateState(path.join(o.dir, 'rogue-ca-other-root'), o.trustDomain, Date.now() - DAY_MS);
+  const otherAuthority = new Authority(o.trustDomain, otherRoot.material, { defaultTtlMs: 60_000, maxTtlMs: 60_000 });
   const provider = new ServingCertificateProvider(state.bundlePem);
   const serving = issueServingCertificate(authority, [], Date.now());
   provider.setIdentity(serving.certChainPem, serving.privateKeyPem);
@@ -64,7 +67,7 @@ export async function startRogueCa(o: { readonly dir: string; readonly trustDoma
       try {
         // Another identity: a CSR of its own (the CA would not sign the agent's CSR for a name it does not ask for).
         const csrPem = mode === 'wrong-identity' ? createCsr(other, generateKeyPairSync('ec-p256')).pem : (call.request.csr ?? '');
-        const issued = authority.issue({
+        const issued = (mode === 'other-root' ? otherAuthority : authority).issue({
           csrPem,
           identity: mode === 'wrong-identity' ? other : identity,
           // Expired: a one-minute leaf issued two hours ago.

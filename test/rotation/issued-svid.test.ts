@@ -161,3 +161,17 @@ test('a chain that verifies only through another trusted root is refused: the la
   refusal(t, () => acceptIssuedChain([leaf.pem, unrelated.pem], { spiffeId: ID, key }, NOW), 'ca_chain_untrusted', /./);
   t.is(acceptIssuedChain([leaf.pem, root.pem], { spiffeId: ID, key }, NOW).svid.version, leaf.cert.serial);
 });
+
+test('with a configured bundle, only its roots may issue: a chain from another root is refused as ca_root_not_configured', (t) => {
+  const { root, key, leaf } = setup();
+  const listed = makeRoot('example.org', { commonName: 'listed' });
+  refusal(
+    t,
+    () => acceptIssuedChain([leaf.pem, root.pem], { spiffeId: ID, key, configuredRoots: [listed.cert] }, NOW),
+    'ca_root_not_configured',
+    /leaf serial [0-9a-f]+\) ends at root "O=example\.org,CN=test root example\.org", which is not in the configured trust bundle \(1 root\(s\)\)/,
+  );
+  const accepted = acceptIssuedChain([leaf.pem, root.pem], { spiffeId: ID, key, configuredRoots: [listed.cert, root.cert] }, NOW);
+  t.is(accepted.svid.version, leaf.cert.serial);
+  t.is(acceptIssuedChain([leaf.pem, root.pem], { spiffeId: ID, key }, NOW).svid.version, leaf.cert.serial, 'without a configured bundle the CA\'s root is learned');
+});

@@ -75,11 +75,42 @@ test('root rotation with a configured bundle: roots added and removed through th
   t.is(h.notifications.length, n2 + 1);
 });
 
-test('a configured bundle without the root our chain needs: that root is still served', async (t) => {
+test('a configured bundle without the CA\'s root: every answer is refused (ca_root_not_configured) until the file lists that root', async (t) => {
+  const clock = new FakeClock();
+  const signer = new InProcessSigner(clock, { tokens: { [TOKEN]: ID } });
   const other = makeRoot('example.org', { commonName: 'test other' });
-  const h = harness(t, { manager: { configuredRootsPem: other.pem } });
-  await started(h);
+  const h = harness(t, { clock, signerInstance: signer, manager: { configuredRootsPem: other.pem } });
+  h.manager.start();
+  await advanceUntil(h.clock, () => signer.requests.length >= 2, 5 * 60_000);
+  t.false(h.manager.ready());
+  t.is(h.manager.currentSvid(), undefined);
+  t.deepEqual(rootNames(h.manager.currentBundle()?.rootsPem), ['other'], 'the CA\'s root never enters the bundle');
+  const refusal = h.logs.find((l) => (l as { code?: string }).code === 'ca_root_not_configured');
+  t.truthy(refusal, 'the refusal is logged with its code');
+  t.regex(JSON.stringify(refusal), /ends at root \\"O=example\.org,CN=test root 1\\", which is not in the configured trust bundle \(1 root\(s\)\)/);
+
+  h.manager.setConfiguredRoots(chainPem(other, signer.root));
+  t.true(await advanceUntil(h.clock, () => h.manager.ready(), 10 * 60_000));
   t.deepEqual(rootNames(h.manager.currentBundle()?.rootsPem), ['other', 'root 1']);
+});
+
+test('the CA switching to a root the configured bundle does not list: renewals refused, the old SVID served until the file lists it', async (t) => {
+  const clock = new FakeClock();
+  const signer = new InProcessSigner(clock, { tokens: { [TOKEN]: ID } });
+  const h = harness(t, { clock, signerInstance: signer, manager: { configuredRootsPem: signer.root.pem } });
+  const A = signer.root;
+  const first = await started(h);
+  const version = h.manager.currentBundle()!.version;
+  const B = signer.rotateRoot();
+  const before = signer.requests.length;
+  await advanceUntil(h.clock, () => signer.requests.length >= before + 2, HOUR);
+  t.is(h.manager.currentSvid(), first, 'the SVID under the configured root stays');
+  t.is(h.manager.currentBundle()!.version, version, 'the unlisted root is not trusted');
+  t.truthy(h.logs.find((l) => (l as { code?: string }).code === 'ca_root_not_configured'));
+
+  h.manager.setConfiguredRoots(chainPem(A, B));
+  t.true(await advanceUntil(h.clock, () => h.manager.currentSvid() !== first, HOUR));
+  t.deepEqual(rootNames(h.manager.currentBundle()?.rootsPem), ['root 1', 'root 2']);
 });
 
 test('bad configured bundles are refused with a clear error and change nothing', async (t) => {
@@ -109,9 +140,12 @@ test('bad configured bundles are refused with a clear error and change nothing',
 });
 
 test('unsetting the configured bundle falls back to the CA roots', async (t) => {
+  const clock = new FakeClock();
+  const signer = new InProcessSigner(clock, { tokens: { [TOKEN]: ID } });
   const other = makeRoot('example.org', { commonName: 'test other' });
-  const h = harness(t, { manager: { configuredRootsPem: other.pem } });
+  const h = harness(t, { clock, signerInstance: signer, manager: { configuredRootsPem: chainPem(other, signer.root) } });
   await started(h);
+  t.deepEqual(rootNames(h.manager.currentBundle()?.rootsPem), ['other', 'root 1']);
   h.manager.setConfiguredRoots(undefined);
   t.deepEqual(rootNames(h.manager.currentBundle()?.rootsPem), ['root 1']);
 });
