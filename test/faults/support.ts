@@ -23,6 +23,8 @@ export interface FaultAgentOptions {
   readonly args?: readonly string[];
   /** Node flags for the agent process (e.g. --import of a shim). */
   readonly nodeArgs?: readonly string[];
+  /** Run the agent as this uid/gid (the runner must be root). */
+  readonly user?: { readonly uid: number; readonly gid: number };
 }
 
 export function agentArgs(dir: string, o: FaultAgentOptions): string[] {
@@ -42,7 +44,7 @@ export function agentArgs(dir: string, o: FaultAgentOptions): string[] {
 }
 
 export async function startFaultAgent(t: ExecutionContext, dir: string, o: FaultAgentOptions): Promise<FaultAgent> {
-  const process = new MeshidProcess(agentArgs(dir, o), { nodeArgs: o.nodeArgs ?? [] });
+  const process = new MeshidProcess(agentArgs(dir, o), { nodeArgs: o.nodeArgs ?? [], ...(o.user ? { user: o.user } : {}) });
   let client: SdsClient | undefined;
   t.teardown(async () => {
     client?.close();

@@ -32,9 +32,12 @@ export class MeshidProcess {
   private exit: Exit | undefined;
   private readonly listeners = new Set<() => void>();
 
-  /** nodeArgs: flags for node itself, before the script (e.g. an --import of a test shim). */
-  constructor(args: readonly string[], options: { readonly nodeArgs?: readonly string[] } = {}) {
-    this.child = spawn(process.execPath, [...(options.nodeArgs ?? []), MESHID_MAIN, ...args], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  /**
+   * nodeArgs: flags for node itself, before the script (e.g. an --import of a test shim). user: run
+   * as that uid/gid (the test runner must be root), for faults that permissions make.
+   */
+  constructor(args: readonly string[], options: { readonly nodeArgs?: readonly string[]; readonly user?: { readonly uid: number; readonly gid: number } } = {}) {
+    this.child = spawn(process.execPath, [...(options.nodeArgs ?? []), MESHID_MAIN, ...args], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'], ...options.user });
     readline.createInterface({ input: this.child.stdout! }).on('line', (line) => {
       try {
         const parsed: unknown = JSON.parse(line);
