@@ -37,6 +37,21 @@ export const PROTOS = [
   'workload.proto',
 ];
 
+/**
+ * Types the runtime looks up by name besides those its services reach (Secret is packed into an
+ * Any, StatusCode is read by `authz ask`). Everything neither reaches is left out of the runtime
+ * descriptor: Envoy's validation, UDPA and xDS annotations and descriptor.proto are more than half
+ * of what the imports bring, and protobufjs builds every type it is given when the agent starts.
+ */
+const RUNTIME_ROOTS = [
+  'envoy.extensions.transport_sockets.tls.v3.Secret',
+  'envoy.service.auth.v3.CheckRequest',
+  'envoy.service.auth.v3.CheckResponse',
+  'envoy.service.discovery.v3.DiscoveryRequest',
+  'envoy.service.discovery.v3.DiscoveryResponse',
+  'envoy.type.v3.StatusCode',
+];
+
 /** Test-only descriptors: output name -> protos. */
 const TEST_PROTOS = {
   'envoy-bootstrap.json': [
@@ -108,9 +123,68 @@ function generateTypes(dirs) {
   for (const file of PROTOS) fs.rmSync(path.join(outDir, `${path.basename(file, '.proto')}.ts`));
 }
 
+/**
+ * Removes from root every type and enum that no service method and no name in `roots` reaches
+ * through message fields (nested types of a kept message count as reached), and every extension
+ * field: options stay as plain values in the descriptor, the runtime never reads them.
+ * @param {protobuf.Root} root
+ * @param {readonly string[]} roots
+ */
+function pruneToReachable(root, roots) {
+  /** @type {Set<protobuf.ReflectionObject>} */
+  const kept = new Set();
+  /** @type {protobuf.ReflectionObject[]} */
+  const queue = roots.map((name) => root.lookup(name) ?? fail(`runtime root ${name} is not in the descriptor`));
+  /** @type {protobuf.Field[]} */
+  const extensions = [];
+  const all = (/** @type {protobuf.NamespaceBase} */ ns, /** @type {(o: protobuf.ReflectionObject) => void} */ fn) => {
+    for (const o of ns.nestedArray) {
+      fn(o);
+      if (o instanceof protobuf.Namespace || o instanceof protobuf.Type || o instanceof protobuf.Service) all(/** @type {protobuf.NamespaceBase} */ (o), fn);
+    }
+  };
+  all(root, (o) => {
+    if (o instanceof protobuf.Service) for (const m of o.methodsArray) queue.push(/** @type {protobuf.Type} */ (m.resolvedRequestType), /** @type {protobuf.Type} */ (m.resolvedResponseType));
+    if (o instanceof protobuf.Field && o.extend !== undefined) extensions.push(o);
+  });
+  while (queue.length > 0) {
+    const o = /** @type {protobuf.ReflectionObject} */ (queue.pop());
+    if (kept.has(o)) continue;
+    kept.add(o);
+    if (o instanceof protobuf.Type) {
+      for (const f of o.fieldsArray) if (f.resolvedType) queue.push(f.resolvedType);
+      for (const n of o.nestedArray) if (n instanceof protobuf.Type || n instanceof protobuf.Enum) queue.push(n);
+    }
+  }
+  for (const f of extensions) f.parent?.remove(f);
+  /** @type {protobuf.ReflectionObject[]} */
+  const drop = [];
+  all(root, (o) => {
+    if ((o instanceof protobuf.Type || o instanceof protobuf.Enum) && !kept.has(o) && !(o.parent && kept.has(o.parent))) drop.push(o);
+  });
+  for (const o of drop) o.parent?.remove(o);
+  // Packages left empty go too.
+  const empty = (/** @type {protobuf.NamespaceBase} */ ns) => {
+    for (const o of [...ns.nestedArray]) {
+      if (o.constructor === protobuf.Namespace) {
+        empty(/** @type {protobuf.Namespace} */ (o));
+        if (/** @type {protobuf.Namespace} */ (o).nestedArray.length === 0) ns.remove(o);
+      }
+    }
+  };
+  empty(root);
+  root.resolveAll();
+  return root;
+}
+
+/** @param {string} message @returns {never} */
+function fail(message) {
+  throw new Error(message);
+}
+
 function main() {
   const dirs = includeDirs();
-  writeDescriptor(path.join(ROOT, 'dist', 'proto', 'meshid.json'), loadRoot(PROTOS, dirs));
+  writeDescriptor(path.join(ROOT, 'dist', 'proto', 'meshid.json'), pruneToReachable(loadRoot(PROTOS, dirs), RUNTIME_ROOTS));
   for (const [name, files] of Object.entries(TEST_PROTOS)) writeDescriptor(path.join(ROOT, 'dist', 'test', 'protos', name), loadRoot(files, dirs));
   generateTypes(dirs);
 }
