@@ -12,6 +12,7 @@
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
+import { packagePath } from '../lib/package-path.js';
 import { type CompileOptions, type CompiledPolicySet, compilePolicySetSteps } from './compile.js';
 import type { AuthorizationPolicy } from './policy.js';
 import type { RateLimitPolicy } from './rate-limit/policy.js';
@@ -70,7 +71,8 @@ export function startPolicyLoader(): PolicyLoader {
   let closed = false;
 
   const spawn = (): Worker => {
-    const w = new Worker(new URL('./policy-worker.js', import.meta.url), { resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } });
+    // By package path, not relative to this module: in the bundled CLI this code runs from dist/src/cli/main.js.
+    const w = new Worker(packagePath('dist', 'src', 'authz', 'policy-worker.js'), { resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } });
     w.unref(); // idle, it never keeps the process alive; ref()'d while a load runs
     w.on('message', (reply: LoaderReply) => {
       if (waiting && reply.id === waiting.id) {
