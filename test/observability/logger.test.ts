@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -55,4 +56,23 @@ test('the buffered destination drops and counts lines past its bound, and flushe
   t.true(written.every((l) => (JSON.parse(l) as { msg: string }).msg === 'line'));
   dest.end(); // closes the fd and stops the periodic flush
   fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('lines still gathered for the next chunk reach stdout when the process exits at once', (t) => {
+  // 300 decision-style lines and 1 pino line, then process.exit in the same turn: nothing has been
+  // handed to SonicBoom's asynchronous write yet, so only the exit flush can write them.
+  const logger = new URL('../../src/observability/logger.js', import.meta.url).href;
+  const script = `
+    import { createLogger, infoLineWriter } from ${JSON.stringify(logger)};
+    const log = createLogger({ pretty: false }).child({ component: 'authz-decision' });
+    const line = infoLineWriter(log);
+    for (let i = 0; i < 300; i++) line({ i, path: '/p/' + i }, 'decision');
+    log.info({ last: true }, 'pino line');
+    process.exit(0);`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } });
+  t.is(r.status, 0, r.stderr);
+  const lines = r.stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { i?: number; msg: string });
+  t.is(lines.length, 301);
+  t.deepEqual(lines.slice(0, 300).map((l) => l.i), Array.from({ length: 300 }, (_, i) => i), 'in order, none missing');
+  t.is(lines[300]!.msg, 'pino line');
 });
