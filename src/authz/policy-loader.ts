@@ -71,7 +71,7 @@ export function startPolicyLoader(): PolicyLoader {
   let closed = false;
 
   const spawn = (): Worker => {
-    // By package path, not relative to this module: in the bundled CLI this code runs from dist/src/cli/main.js.
+    // By package path, not relative to this module: in the bundled CLI this code runs from dist/src/cli/meshid.cjs.
     const w = new Worker(packagePath('dist', 'src', 'authz', 'policy-worker.js'), { resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } });
     w.unref(); // idle, it never keeps the process alive; ref()'d while a load runs
     w.on('message', (reply: LoaderReply) => {

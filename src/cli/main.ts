@@ -1,14 +1,9 @@
 #!/usr/bin/env node
-/** The meshid executable. */
-import { errorMessage } from '../lib/errors.js';
-import { main } from './router.js';
+/** The meshid executable: the bundled program when the build made one (bundle-script.ts), else program.ts. */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadBundle } from './bundle-script.js';
 
-main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env }).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e: unknown) => {
-    process.stderr.write(`meshid: ${errorMessage(e)}\n`);
-    process.exitCode = 1;
-  },
-);
+const bundle = loadBundle(path.dirname(fileURLToPath(import.meta.url)));
+if (bundle) bundle.run();
+else await import('./program.js');
